@@ -1,0 +1,80 @@
+"""``create_app(settings)``: the Starlette application, its routes and its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from server import wellknown
+from server.errors import KithError
+from server.services import Services
+from server.settings import Settings
+from server.web import actors
+
+log = logging.getLogger("kith.app")
+
+
+def static_dir() -> Path:
+    """``static/`` beside the package (a checkout or editable install), else in the working directory."""
+    beside = Path(__file__).resolve().parent.parent / "static"
+    return beside if beside.is_dir() else Path.cwd() / "static"
+
+
+async def kith_error(request: Request, exc: Exception) -> Response:
+    """The one mapping from our exceptions to HTTP: status plus a short, safe reason."""
+    assert isinstance(exc, KithError)
+    if exc.detail != exc.reason:
+        log.info("%s %s -> %s: %s", request.method, request.url.path, exc.status, exc.detail)
+    return JSONResponse({"error": exc.reason}, status_code=exc.status)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def create_app(settings: Settings, *, services: Services | None = None, run_worker: bool = True) -> Starlette:
+    """Build the app. Pass ``services`` to share ready-made ones (tests); else the lifespan builds them."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        own = services is None
+        app.state.services = services or await Services.open(settings)
+        stop = asyncio.Event()
+        task = None
+        if run_worker:
+            from server.jobs import build_worker
+
+            worker = build_worker(app.state.services)
+            task = asyncio.create_task(worker.run_forever(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                await task
+            if own:
+                await app.state.services.close()
+
+    app = Starlette(
+        routes=[
+            *wellknown.routes,
+            *actors.routes,
+            Mount("/static", StaticFiles(directory=str(static_dir()), check_dir=False), name="static"),
+        ],
+        exception_handlers={KithError: kith_error, HTTPException: http_error},
+        lifespan=lifespan,
+    )
+    if services is not None:
+        app.state.services = services
+    return app

@@ -1,0 +1,221 @@
+"""The ``kith`` command. Thin: parse arguments, call the domain, print.
+
+Every failure ends with one line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from server import __version__
+from server.errors import KithError
+from server.settings import Settings
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+async def _with_db(settings: Settings, fn: Callable[[Any], Awaitable[Any]], *, migrate: bool = True) -> Any:
+    from server.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        await db.check()
+        if migrate:
+            await db.migrate()
+        return await fn(db)
+    finally:
+        await db.dispose()
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    async def run(db: Any) -> None:
+        applied = await db.migrate()
+        print(f"applied {', '.join(applied)}" if applied else "database is up to date")
+
+    asyncio.run(_with_db(settings, run, migrate=False))
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import create_app
+    from server.instance import ensure_instance
+
+    async def prepare(db: Any) -> None:
+        await ensure_instance(db, settings.secret_key)
+
+    asyncio.run(_with_db(settings, prepare))
+    app = create_app(settings, run_worker=not args.no_worker)
+    print(f"Kith {__version__} serving {settings.base_url} on http://{args.host}:{args.port}", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", proxy_headers=True, server_header=False)
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from server.jobs import build_worker
+    from server.services import Services
+
+    async def run() -> None:
+        services = await Services.open(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"kith worker started on {services.db.safe_url}", file=sys.stderr)
+        try:
+            await build_worker(services).run_forever(stop)
+        finally:
+            await services.close()
+        print("kith worker stopped", file=sys.stderr)
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_user_create(settings: Settings, args: argparse.Namespace) -> int:
+    from server.accounts import create_user
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+
+    async def run(db: Any) -> Any:
+        return await create_user(db, args.name, admin=args.admin, password=password)
+
+    _user, generated = asyncio.run(_with_db(settings, run))
+    print(f"created user {args.name}" + (" (admin)" if args.admin else ""), file=sys.stderr)
+    if generated:
+        print(generated)
+    return 0
+
+
+def _group_json(settings: Settings, group: Any, **extra: Any) -> dict[str, Any]:
+    from server.links import Links
+
+    links = Links(settings.base_url)
+    return {
+        "name": group.name,
+        "handle": f"@{group.name}@{settings.domain}",
+        "id": links.group(group.name),
+        "title": group.title,
+        "summary": group.summary,
+        "approval": group.approval,
+        "posting": group.posting,
+        "created_at": group.created_at.isoformat(),
+        **extra,
+    }
+
+
+def cmd_group_create(settings: Settings, args: argparse.Namespace) -> int:
+    from server.groups.membership import GroupSpec, create_group
+
+    spec = GroupSpec(
+        name=args.name,
+        title=args.title or "",
+        summary=args.summary or "",
+        owner=args.owner,
+        approval=args.approval,
+        posting=args.posting,
+    )
+
+    async def run(db: Any) -> Any:
+        return await create_group(db, spec)
+
+    group = asyncio.run(_with_db(settings, run))
+    _print_json(_group_json(settings, group))
+    return 0
+
+
+def cmd_group_list(settings: Settings, args: argparse.Namespace) -> int:
+    from server.groups.membership import count_members, list_groups
+
+    async def run(db: Any) -> list[dict[str, Any]]:
+        async with db.read() as conn:
+            return [_group_json(settings, g, members=await count_members(conn, g.id)) for g in await list_groups(conn)]
+
+    _print_json(asyncio.run(_with_db(settings, run)))
+    return 0
+
+
+def cmd_group_show(settings: Settings, args: argparse.Namespace) -> int:
+    from server.groups.membership import count_members, get_group, list_follows, moderator_names
+
+    async def run(db: Any) -> dict[str, Any]:
+        async with db.read() as conn:
+            g = await get_group(conn, args.name)
+            pending = await list_follows(conn, g.id, "pending")
+            return _group_json(
+                settings,
+                g,
+                members=await count_members(conn, g.id),
+                pending_follows=len(pending),
+                moderators=[{"name": n, "role": r} for n, r in await moderator_names(conn, g.id)],
+            )
+
+    _print_json(asyncio.run(_with_db(settings, run)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kith", description="Kith, a federated community server.")
+    parser.add_argument("--version", action="version", version=f"kith {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="migrate, then serve HTTP with an in-process worker")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--no-worker", action="store_true", help="serve HTTP only; run `kith worker` beside it")
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("worker", help="run background work only").set_defaults(func=cmd_worker)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+
+    user = sub.add_parser("user", help="local accounts").add_subparsers(dest="action", required=True)
+    ucreate = user.add_parser("create", help="create a local account")
+    ucreate.add_argument("name")
+    ucreate.add_argument("--admin", action="store_true")
+    ucreate.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    ucreate.set_defaults(func=cmd_user_create)
+
+    group = sub.add_parser("group", help="groups").add_subparsers(dest="action", required=True)
+    gcreate = group.add_parser("create", help="create a group actor")
+    gcreate.add_argument("name")
+    gcreate.add_argument("--title")
+    gcreate.add_argument("--summary")
+    gcreate.add_argument("--owner")
+    gcreate.add_argument("--approval", choices=["auto", "manual"], default="auto")
+    gcreate.add_argument("--posting", choices=["members", "anyone", "moderators"], default="members")
+    gcreate.set_defaults(func=cmd_group_create)
+    group.add_parser("list", help="list groups as JSON").set_defaults(func=cmd_group_list)
+    gshow = group.add_parser("show", help="one group as JSON")
+    gshow.add_argument("name")
+    gshow.set_defaults(func=cmd_group_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``kith`` console script."""
+    args = build_parser().parse_args(argv)
+    # Long-running commands log their work; one-shot commands print only results and errors.
+    verbose = args.command in ("serve", "worker")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        settings = Settings.from_env()
+        return int(args.func(settings, args) or 0)
+    except KithError as exc:
+        print(f"kith: error: {exc.reason}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

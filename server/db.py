@@ -1,0 +1,209 @@
+"""The only module that touches the database engine.
+
+SQLAlchemy 2's own asyncio layer (AsyncEngine over asyncpg or aiosqlite) stands
+where the design card named the ``databases`` package: that package has had no
+release since March 2024 and its repository is archived, and it was a thin wrapper
+over this same layer.
+
+SQLite is the embedded default. It allows one writer at a time, so write
+transactions start with ``BEGIN IMMEDIATE``: a writer waits for the lock up front
+(``busy_timeout``) instead of failing half-way when a read lock cannot be upgraded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from server.errors import ConfigError
+from server.settings import validate_database_url
+from server.tables import metadata
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Any constant works; it only has to be the same in every Kith process.
+_MIGRATION_LOCK = 7_114_851
+
+
+def driver_url(url: str) -> str:
+    """Map the user-facing URL (``sqlite:///x.db``, ``postgresql://...``) to its async driver."""
+    validate_database_url(url)
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        return "postgresql+asyncpg://" + url[len("postgresql://") :]
+    return url
+
+
+class Database:
+    """An engine plus the few ways Kith uses it: read, transaction, migrate, claim."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+        self.url = driver_url(url)
+        parsed = make_url(self.url)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite":
+            path = parsed.database or ""
+            if path and path != ":memory:":
+                Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+            self.engine: AsyncEngine = create_async_engine(
+                self.url, echo=echo, connect_args={"timeout": 30}, pool_size=pool_size, max_overflow=0
+            )
+            _sqlite_pragmas(self.engine)
+        else:
+            self.engine = create_async_engine(
+                self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
+            )
+        self._read_engine = self.engine.execution_options(kith_read_only=True)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    async def check(self) -> None:
+        """Connect once, so a bad URL or a down server fails at start with a clear message."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        except Exception as exc:
+            raise ConfigError(f"cannot connect to the database {self.safe_url}: {_first_line(exc)}") from None
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password hidden, for messages."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: committed on success, rolled back on any exception."""
+        async with self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only unit of work (on SQLite a deferred transaction, so readers never queue)."""
+        async with self._read_engine.connect() as conn:
+            yield conn
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    def insert_ignore(self, table: sa.Table, index_elements: Sequence[str]) -> Any:
+        """``INSERT ... ON CONFLICT DO NOTHING`` for this dialect (idempotent stores)."""
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        return dialect_insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
+
+    async def claim_due(
+        self, table: sa.Table, *, now: datetime, limit: int, lease: timedelta, where: Any = None
+    ) -> list[sa.Row]:
+        """Lease up to ``limit`` due rows of a queue table and return them.
+
+        A row is due when queued, its ``next_attempt_at`` has passed and no live
+        lease holds it. The lease makes a crash harmless: a worker killed mid-job
+        simply lets the lease run out and another worker claims the row again. On
+        PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets many workers claim side by side
+        without ever taking the same row; on SQLite ``BEGIN IMMEDIATE`` serialises
+        claims, which gives the same guarantee.
+        """
+        due = sa.and_(
+            table.c.state == "queued",
+            table.c.next_attempt_at <= now,
+            sa.or_(table.c.lease_until.is_(None), table.c.lease_until < now),
+        )
+        if where is not None:
+            due = sa.and_(due, where)
+        ids = (
+            sa.select(table.c.id)
+            .where(due)
+            .order_by(table.c.next_attempt_at, table.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        stmt = (
+            sa.update(table)
+            .where(table.c.id.in_(ids.scalar_subquery()))
+            .values(lease_until=now + lease, attempts=table.c.attempts + 1)
+            .returning(*table.c)
+        )
+        async with self.transaction() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return sorted(rows, key=lambda r: (r.next_attempt_at, r.id))
+
+    async def migrate(self) -> list[str]:
+        """Apply Alembic migrations up to head; idempotent. Returns the revisions applied."""
+        from alembic import command
+        from alembic.config import Config
+        from alembic.runtime.migration import MigrationContext
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+
+        def current(sync_conn: sa.Connection) -> str | None:
+            return MigrationContext.configure(sync_conn).get_current_revision()
+
+        def upgrade(sync_conn: sa.Connection) -> None:
+            cfg.attributes["connection"] = sync_conn
+            command.upgrade(cfg, "head")
+
+        async with self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                # Several processes may start at once; one migrates, the others wait.
+                await conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
+                await conn.commit()
+            try:
+                before = await conn.run_sync(current)
+                await conn.run_sync(upgrade)
+                await conn.commit()
+                after = await conn.run_sync(current)
+            finally:
+                if self.dialect == "postgresql":
+                    await conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
+                    await conn.commit()
+        return [] if before == after else [str(after)]
+
+
+def _sqlite_pragmas(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from the driver so "begin" below decides.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(conn: sa.Connection) -> None:
+        if conn.get_execution_options().get("kith_read_only"):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
+
+
+__all__ = ["Database", "driver_url", "metadata"]
+
+
+def upsert(
+    dialect: str, table: sa.Table, index_elements: Sequence[str], values: dict[str, Any], update: dict[str, Any]
+) -> Any:
+    """``INSERT ... ON CONFLICT (...) DO UPDATE`` for either dialect."""
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = dialect_insert(table).values(**values)
+    return stmt.on_conflict_do_update(index_elements=list(index_elements), set_=update)

@@ -1,0 +1,260 @@
+"""The shared outbound HTTP client, and fetching with caps, timeouts and typed errors.
+
+Every request to a remote server goes through ``Fetcher``: it runs the ``UrlGuard``
+on the URL and on every redirect hop, caps how much of a body we read, and turns the
+many ways a request can fail into a few ``FetchError`` subclasses the caller can act on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from server import __version__
+from server.federation.urls import UnsafeUrl, UrlGuard
+
+USER_AGENT = f"Kith/{__version__} (+https://github.com/kith)"
+ACTIVITY_ACCEPT = 'application/activity+json, application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
+
+# Enough for any error message a remote inbox sends back; the rest is not worth the memory.
+POST_RESPONSE_CAP = 64 * 1024
+
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Headers that describe the wire body; they are wrong for the capped, decoded copy we keep.
+_BODY_HEADERS = ("content-length", "content-encoding", "transfer-encoding")
+
+
+def make_http_client(
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    timeout: float = 10.0,
+    max_connections: int = 200,
+) -> httpx.AsyncClient:
+    """Build the one ``httpx.AsyncClient`` the server shares for outbound requests.
+
+    Redirects are not followed by httpx: ``Fetcher`` follows them by hand so that
+    each hop passes the URL guard. ``transport`` is for tests (``httpx.MockTransport``).
+    """
+    return httpx.AsyncClient(
+        transport=transport,
+        # A slow handshake usually means a dead server; fail fast and let retries handle it.
+        timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
+        limits=httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=min(50, max_connections),
+            keepalive_expiry=30.0,
+        ),
+        follow_redirects=False,
+        headers={"User-Agent": USER_AGENT},
+        # No proxy or .netrc from the environment: a proxy would resolve names itself
+        # (bypassing the guard's address check) and .netrc could leak credentials.
+        trust_env=False,
+    )
+
+
+class FetchError(Exception):
+    """A request to a remote server that did not give us what we asked for."""
+
+    def __init__(self, reason: str, url: str, status: int | None = None) -> None:
+        detail = f"{reason} ({status})" if status is not None else reason
+        super().__init__(f"{detail}: {url}")
+        self.reason = reason
+        self.url = url
+        self.status = status
+
+
+class FetchRefused(FetchError):
+    """The URL guard refused the URL (or a redirect hop); nothing was sent there."""
+
+
+class FetchTooLarge(FetchError):
+    """The response body was over the cap."""
+
+
+class FetchGone(FetchError):
+    """410 Gone: the caller treats the object as deleted."""
+
+
+class FetchNotFound(FetchError):
+    """404 Not Found."""
+
+
+class FetchFailed(FetchError):
+    """Any other failure: status, network error, timeout, bad JSON, not a JSON object."""
+
+
+@dataclass(frozen=True)
+class FetchedJson:
+    """A fetched JSON object and the URL it finally came from, after redirects.
+
+    Callers that check an object's ``id`` against where it came from need ``url``.
+    """
+
+    url: str
+    data: dict[str, Any]
+
+
+class Fetcher:
+    """Guarded, capped GETs of remote JSON and POSTs to remote inboxes."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        guard: UrlGuard,
+        *,
+        auth: httpx.Auth | None = None,
+        max_bytes: int = 1_048_576,
+        max_redirects: int = 3,
+    ) -> None:
+        self._http = http
+        self._guard = guard
+        self._auth = auth
+        self._max_bytes = max_bytes
+        self._max_redirects = max_redirects
+
+    async def _check(self, url: str) -> None:
+        try:
+            await self._guard.check(url)
+        except UnsafeUrl as exc:
+            raise FetchRefused(exc.reason, url) from exc
+
+    async def get_json(self, url: str, *, accept: str = ACTIVITY_ACCEPT) -> dict[str, Any]:
+        """GET ``url`` and return its body as a JSON object.
+
+        Follows up to ``max_redirects`` redirects, checking each hop with the guard
+        before anything is sent to it. Raises a ``FetchError`` subclass on failure.
+        """
+        return (await self.fetch_json(url, accept=accept)).data
+
+    async def fetch_json(self, url: str, *, accept: str = ACTIVITY_ACCEPT) -> FetchedJson:
+        """Like ``get_json``, but also says which URL the object finally came from."""
+        current = url
+        seen = {current}
+        for _hop in range(self._max_redirects + 1):
+            await self._check(current)
+            location = await self._get_once(current, accept)
+            if isinstance(location, FetchedJson):
+                return location
+            if location in seen:
+                raise FetchFailed("redirect loop", url)
+            seen.add(location)
+            current = location
+        raise FetchFailed("too many redirects", url)
+
+    async def _get_once(self, url: str, accept: str) -> FetchedJson | str:
+        """One GET: the parsed object, or the absolute URL a redirect points to."""
+        try:
+            async with self._http.stream("GET", url, headers={"Accept": accept}, auth=self._auth) as response:
+                if response.status_code in _REDIRECT_STATUSES:
+                    location = response.headers.get("location")
+                    if not location:
+                        raise FetchFailed("redirect without Location", url, response.status_code)
+                    # Location may be relative; resolve it against the URL we asked for.
+                    return str(response.url.join(location))
+                _raise_for_status(response, url)
+                body = await self._read_body(response, url)
+        except httpx.TimeoutException:
+            raise FetchFailed("timed out", url) from None
+        except httpx.InvalidURL:
+            raise FetchFailed("invalid URL", url) from None
+        except httpx.HTTPError as exc:
+            raise FetchFailed(f"network error: {type(exc).__name__}", url) from None
+        return FetchedJson(url=url, data=_parse_object(body, url, response.status_code))
+
+    async def _read_body(self, response: httpx.Response, url: str) -> bytes:
+        """Read the body, giving up as soon as it is over ``max_bytes``."""
+        declared = response.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self._max_bytes:
+            # Refuse before reading a byte when the server admits the size up front.
+            raise FetchTooLarge("response too large", url, response.status_code)
+        chunks: list[bytes] = []
+        size = 0
+        # The cap is on decoded bytes, which is what we hold in memory; a compressed
+        # body can only grow past the cap by one decoded chunk before we stop.
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self._max_bytes:
+                raise FetchTooLarge("response too large", url, response.status_code)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def post(
+        self,
+        url: str,
+        body: bytes,
+        *,
+        auth: httpx.Auth,
+        content_type: str = "application/activity+json",
+    ) -> httpx.Response:
+        """POST ``body`` to ``url`` (an inbox), signed by ``auth``; return the response.
+
+        Redirects are not followed: a 3xx comes back for the caller to classify like
+        any other status. The returned response holds at most 64 KiB of the body.
+        Raises ``FetchRefused`` if the guard refuses and ``FetchFailed`` (status None)
+        when no response arrived (network error or timeout).
+        """
+        await self._check(url)
+        try:
+            async with self._http.stream(
+                "POST", url, content=body, headers={"Content-Type": content_type}, auth=auth
+            ) as response:
+                captured = await _read_capped(response, POST_RESPONSE_CAP)
+        except httpx.TimeoutException:
+            raise FetchFailed("timed out", url) from None
+        except httpx.InvalidURL:
+            raise FetchFailed("invalid URL", url) from None
+        except httpx.HTTPError as exc:
+            raise FetchFailed(f"network error: {type(exc).__name__}", url) from None
+        headers = response.headers.copy()
+        for name in _BODY_HEADERS:
+            headers.pop(name, None)
+        return httpx.Response(
+            response.status_code,
+            headers=headers,
+            content=captured,
+            request=response.request,
+        )
+
+
+async def _read_capped(response: httpx.Response, cap: int) -> bytes:
+    """Up to ``cap`` bytes of the body; a failure mid-body keeps what arrived.
+
+    The status is what the caller needs, and it has already arrived: a remote that
+    answered 202 and then stalled has still accepted the delivery.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in response.aiter_bytes():
+            chunks.append(chunk[: cap - size])
+            size += len(chunks[-1])
+            if size >= cap:
+                break
+    except httpx.HTTPError:
+        pass
+    return b"".join(chunks)
+
+
+def _raise_for_status(response: httpx.Response, url: str) -> None:
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    if status == 404:
+        raise FetchNotFound("not found", url, status)
+    if status == 410:
+        raise FetchGone("gone", url, status)
+    raise FetchFailed("unexpected status", url, status)
+
+
+def _parse_object(body: bytes, url: str, status: int) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        # ValueError covers bad UTF-8 too; RecursionError is absurdly deep nesting.
+        raise FetchFailed("invalid JSON", url, status) from None
+    if not isinstance(data, dict):
+        raise FetchFailed("not a JSON object", url, status)
+    return data

@@ -1,0 +1,70 @@
+"""Our actors and collections as ActivityStreams JSON (pure: rows in, dicts out)."""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime
+from typing import Any
+
+from server.federation.vocab import CONTEXT
+from server.links import Links
+
+
+def iso(dt: datetime) -> str:
+    """RFC 3339 UTC with a Z, as Mastodon writes it."""
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def text_to_html(text: str) -> str:
+    """Plain text as safe HTML paragraphs (blank lines part paragraphs, newlines break lines)."""
+    paragraphs = [p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
+    return "".join("<p>" + html.escape(p).replace("\n", "<br>") + "</p>" for p in paragraphs)
+
+
+def actor_document(actor: Any, links: Links, *, host: str) -> dict[str, Any]:
+    """The actor document of a local group, person or the instance actor."""
+    kind, name = actor.kind, actor.name
+    actor_id = links.actor(kind, name)
+    doc: dict[str, Any] = {
+        "@context": CONTEXT,
+        "id": actor_id,
+        "type": {"group": "Group", "person": "Person", "application": "Application"}[kind],
+        "preferredUsername": host if kind == "application" else name,
+        "name": actor.title or (host if kind == "application" else name),
+        "summary": text_to_html(actor.summary or ""),
+        "url": actor_id if kind != "application" else links.base + "/about",
+        "inbox": f"{actor_id}/inbox",
+        "outbox": f"{actor_id}/outbox",
+        "endpoints": {"sharedInbox": links.shared_inbox},
+        "publicKey": {"id": f"{actor_id}#main-key", "owner": actor_id, "publicKeyPem": actor.public_key_pem},
+        "manuallyApprovesFollowers": kind == "application" or actor.approval == "manual",
+        "discoverable": bool(actor.discoverable) and kind == "group",
+        "published": iso(actor.created_at),
+    }
+    if kind != "application":
+        doc["followers"] = f"{actor_id}/followers"
+        doc["following"] = f"{actor_id}/following"
+    if kind == "group":
+        moderators = f"{actor_id}/moderators"
+        doc.update(
+            featured=f"{actor_id}/featured",
+            attributedTo=moderators,
+            moderators=moderators,
+            postingRestrictedToMods=actor.posting == "moderators",
+        )
+    if getattr(actor, "icon_url", None):
+        doc["icon"] = {"type": "Image", "url": actor.icon_url}
+    return doc
+
+
+def ordered_collection(collection_id: str, items: list[Any] | None, total: int) -> dict[str, Any]:
+    """An ``OrderedCollection``; ``items=None`` publishes only the count (private members)."""
+    doc: dict[str, Any] = {
+        "@context": CONTEXT[0],
+        "id": collection_id,
+        "type": "OrderedCollection",
+        "totalItems": total,
+    }
+    if items is not None:
+        doc["orderedItems"] = items
+    return doc

@@ -1,0 +1,103 @@
+"""Settings read from the environment into one frozen object; no I/O at import.
+
+``Settings.from_env()`` validates every value and raises ``ConfigError`` with a
+message that names the variable, so a bad value stops the server at start with
+one clear line instead of failing later on the first request.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from server.errors import ConfigError
+
+_HOST_RE = re.compile(
+    r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*(?::\d{1,5})?$"
+)
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, validated once at start."""
+
+    domain: str = "localhost:8000"
+    scheme: str = "https"
+    database_url: str = "sqlite:///kith.db"
+    allow_private_addresses: bool = False
+    secret_key: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        """``scheme://domain`` with no trailing slash, the prefix of every URL we publish."""
+        return f"{self.scheme}://{self.domain}"
+
+    @property
+    def host(self) -> str:
+        """The domain without its port, as used in blocklists and NodeInfo."""
+        return self.domain.rsplit(":", 1)[0] if ":" in self.domain else self.domain
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate ``KITH_*`` variables (and a ``.env`` file in the working directory)."""
+        env = dict(_read_dotenv(Path(".env"))) if environ is None else {}
+        env.update(os.environ if environ is None else environ)
+        domain = env.get("KITH_DOMAIN", cls.domain).strip().lower()
+        if not _HOST_RE.match(domain):
+            raise ConfigError(f"KITH_DOMAIN={domain!r} is not a host name (with an optional :port)")
+        if ":" in domain and not 0 < int(domain.rsplit(":", 1)[1]) < 65536:
+            raise ConfigError(f"KITH_DOMAIN={domain!r} has a port out of range")
+        scheme = env.get("KITH_SCHEME", cls.scheme).strip().lower()
+        if scheme not in ("https", "http"):
+            raise ConfigError(f"KITH_SCHEME={scheme!r} must be 'https' or 'http'")
+        database_url = env.get("KITH_DATABASE_URL", cls.database_url).strip()
+        validate_database_url(database_url)
+        secret = env.get("KITH_SECRET_KEY") or None
+        if secret is not None and len(secret) < 16:
+            raise ConfigError("KITH_SECRET_KEY must be at least 16 characters")
+        return cls(
+            domain=domain,
+            scheme=scheme,
+            database_url=database_url,
+            allow_private_addresses=_flag(env, "KITH_ALLOW_PRIVATE_ADDRESSES"),
+            secret_key=secret,
+        )
+
+
+def validate_database_url(url: str) -> None:
+    """Refuse anything but ``sqlite:///path`` and ``postgresql://...``, with a reason."""
+    if url.startswith("sqlite:///") or url.startswith("sqlite+aiosqlite:///"):
+        if url.rstrip("/").endswith(("sqlite:", "aiosqlite:")):
+            raise ConfigError(f"KITH_DATABASE_URL={url!r} names no file (use sqlite:///kith.db)")
+        return
+    if re.match(r"^postgres(?:ql)?(?:\+asyncpg)?://[^/]*(?:/[^/?]*)?(?:\?.*)?$", url):
+        return
+    raise ConfigError(f"KITH_DATABASE_URL={url!r} is not supported: use sqlite:///path.db or postgresql://user@host/db")
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "0").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name}={value!r} must be 1 or 0")
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    """``KEY=value`` lines of a ``.env`` file; blank lines and ``#`` comments skipped."""
+    if not path.is_file():
+        return {}
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values

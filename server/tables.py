@@ -1,0 +1,174 @@
+"""SQLAlchemy Core tables: the one description of the schema.
+
+Alembic revisions in ``server/migrations`` create these; ``tests/test_migrations.py``
+checks that the migrated schema and this metadata agree. Times are timezone-aware UTC.
+JSON documents are kept as text so SQLite and PostgreSQL store them byte for byte.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from server.types import UTCDateTime
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+TS = UTCDateTime()
+
+# Instance-wide key/value settings: the generated secret key, the federation mode.
+instance_settings = sa.Table(
+    "instance_settings",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+# Every local actor: groups, people (local accounts) and the instance's Application
+# actor share this one table, so a name is never both a group and a user.
+local_actors = sa.Table(
+    "local_actors",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # group | person | application
+    sa.Column("title", sa.String(200), nullable=False, server_default=""),
+    sa.Column("summary", sa.Text, nullable=False, server_default=""),
+    sa.Column("icon_url", sa.String(2048)),
+    sa.Column("private_key_pem", sa.Text, nullable=False),
+    sa.Column("public_key_pem", sa.Text, nullable=False),
+    sa.Column("approval", sa.String(16), nullable=False, server_default="auto"),  # auto | manual
+    sa.Column("posting", sa.String(16), nullable=False, server_default="members"),
+    sa.Column("discoverable", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+# Local accounts that can log in (admins, moderators); each has a person actor.
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "actor_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="CASCADE"), nullable=False, unique=True
+    ),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("is_admin", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+# Who leads a group: owner and moderators (local accounts).
+group_roles = sa.Table(
+    "group_roles",
+    metadata,
+    sa.Column("group_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),  # owner | moderator
+    sa.Column("created_at", TS, nullable=False),
+)
+
+# Remote actors we have fetched, with their keys: the key lookup for signatures.
+remote_actors = sa.Table(
+    "remote_actors",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uri", sa.String(2048), nullable=False, unique=True),
+    sa.Column("domain", sa.String(255), nullable=False, index=True),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("preferred_username", sa.String(255)),
+    sa.Column("name", sa.Text),
+    sa.Column("inbox", sa.String(2048), nullable=False),
+    sa.Column("shared_inbox", sa.String(2048)),
+    sa.Column("key_id", sa.String(2048), index=True),
+    sa.Column("public_key_pem", sa.Text),
+    sa.Column("raw", sa.Text, nullable=False),
+    sa.Column("fetched_at", TS, nullable=False),
+)
+
+# Members of a group and follow requests awaiting a moderator.
+follows = sa.Table(
+    "follows",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("group_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("actor_id", sa.Integer, sa.ForeignKey("remote_actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("activity_uri", sa.String(2048), nullable=False),  # the Follow's id, echoed in Accept/Reject
+    sa.Column("activity_raw", sa.Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # pending | accepted
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("decided_at", TS),
+    sa.UniqueConstraint("group_id", "actor_id"),
+    sa.Index("ix_follows_group_state", "group_id", "state"),
+)
+
+# Activities we authored (Accept, Reject, Announce ...): dereferenceable by id and
+# stored once however many inboxes they go to.
+outbound_activities = sa.Table(
+    "outbound_activities",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uri", sa.String(2048), nullable=False, unique=True),
+    sa.Column("actor_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("public", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+
+def _queue_columns() -> list[sa.Column]:
+    """The state every durable job row carries (the database is the queue)."""
+    return [
+        sa.Column("state", sa.String(16), nullable=False, server_default="queued"),  # queued|done|dead|gone
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("next_attempt_at", TS, nullable=False),
+        sa.Column("lease_until", TS),
+        sa.Column("last_error", sa.Text),
+        sa.Column("created_at", TS, nullable=False),
+        sa.Column("finished_at", TS),
+    ]
+
+
+# Verified incoming activities, stored once before the 202; the worker processes them.
+inbox_items = sa.Table(
+    "inbox_items",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("activity_uri", sa.String(2048), nullable=False, unique=True),
+    sa.Column("actor_uri", sa.String(2048), nullable=False),
+    sa.Column("group_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="SET NULL")),
+    sa.Column("body", sa.Text, nullable=False),
+    *_queue_columns(),
+    sa.Index("ix_inbox_items_due", "state", "next_attempt_at"),
+)
+
+# One row per (activity, target inbox); signed at send time.
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("activity_id", sa.Integer, sa.ForeignKey("outbound_activities.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("inbox", sa.String(2048), nullable=False),
+    sa.Column("domain", sa.String(255), nullable=False),
+    *_queue_columns(),
+    sa.UniqueConstraint("activity_id", "inbox"),
+    sa.Index("ix_deliveries_due", "state", "next_attempt_at"),
+    sa.Index("ix_deliveries_domain", "domain", "state"),
+)
+
+# Per-server circuit breaker: consecutive failures and when to try again.
+server_health = sa.Table(
+    "server_health",
+    metadata,
+    sa.Column("domain", sa.String(255), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("open_until", TS),
+    sa.Column("last_error", sa.Text),
+    sa.Column("updated_at", TS, nullable=False),
+)

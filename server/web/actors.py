@@ -1,0 +1,116 @@
+"""Local actors and their collections: ActivityPub JSON for servers, a page for people."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from markupsafe import Markup
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from server.errors import NotFound
+from server.federation.serialize import actor_document, ordered_collection
+from server.groups.membership import count_members, list_groups, moderator_names
+from server.links import INSTANCE_ACTOR_NAME
+from server.local_actors import get_local_actor
+from server.negotiation import activity_response, wants_activity_json
+from server.services import Services
+from server.web.templating import templates
+
+GROUP_COLLECTIONS = ("outbox", "followers", "following", "featured", "moderators")
+PERSON_COLLECTIONS = ("outbox", "followers", "following")
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services
+
+
+async def _load(request: Request, kind: str, name: str) -> Any:
+    services = _services(request)
+    async with services.db.read() as conn:
+        return await get_local_actor(conn, name, kind)
+
+
+async def group_actor(request: Request) -> Response:
+    services = _services(request)
+    name = request.path_params["name"]
+    async with services.db.read() as conn:
+        group = await get_local_actor(conn, name, "group")
+        members = await count_members(conn, group.id)
+        leaders = await moderator_names(conn, group.id)
+    doc = actor_document(group, services.links, host=services.settings.host)
+    if wants_activity_json(request):
+        return activity_response(request, doc)
+    context = {
+        "group": group,
+        "doc": doc,
+        "summary_html": Markup(doc["summary"]),  # built by text_to_html, which escapes
+        "handle": f"@{group.name}@{services.settings.domain}",
+        "members": members,
+        "leaders": leaders,
+    }
+    return templates.TemplateResponse(request, "group.html", context, headers={"Vary": "Accept"})
+
+
+async def person_actor(request: Request) -> Response:
+    services = _services(request)
+    actor = await _load(request, "person", request.path_params["name"])
+    doc = actor_document(actor, services.links, host=services.settings.host)
+    if wants_activity_json(request):
+        return activity_response(request, doc)
+    context = {"person": actor, "handle": f"@{actor.name}@{services.settings.domain}", "doc": doc}
+    return templates.TemplateResponse(request, "person.html", context, headers={"Vary": "Accept"})
+
+
+async def instance_actor(request: Request) -> Response:
+    services = _services(request)
+    actor = await _load(request, "application", INSTANCE_ACTOR_NAME)
+    return activity_response(request, actor_document(actor, services.links, host=services.settings.host))
+
+
+async def group_collection(request: Request) -> Response:
+    services = _services(request)
+    name, which = request.path_params["name"], request.path_params["which"]
+    if which not in GROUP_COLLECTIONS:
+        raise NotFound("no such collection")
+    collection_id = services.links.collection("group", name, which)
+    async with services.db.read() as conn:
+        group = await get_local_actor(conn, name, "group")
+        if which == "followers":
+            # The count is public; who the members are is for moderators only.
+            doc = ordered_collection(collection_id, None, await count_members(conn, group.id))
+        elif which == "moderators":
+            leaders = [services.links.actor("person", n) for n, _role in await moderator_names(conn, group.id)]
+            doc = ordered_collection(collection_id, leaders, len(leaders))
+        else:
+            doc = ordered_collection(collection_id, [], 0)
+    return activity_response(request, doc)
+
+
+async def person_collection(request: Request) -> Response:
+    services = _services(request)
+    name, which = request.path_params["name"], request.path_params["which"]
+    if which not in PERSON_COLLECTIONS:
+        raise NotFound("no such collection")
+    await _load(request, "person", name)
+    return activity_response(request, ordered_collection(services.links.collection("person", name, which), [], 0))
+
+
+async def home(request: Request) -> Response:
+    services = _services(request)
+    async with services.db.read() as conn:
+        groups = [g for g in await list_groups(conn) if g.discoverable]
+    context = {"groups": groups, "domain": services.settings.domain}
+    return templates.TemplateResponse(request, "home.html", context)
+
+
+routes = [
+    Route("/", home),
+    Route("/about", home),
+    Route("/actor", instance_actor),
+    Route("/groups/{name}", group_actor),
+    Route("/groups/{name}/{which}", group_collection),
+    Route("/users/{name}", person_actor),
+    Route("/users/{name}/{which}", person_collection),
+]

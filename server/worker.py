@@ -1,0 +1,131 @@
+"""The generic durable job loop: claim due rows, run them, record the outcome.
+
+State lives on the row (attempts, next attempt, lease, last error), so the
+database is the queue: a job survives any crash, and a worker killed with
+SIGKILL only delays its leased rows until the lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from server.db import Database
+from server.types import utcnow
+
+log = logging.getLogger("kith.worker")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one job: ``done``, ``dead``, ``gone``, or ``queued`` again at a time."""
+
+    state: str
+    error: str | None = None
+    retry_at: datetime | None = None
+
+    @classmethod
+    def done(cls) -> Outcome:
+        return cls("done")
+
+    @classmethod
+    def retry(cls, at: datetime, error: str) -> Outcome:
+        return cls("queued", error, at)
+
+
+def backoff(attempts: int, *, base: float = 30.0, cap: float = 6 * 3600.0) -> timedelta:
+    """Exponential backoff with jitter: 30 s, 1 min, 2 min ... at most ``cap``."""
+    delay = min(cap, base * (2 ** max(0, attempts - 1)))
+    return timedelta(seconds=delay * random.uniform(0.8, 1.2))
+
+
+@dataclass
+class JobKind:
+    """One queue table and the coroutine that runs one of its rows."""
+
+    name: str
+    table: sa.Table
+    run: Callable[[Any], Awaitable[Outcome]]
+    batch: int = 50
+    lease: timedelta = timedelta(minutes=5)
+    concurrency: int = 50
+
+
+class Worker:
+    """Runs every job kind in a loop until stopped."""
+
+    def __init__(self, db: Database, kinds: list[JobKind], *, idle_sleep: float = 1.0) -> None:
+        self.db = db
+        self.kinds = kinds
+        self.idle_sleep = idle_sleep
+        self.wake = asyncio.Event()
+
+    async def run_once(self) -> int:
+        """Claim and run one batch of every kind; returns how many jobs ran."""
+        ran = 0
+        for kind in self.kinds:
+            rows = await self.db.claim_due(kind.table, now=utcnow(), limit=kind.batch, lease=kind.lease)
+            if not rows:
+                continue
+            sem = asyncio.Semaphore(kind.concurrency)
+
+            async def one(row: Any, kind: JobKind = kind, sem: asyncio.Semaphore = sem) -> None:
+                async with sem:
+                    outcome = await self._run(kind, row)
+                    await self._finish(kind, row, outcome)
+
+            await asyncio.gather(*(one(r) for r in rows))
+            ran += len(rows)
+        return ran
+
+    async def drain(self, max_rounds: int = 100) -> int:
+        """Run until nothing is due (tests and benchmarks); returns jobs run."""
+        total = 0
+        for _ in range(max_rounds):
+            n = await self.run_once()
+            total += n
+            if n == 0:
+                break
+        return total
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Loop until ``stop`` is set; sleeps when idle, wakes early on ``wake``."""
+        while not stop.is_set():
+            try:
+                ran = await self.run_once()
+            except Exception:  # keep the loop alive through a database hiccup
+                log.exception("worker round failed")
+                ran = 0
+            if ran == 0:
+                self.wake.clear()
+                waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wake.wait())]
+                await asyncio.wait(waiters, timeout=self.idle_sleep, return_when=asyncio.FIRST_COMPLETED)
+                for w in waiters:
+                    w.cancel()
+
+    async def _run(self, kind: JobKind, row: Any) -> Outcome:
+        try:
+            return await kind.run(row)
+        except Exception as exc:
+            log.exception("%s job %s failed", kind.name, row.id)
+            return Outcome.retry(utcnow() + backoff(row.attempts), f"{type(exc).__name__}: {exc}"[:500])
+
+    async def _finish(self, kind: JobKind, row: Any, outcome: Outcome) -> None:
+        table = kind.table
+        values: dict[str, Any] = {"state": outcome.state, "lease_until": None, "last_error": outcome.error}
+        if outcome.state == "queued":
+            values["next_attempt_at"] = outcome.retry_at or utcnow()
+        else:
+            values["finished_at"] = utcnow()
+        # Only the holder of the current lease may record the outcome.
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                sa.update(table).where(table.c.id == row.id, table.c.lease_until == row.lease_until).values(**values)
+            )

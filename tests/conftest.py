@@ -1,0 +1,144 @@
+"""Shared fixtures: every database test runs on SQLite and on PostgreSQL.
+
+PostgreSQL tests skip when no server answers, unless ``KITH_REQUIRE_POSTGRES=1``
+(set by ``.ci/run``), which turns a missing server into a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from server.db import Database
+from server.services import Services
+from server.settings import Settings
+from server.tables import metadata
+
+PG_ADMIN_URL = os.environ.get("KITH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REQUIRE_PG = os.environ.get("KITH_REQUIRE_POSTGRES") == "1"
+DOMAIN = "kith.test"
+
+
+async def _pg_create(name: str) -> str | None:
+    admin = Database(PG_ADMIN_URL)
+    try:
+        async with admin.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        await admin.dispose()
+    db = Database(_pg_url(name))
+    await db.migrate()
+    await db.dispose()
+    return None
+
+
+async def _pg_drop(name: str) -> None:
+    admin = Database(PG_ADMIN_URL)
+    async with admin.engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+def _pg_url(name: str) -> str:
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str | None]:
+    """A migrated PostgreSQL database for this test session, or None when unavailable."""
+    name = f"kith_test_{uuid.uuid4().hex[:10]}"
+    error = asyncio.run(_pg_create(name))
+    if error is not None:
+        if REQUIRE_PG:
+            pytest.fail(f"PostgreSQL is required (KITH_REQUIRE_POSTGRES=1) but unavailable: {error}")
+        yield None
+        return
+    yield _pg_url(name)
+    asyncio.run(_pg_drop(name))
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied per test (migrating each time would be slow)."""
+    path = tmp_path_factory.mktemp("template") / "kith.db"
+
+    async def make() -> None:
+        db = Database(f"sqlite:///{path}")
+        await db.migrate()
+        await db.dispose()  # the last connection to close checkpoints the WAL into the file
+
+    asyncio.run(make())
+    return path
+
+
+async def _truncate(url: str) -> None:
+    db = Database(url)
+    names = ", ".join(t.name for t in metadata.sorted_tables)
+    async with db.transaction() as conn:
+        await conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    await db.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty, migrated database: once on SQLite, once on PostgreSQL."""
+    if request.param == "sqlite":
+        template = request.getfixturevalue("sqlite_template")
+        target = tmp_path / "kith.db"
+        shutil.copy(template, target)
+        return f"sqlite:///{target}"
+    url = request.getfixturevalue("pg_database")
+    if url is None:
+        pytest.skip("PostgreSQL not available (set KITH_REQUIRE_POSTGRES=1 to make this a failure)")
+    asyncio.run(_truncate(url))
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        domain=DOMAIN,
+        scheme="https",
+        database_url=database_url,
+        allow_private_addresses=True,
+        secret_key="test-secret-key-0123456789",
+    )
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    database = Database(settings.database_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    from tests.fakes.network import Network
+
+    svc = await Services.open(settings, transport=Network(), migrate=False)
+    yield svc
+    await svc.close()
+
+
+@pytest.fixture
+async def client(settings: Settings, services: Services) -> AsyncIterator[object]:
+    """An HTTP client talking to this instance's app in-process (no worker task)."""
+    import httpx
+
+    from server.app import create_app
+
+    app = create_app(settings, services=services, run_worker=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"https://{DOMAIN}") as c:
+        yield c

@@ -1,0 +1,120 @@
+"""The ``kith`` command, run as a user runs it: a real subprocess."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from server.cli import build_parser
+
+
+def kith(settings, *args, stdin=None, env_extra=None):
+    env = {
+        **os.environ,
+        "KITH_DOMAIN": settings.domain,
+        "KITH_DATABASE_URL": settings.database_url,
+        **(env_extra or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args], capture_output=True, text=True, env=env, input=stdin, timeout=60
+    )
+
+
+def test_group_create_list_show(settings):
+    r = kith(settings, "user", "create", "alice", "--admin")
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.strip()) >= 16  # a generated password
+    r = kith(
+        settings,
+        "group",
+        "create",
+        "bookclub",
+        "--title",
+        "Book Club",
+        "--summary",
+        "We read.",
+        "--owner",
+        "alice",
+        "--approval",
+        "manual",
+        "--posting",
+        "anyone",
+    )
+    assert r.returncode == 0, r.stderr
+    created = json.loads(r.stdout)
+    assert created["id"] == "https://kith.test/groups/bookclub"
+    assert created["handle"] == "@bookclub@kith.test"
+    assert (created["approval"], created["posting"]) == ("manual", "anyone")
+    listed = json.loads(kith(settings, "group", "list").stdout)
+    assert [g["name"] for g in listed] == ["bookclub"] and listed[0]["members"] == 0
+    shown = json.loads(kith(settings, "group", "show", "bookclub").stdout)
+    assert shown["moderators"] == [{"name": "alice", "role": "owner"}]
+    assert shown["title"] == "Book Club"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["group", "create", "Bad-Name"], "invalid name"),
+        (["group", "create", "admin"], "reserved"),
+        (["group", "show", "missing"], "no group named"),
+        (["group", "create", "g", "--owner", "ghost"], "no user named"),
+    ],
+)
+def test_errors_are_one_line_and_nonzero(settings, args, message):
+    r = kith(settings, *args)
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], r.stderr
+
+
+def test_duplicate_name_across_users_and_groups(settings):
+    assert kith(settings, "group", "create", "shared").returncode == 0
+    for args in (["group", "create", "shared"], ["user", "create", "shared"]):
+        r = kith(settings, *args)
+        assert r.returncode == 1
+        assert r.stderr.strip() == "kith: error: the name 'shared' is already taken"
+
+
+def test_password_stdin(settings):
+    r = kith(settings, "user", "create", "bob", "--password-stdin", stdin="correct horse battery\n")
+    assert r.returncode == 0 and r.stdout == ""
+    r = kith(settings, "user", "create", "carol", "--password-stdin", stdin="short\n")
+    assert r.returncode == 1 and "at least" in r.stderr
+
+
+def test_bad_database_url_and_bad_setting(settings):
+    r = kith(settings, "group", "list", env_extra={"KITH_DATABASE_URL": "mysql://nope"})
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "KITH_DATABASE_URL" in r.stderr
+    r = kith(settings, "group", "list", env_extra={"KITH_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x"})
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "cannot connect to the database" in r.stderr
+    r = kith(settings, "migrate", env_extra={"KITH_SCHEME": "gopher"})
+    assert r.returncode == 1 and "KITH_SCHEME" in r.stderr
+
+
+def test_migrate_is_idempotent(settings):
+    r = kith(settings, "migrate")
+    assert r.returncode == 0 and "up to date" in r.stdout
+
+
+def test_worker_stops_cleanly_on_sigterm(settings):
+    env = {**os.environ, "KITH_DOMAIN": settings.domain, "KITH_DATABASE_URL": settings.database_url}
+    proc = subprocess.Popen([sys.executable, "-m", "server", "worker"], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    line = ""
+    while time.monotonic() < deadline and "started" not in line:
+        line = proc.stderr.readline()
+    assert "started" in line
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    assert "stopped" in proc.stderr.read()
+
+
+def test_parser_has_architecture_flags():
+    parser = build_parser()
+    args = parser.parse_args(["serve", "--host", "0.0.0.0", "--port", "9000", "--no-worker"])
+    assert (args.host, args.port, args.no_worker) == ("0.0.0.0", 9000, True)

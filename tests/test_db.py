@@ -1,0 +1,107 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from server.db import Database, driver_url
+from server.errors import ConfigError
+from server.tables import inbox_items, metadata
+from server.types import utcnow
+
+
+def test_driver_urls():
+    assert driver_url("sqlite:///kith.db") == "sqlite+aiosqlite:///kith.db"
+    assert driver_url("postgresql://u@h/db") == "postgresql+asyncpg://u@h/db"
+    assert driver_url("postgres://u@h/db") == "postgresql+asyncpg://u@h/db"
+    with pytest.raises(ConfigError):
+        driver_url("mysql://x")
+
+
+async def test_migrated_schema_matches_tables(db):
+    def diff(sync_conn):
+        return compare_metadata(MigrationContext.configure(sync_conn), metadata)
+
+    async with db.engine.connect() as conn:
+        changes = await conn.run_sync(diff)
+    assert changes == []
+    assert await db.migrate() == []  # idempotent
+
+
+async def test_datetimes_come_back_aware_utc(db):
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    async with db.transaction() as conn:
+        await conn.execute(
+            sa.insert(inbox_items).values(
+                activity_uri="https://a.example/1",
+                actor_uri="https://a.example/u",
+                body="{}",
+                next_attempt_at=when,
+                created_at=when,
+            )
+        )
+    async with db.read() as conn:
+        got = (await conn.execute(sa.select(inbox_items.c.next_attempt_at))).scalar_one()
+    assert got == when and got.tzinfo is not None
+
+
+async def _queue(db, n, now):
+    async with db.transaction() as conn:
+        for i in range(n):
+            await conn.execute(
+                sa.insert(inbox_items).values(
+                    activity_uri=f"https://a.example/{i}",
+                    actor_uri="https://a.example/u",
+                    body="{}",
+                    next_attempt_at=now - timedelta(seconds=n - i),
+                    created_at=now,
+                )
+            )
+
+
+async def test_claim_due_leases_and_releases(db):
+    now = utcnow()
+    await _queue(db, 5, now)
+    first = await db.claim_due(inbox_items, now=now, limit=3, lease=timedelta(minutes=1))
+    assert [r.activity_uri for r in first] == ["https://a.example/0", "https://a.example/1", "https://a.example/2"]
+    assert all(r.attempts == 1 for r in first)
+    second = await db.claim_due(inbox_items, now=now, limit=10, lease=timedelta(minutes=1))
+    assert [r.activity_uri for r in second] == ["https://a.example/3", "https://a.example/4"]
+    assert await db.claim_due(inbox_items, now=now, limit=10, lease=timedelta(minutes=1)) == []
+    # A crashed worker's lease runs out and the rows come back, nothing lost.
+    later = now + timedelta(minutes=2)
+    again = await db.claim_due(inbox_items, now=later, limit=10, lease=timedelta(minutes=1))
+    assert len(again) == 5 and all(r.attempts == 2 for r in again)
+
+
+async def test_insert_ignore_is_idempotent(db):
+    now = utcnow()
+    stmt = db.insert_ignore(inbox_items, ["activity_uri"]).values(
+        activity_uri="https://a.example/x", actor_uri="u", body="{}", next_attempt_at=now, created_at=now
+    )
+    async with db.transaction() as conn:
+        first = await conn.execute(stmt)
+        second = await conn.execute(stmt)
+    assert (first.rowcount, second.rowcount) == (1, 0)
+
+
+async def test_transaction_rolls_back_on_error(db):
+    now = utcnow()
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as conn:
+            await conn.execute(
+                sa.insert(inbox_items).values(
+                    activity_uri="https://a.example/r", actor_uri="u", body="{}", next_attempt_at=now, created_at=now
+                )
+            )
+            raise RuntimeError("boom")
+    async with db.read() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(inbox_items))).scalar_one() == 0
+
+
+async def test_check_reports_unreachable_database():
+    bad = Database("postgresql://nobody@127.0.0.1:1/none")
+    with pytest.raises(ConfigError, match="cannot connect"):
+        await bad.check()
+    await bad.dispose()
