@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 
 from server import wellknown
 from server.errors import KithError
+from server.inbox import endpoint as inbox_endpoint
 from server.services import Services
 from server.settings import Settings
 from server.web import actors
@@ -69,6 +70,7 @@ def create_app(settings: Settings, *, services: Services | None = None, run_work
     app = Starlette(
         routes=[
             *wellknown.routes,
+            *inbox_endpoint.routes,
             *actors.routes,
             Mount("/static", StaticFiles(directory=str(static_dir()), check_dir=False), name="static"),
         ],

@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from server.federation.delivery import DeliverySender
+from server.inbox.dispatch import dispatch
 from server.services import Services
-from server.worker import Worker
+from server.tables import deliveries, inbox_items
+from server.worker import JobKind, Outcome, Worker
 
 
-def build_worker(services: Services) -> Worker:
-    """A worker for every background job kind, sharing the services."""
-    worker = Worker(services.db, [])
+def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Worker:
+    """A worker for inbox processing and deliveries, sharing the services."""
+
+    async def process(item: Any) -> Outcome:
+        await dispatch(services, item)
+        return Outcome.done()
+
+    sender = DeliverySender(
+        services.db,
+        services.fetcher,
+        is_blocked=services.is_blocked,
+        key_id_of=lambda actor: services.links.key_id(actor.kind, actor.name),
+    )
+    worker = Worker(
+        services.db,
+        [
+            JobKind("inbox", inbox_items, process, batch=50, concurrency=10, max_attempts=8),
+            JobKind(
+                "delivery",
+                deliveries,
+                sender,
+                batch=200,
+                concurrency=delivery_concurrency,
+                where=sender.circuit_closed,
+            ),
+        ],
+    )
     services.wake = worker.wake
     return worker

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
 
 from server.db import Database
+from server.federation.actors import RemoteActors
 from server.federation.auth import HttpSignatureAuth
 from server.federation.client import Fetcher, make_http_client
 from server.federation.urls import Resolver, UrlGuard
@@ -17,7 +19,12 @@ from server.settings import Settings
 
 
 def always_open(_host: str) -> bool:
-    """The blocklist hook until instance policy lands: nothing is blocked."""
+    """The default domain policy hook: nothing is blocked.
+
+    The same callable is handed to the URL guard (no fetch, no delivery), the inbox
+    (refused before any signature work) and delivery (queued rows dropped), so an
+    instance blocklist plugs in at one place and acts at every door.
+    """
     return False
 
 
@@ -32,6 +39,8 @@ class Services:
     fetcher: Fetcher
     instance: Instance
     links: Links
+    actors: RemoteActors
+    is_blocked: Callable[[str], bool] = always_open
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -46,6 +55,7 @@ class Services:
         transport: httpx.AsyncBaseTransport | None = None,
         resolver: Resolver | None = None,
         migrate: bool = True,
+        is_blocked: Callable[[str], bool] = always_open,
     ) -> Services:
         """Connect, migrate, load the instance actor and build the HTTP client."""
         db = Database(settings.database_url)
@@ -58,11 +68,11 @@ class Services:
             await db.dispose()
             raise
         links = Links(settings.base_url)
-        guard = UrlGuard(allow_private=settings.allow_private_addresses, is_blocked=always_open, resolver=resolver)
+        guard = UrlGuard(allow_private=settings.allow_private_addresses, is_blocked=is_blocked, resolver=resolver)
         http = make_http_client(transport=transport)
         auth = HttpSignatureAuth(links.instance_actor + "#main-key", instance.private_key_pem)
         fetcher = Fetcher(http, guard, auth=auth)
-        return cls(settings, db, http, guard, fetcher, instance, links)
+        return cls(settings, db, http, guard, fetcher, instance, links, RemoteActors(db, fetcher), is_blocked)
 
     async def close(self) -> None:
         await self.http.aclose()

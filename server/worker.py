@@ -56,6 +56,8 @@ class JobKind:
     batch: int = 50
     lease: timedelta = timedelta(minutes=5)
     concurrency: int = 50
+    max_attempts: int | None = None  # after this many failures a job is dead (None: the job decides)
+    where: Callable[[datetime], Any] | None = None  # an extra claim filter, given the time
 
 
 class Worker:
@@ -71,7 +73,9 @@ class Worker:
         """Claim and run one batch of every kind; returns how many jobs ran."""
         ran = 0
         for kind in self.kinds:
-            rows = await self.db.claim_due(kind.table, now=utcnow(), limit=kind.batch, lease=kind.lease)
+            now = utcnow()
+            where = kind.where(now) if kind.where is not None else None
+            rows = await self.db.claim_due(kind.table, now=now, limit=kind.batch, lease=kind.lease, where=where)
             if not rows:
                 continue
             sem = asyncio.Semaphore(kind.concurrency)
@@ -114,8 +118,12 @@ class Worker:
         try:
             return await kind.run(row)
         except Exception as exc:
-            log.exception("%s job %s failed", kind.name, row.id)
-            return Outcome.retry(utcnow() + backoff(row.attempts), f"{type(exc).__name__}: {exc}"[:500])
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            if kind.max_attempts is not None and row.attempts >= kind.max_attempts:
+                log.warning("%s job %s dead after %d attempts: %s", kind.name, row.id, row.attempts, error)
+                return Outcome("dead", error)
+            log.info("%s job %s failed (attempt %d): %s", kind.name, row.id, row.attempts, error)
+            return Outcome.retry(utcnow() + backoff(row.attempts), error)
 
     async def _finish(self, kind: JobKind, row: Any, outcome: Outcome) -> None:
         table = kind.table

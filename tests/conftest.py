@@ -13,13 +13,20 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
+from starlette.applications import Starlette
 
+from server.app import create_app
 from server.db import Database
+from server.jobs import build_worker
 from server.services import Services
 from server.settings import Settings
 from server.tables import metadata
+from server.worker import Worker
+from tests.fakes.mastodon import FakeMastodon
+from tests.fakes.network import Network
 
 PG_ADMIN_URL = os.environ.get("KITH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("KITH_REQUIRE_POSTGRES") == "1"
@@ -124,21 +131,43 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-async def services(settings: Settings) -> AsyncIterator[Services]:
-    from tests.fakes.network import Network
+def network() -> Network:
+    """The in-process internet this test's instance and its fake remotes share."""
+    return Network()
 
-    svc = await Services.open(settings, transport=Network(), migrate=False)
+
+@pytest.fixture
+async def services(settings: Settings, network: Network) -> AsyncIterator[Services]:
+    svc = await Services.open(settings, transport=network, migrate=False)
     yield svc
     await svc.close()
 
 
 @pytest.fixture
-async def client(settings: Settings, services: Services) -> AsyncIterator[object]:
-    """An HTTP client talking to this instance's app in-process (no worker task)."""
-    import httpx
+def app(settings: Settings, services: Services, network: Network) -> Starlette:
+    """This instance's app, reachable on the network as ``kith.test`` (no worker task)."""
+    application = create_app(settings, services=services, run_worker=False)
+    network.add_app(DOMAIN, application)
+    return application
 
-    from server.app import create_app
 
-    app = create_app(settings, services=services, run_worker=False)
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to this instance's app in-process."""
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"https://{DOMAIN}") as c:
         yield c
+
+
+@pytest.fixture
+def worker(services: Services) -> Worker:
+    """The background worker, to be drained by hand (``await worker.drain()``)."""
+    return build_worker(services)
+
+
+@pytest.fixture
+async def mastodon(network: Network) -> AsyncIterator[FakeMastodon]:
+    """A fake Mastodon server at mastodon.example with one user, alice."""
+    fake = FakeMastodon("mastodon.example", network)
+    fake.add_user("alice")
+    yield fake
+    await fake.http.aclose()

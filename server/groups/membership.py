@@ -7,6 +7,7 @@ Functions take an open connection so callers compose them into one transaction
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -70,6 +71,15 @@ async def get_group(conn: AsyncConnection, name: str) -> sa.Row:
     return await get_local_actor(conn, name, "group")
 
 
+async def get_group_by_id(conn: AsyncConnection, group_id: int) -> sa.Row:
+    row = (
+        await conn.execute(sa.select(local_actors).where(local_actors.c.id == group_id, local_actors.c.kind == "group"))
+    ).one_or_none()
+    if row is None:
+        raise NotFound("no such group")
+    return row
+
+
 async def list_groups(conn: AsyncConnection) -> list[sa.Row]:
     query = sa.select(local_actors).where(local_actors.c.kind == "group").order_by(local_actors.c.name)
     return list((await conn.execute(query)).all())
@@ -127,3 +137,12 @@ async def count_usage(conn: AsyncConnection) -> dict[str, int]:
     n_users = (await conn.execute(sa.select(sa.func.count()).select_from(users))).scalar_one()
     n_groups = (await conn.execute(sa.select(sa.func.count()).where(local_actors.c.kind == "group"))).scalar_one()
     return {"users": int(n_users), "groups": int(n_groups)}
+
+
+def group_name_from_uri(uri: str, links: Any) -> str | None:
+    """The local group name in a group actor URI of ours, else None."""
+    prefix = links.base + "/groups/"
+    if not uri.startswith(prefix):
+        return None
+    name = uri[len(prefix) :]
+    return name if name and "/" not in name and "#" not in name and "?" not in name else None

@@ -1,0 +1,180 @@
+"""Remote actors: fetched with a signed GET, cached with their keys, the key lookup for signatures.
+
+Trust by origin: an actor document counts only when its ``id`` has the host it was
+fetched from (after redirects), and a key only when its ``owner`` is that actor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urldefrag
+
+import sqlalchemy as sa
+
+from server.db import Database, upsert
+from server.federation.client import Fetcher, FetchGone, FetchNotFound
+from server.federation.httpsig import ResolvedKey
+from server.federation.urls import UnsafeUrl, host_of
+from server.federation.vocab import as_list, id_of
+from server.tables import remote_actors
+from server.types import utcnow
+
+log = logging.getLogger("kith.actors")
+
+ACTOR_TYPES = frozenset({"Person", "Service", "Application", "Group", "Organization"})
+REFRESH_AFTER = timedelta(days=1)  # a cached actor older than this is refetched when needed
+MIN_REFETCH = timedelta(seconds=60)  # a key is refetched at most this often, whatever a peer sends
+
+
+class InvalidActor(ValueError):
+    """A document that is not an actor we can trust or use."""
+
+
+@dataclass(frozen=True)
+class ActorRecord:
+    """The fields of a remote actor we keep, parsed from its document."""
+
+    uri: str
+    domain: str
+    type: str
+    preferred_username: str | None
+    name: str | None
+    inbox: str
+    shared_inbox: str | None
+    key_id: str | None
+    public_key_pem: str | None
+    raw: str
+
+
+def _http_url(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+        raise InvalidActor(f"{what} is not an http(s) URL")
+    if len(value) > 2048:
+        raise InvalidActor(f"{what} is too long")
+    return value
+
+
+def parse_actor(doc: dict[str, Any], source_url: str) -> ActorRecord:
+    """Validate an actor document fetched from (or signed by the origin of) ``source_url``."""
+    uri = _http_url(doc.get("id"), "id")
+    try:
+        domain = host_of(uri)
+        source_host = host_of(source_url)
+    except UnsafeUrl as exc:
+        raise InvalidActor(f"bad actor URL: {exc.reason}") from None
+    if domain != source_host:
+        raise InvalidActor(f"actor id {uri} does not belong to {source_host}")
+    kind = doc.get("type")
+    kind = next((t for t in as_list(kind) if t in ACTOR_TYPES), None)
+    if kind is None:
+        raise InvalidActor(f"type {doc.get('type')!r} is not an actor type")
+    inbox = _http_url(doc.get("inbox"), "inbox")
+    endpoints = doc.get("endpoints") if isinstance(doc.get("endpoints"), dict) else {}
+    shared = endpoints.get("sharedInbox")
+    shared_inbox = shared if isinstance(shared, str) and shared.startswith(("https://", "http://")) else None
+    key_id = pem = None
+    for key in as_list(doc.get("publicKey")):
+        if not isinstance(key, dict) or not isinstance(key.get("publicKeyPem"), str):
+            continue
+        owner = id_of(key.get("owner")) or uri
+        if owner != uri:
+            continue  # a key that claims another owner is never this actor's key
+        candidate = id_of(key) or uri
+        try:
+            if host_of(candidate) != domain:
+                continue  # nor one whose id lives on another server
+        except UnsafeUrl:
+            continue
+        key_id, pem = candidate, key["publicKeyPem"]
+        break
+    username = doc.get("preferredUsername")
+    name = doc.get("name")
+    return ActorRecord(
+        uri=uri,
+        domain=domain,
+        type=kind,
+        preferred_username=username[:255] if isinstance(username, str) else None,
+        name=name[:500] if isinstance(name, str) else None,
+        inbox=inbox,
+        shared_inbox=shared_inbox,
+        key_id=key_id,
+        public_key_pem=pem,
+        raw=json.dumps(doc, separators=(",", ":"))[:262_144],
+    )
+
+
+class RemoteActors:
+    """The remote actor cache: database rows, refreshed from the network when stale."""
+
+    def __init__(self, db: Database, fetcher: Fetcher) -> None:
+        self.db = db
+        self.fetcher = fetcher
+
+    async def cached(self, uri: str) -> Any | None:
+        async with self.db.read() as conn:
+            return (await conn.execute(sa.select(remote_actors).where(remote_actors.c.uri == uri))).one_or_none()
+
+    async def get(self, uri: str, *, refresh: bool = False) -> Any:
+        """The actor row for ``uri``, fetched when missing, stale or ``refresh`` is asked."""
+        row = await self.cached(uri)
+        if row is not None and not refresh and utcnow() - row.fetched_at < REFRESH_AFTER:
+            return row
+        try:
+            return await self.fetch(uri)
+        except Exception:
+            if row is not None and not refresh:
+                log.info("using stale copy of %s", uri)
+                return row
+            raise
+
+    async def fetch(self, uri: str) -> Any:
+        """Fetch ``uri`` (signed by the instance actor) and store it; ``InvalidActor`` if unusable."""
+        fetched = await self.fetcher.fetch_json(uri)
+        return await self.store(parse_actor(fetched.data, fetched.url))
+
+    async def store(self, record: ActorRecord) -> Any:
+        """Insert or update an actor row from a parsed record."""
+        values = {**record.__dict__, "fetched_at": utcnow()}
+        update = {k: v for k, v in values.items() if k != "uri"}
+        async with self.db.transaction() as conn:
+            await conn.execute(upsert(self.db.dialect, remote_actors, ["uri"], values, update))
+            return (await conn.execute(sa.select(remote_actors).where(remote_actors.c.uri == record.uri))).one()
+
+    async def remove(self, uri: str) -> bool:
+        """Forget an actor that deleted itself (its memberships go with it)."""
+        async with self.db.transaction() as conn:
+            result = await conn.execute(sa.delete(remote_actors).where(remote_actors.c.uri == uri))
+        return result.rowcount > 0
+
+    async def lookup_key(self, key_id: str, *, refresh: bool) -> ResolvedKey | None:
+        """The ``KeyLookup`` for signature verification: cached first, one refetch on rotation."""
+        async with self.db.read() as conn:
+            row = (await conn.execute(sa.select(remote_actors).where(remote_actors.c.key_id == key_id))).first()
+        if row is not None and row.public_key_pem and (not refresh or utcnow() - row.fetched_at < MIN_REFETCH):
+            return ResolvedKey(key_id, row.uri, row.public_key_pem)
+        owner_uri = row.uri if row is not None else urldefrag(key_id).url
+        try:
+            fetched = await self.fetcher.fetch_json(owner_uri)
+        except (FetchGone, FetchNotFound):
+            return None
+        doc = fetched.data
+        if "inbox" not in doc and id_of(doc.get("owner")):
+            # A standalone key document (GoToSocial, some others): its owner is the actor.
+            owner = id_of(doc["owner"])
+            if owner is None or host_of(owner) != host_of(fetched.url):
+                return None
+            fetched = await self.fetcher.fetch_json(owner)
+            doc = fetched.data
+        try:
+            record = parse_actor(doc, fetched.url)
+        except InvalidActor as exc:
+            log.info("key %s: %s", key_id, exc)
+            return None
+        stored = await self.store(record)
+        if stored.key_id != key_id or not stored.public_key_pem:
+            return None
+        return ResolvedKey(key_id, stored.uri, stored.public_key_pem)

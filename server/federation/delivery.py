@@ -1,0 +1,227 @@
+"""Outgoing delivery: one row per target inbox, signed at send time.
+
+``enqueue`` writes the activity once and a row per inbox in the caller's
+transaction, so a change and the news of it commit together. ``DeliverySender``
+runs one row on the worker and turns the remote's answer into an outcome:
+2xx done; 410 gone; 429/503 retry at ``Retry-After``; other 4xx dead; 5xx and
+network errors back off exponentially for three days. A per-server circuit breaker
+stops a dead server from slowing the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.db import Database, upsert
+from server.federation.auth import HttpSignatureAuth
+from server.federation.client import Fetcher, FetchError, FetchFailed
+from server.federation.urls import UnsafeUrl, host_of
+from server.tables import deliveries, local_actors, outbound_activities, server_health
+from server.types import utcnow
+from server.worker import Outcome, backoff
+
+log = logging.getLogger("kith.delivery")
+
+GIVE_UP_AFTER = timedelta(days=3)
+CIRCUIT_THRESHOLD = 5  # consecutive failures before a server's circuit opens
+PER_SERVER = 4  # concurrent requests to one server
+
+
+async def enqueue(
+    conn: AsyncConnection,
+    db: Database,
+    *,
+    activity: dict[str, Any],
+    actor_id: int,
+    inboxes: Iterable[str],
+    public: bool = False,
+) -> int:
+    """Store ``activity`` once and queue one delivery per distinct inbox; returns the activity row id."""
+    now = utcnow()
+    activity_row = await conn.execute(
+        sa.insert(outbound_activities)
+        .values(
+            uri=activity["id"],
+            actor_id=actor_id,
+            type=activity["type"],
+            public=public,
+            body=json.dumps(activity, separators=(",", ":")),
+            created_at=now,
+        )
+        .returning(outbound_activities.c.id)
+    )
+    activity_pk = activity_row.scalar_one()
+    rows = []
+    for inbox in dict.fromkeys(inboxes):  # ordered de-duplication
+        try:
+            domain = host_of(inbox)
+        except UnsafeUrl:
+            log.warning("not queuing delivery to malformed inbox %r", inbox)
+            continue
+        rows.append(
+            {"activity_id": activity_pk, "inbox": inbox, "domain": domain, "next_attempt_at": now, "created_at": now}
+        )
+    if rows:
+        await conn.execute(db.insert_ignore(deliveries, ["activity_id", "inbox"]), rows)
+    return activity_pk
+
+
+def retry_after(value: str | None, now: datetime) -> datetime | None:
+    """The time a ``Retry-After`` header names (seconds or an HTTP date), capped at a day."""
+    if not value:
+        return None
+    value = value.strip()
+    when: datetime | None
+    if value.isdigit():
+        when = now + timedelta(seconds=int(value))
+    else:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+    return min(max(when, now), now + timedelta(days=1))
+
+
+def classify(
+    status: int | None, headers: dict[str, str], *, attempts: int, created_at: datetime, now: datetime
+) -> Outcome:
+    """Turn a remote's answer (``status`` None for a network error) into the row's next state."""
+    if status is not None and 200 <= status < 300:
+        return Outcome.done()
+    if status == 410:
+        return Outcome("gone", "410 Gone")
+    expired = now - created_at >= GIVE_UP_AFTER
+    if status in (429, 503):
+        at = retry_after(headers.get("retry-after"), now) or now + backoff(attempts)
+        return (
+            Outcome("dead", f"gave up after {attempts} attempts: {status}")
+            if expired
+            else Outcome.retry(at, f"{status}, retry at {at.isoformat()}")
+        )
+    if status is not None and 400 <= status < 500:
+        return Outcome("dead", f"{status} from the remote")
+    error = f"HTTP {status}" if status is not None else "network error"
+    if expired:
+        return Outcome("dead", f"gave up after {attempts} attempts: {error}")
+    return Outcome.retry(now + backoff(attempts), error)
+
+
+class DeliverySender:
+    """Sends one delivery row: sign, post, classify. One instance per worker."""
+
+    def __init__(
+        self, db: Database, fetcher: Fetcher, *, is_blocked: Callable[[str], bool], key_id_of: Callable[[Any], str]
+    ):
+        self.db = db
+        self.fetcher = fetcher
+        self.is_blocked = is_blocked
+        self.key_id_of = key_id_of
+        self._auth: dict[int, HttpSignatureAuth] = {}
+        self._bodies: dict[int, tuple[bytes, int]] = {}
+        self._per_server: dict[str, asyncio.Semaphore] = {}
+        self._open_until: dict[str, datetime] = {}
+
+    def circuit_closed(self, now: datetime) -> Any:
+        """A claim filter: skip rows whose server's circuit is open."""
+        return ~sa.exists().where(server_health.c.domain == deliveries.c.domain, server_health.c.open_until > now)
+
+    async def __call__(self, row: Any) -> Outcome:
+        now = utcnow()
+        if self.is_blocked(row.domain):
+            return Outcome("dead", "the domain is blocked")
+        open_until = self._open_until.get(row.domain)
+        if open_until and open_until > now:
+            return Outcome.retry(open_until, "circuit open")
+        body, actor_id = await self._body(row.activity_id)
+        auth = await self._signer(actor_id)
+        sem = self._per_server.setdefault(row.domain, asyncio.Semaphore(PER_SERVER))
+        async with sem:
+            try:
+                response = await self.fetcher.post(row.inbox, body, auth=auth)
+                status, headers = response.status_code, {k.lower(): v for k, v in response.headers.items()}
+            except FetchFailed as exc:
+                status, headers = None, {}
+                log.info("delivery %s to %s failed: %s", row.id, row.inbox, exc.reason)
+            except FetchError as exc:  # refused by the URL guard: never worth retrying
+                return Outcome("dead", f"refused: {exc.reason}")
+        outcome = classify(status, headers, attempts=row.attempts, created_at=row.created_at, now=utcnow())
+        await self._record_health(row.domain, ok=status is not None and status < 500, error=outcome.error)
+        return outcome
+
+    async def _body(self, activity_pk: int) -> tuple[bytes, int]:
+        cached = self._bodies.get(activity_pk)
+        if cached is None:
+            async with self.db.read() as conn:
+                r = (
+                    await conn.execute(
+                        sa.select(outbound_activities.c.body, outbound_activities.c.actor_id).where(
+                            outbound_activities.c.id == activity_pk
+                        )
+                    )
+                ).one()
+            cached = (r.body.encode(), r.actor_id)
+            if len(self._bodies) > 1000:
+                self._bodies.clear()
+            self._bodies[activity_pk] = cached
+        return cached
+
+    async def _signer(self, actor_pk: int) -> HttpSignatureAuth:
+        auth = self._auth.get(actor_pk)
+        if auth is None:
+            async with self.db.read() as conn:
+                actor = (await conn.execute(sa.select(local_actors).where(local_actors.c.id == actor_pk))).one()
+            auth = self._auth[actor_pk] = HttpSignatureAuth(self.key_id_of(actor), actor.private_key_pem)
+        return auth
+
+    async def _record_health(self, domain: str, *, ok: bool, error: str | None) -> None:
+        now = utcnow()
+        if ok:
+            if domain not in self._open_until and not await self._had_failures(domain):
+                return  # the common case: a healthy server, no write needed
+            self._open_until.pop(domain, None)
+            values = {"domain": domain, "failures": 0, "open_until": None, "last_error": None, "updated_at": now}
+            async with self.db.transaction() as conn:
+                await conn.execute(
+                    upsert(
+                        self.db.dialect,
+                        server_health,
+                        ["domain"],
+                        values,
+                        {"failures": 0, "open_until": None, "updated_at": now},
+                    )
+                )
+            return
+        async with self.db.transaction() as conn:
+            stmt = upsert(
+                self.db.dialect,
+                server_health,
+                ["domain"],
+                {"domain": domain, "failures": 1, "last_error": error, "updated_at": now},
+                {"failures": server_health.c.failures + 1, "last_error": error, "updated_at": now},
+            ).returning(server_health.c.failures)
+            failures = (await conn.execute(stmt)).scalar_one()
+            if failures >= CIRCUIT_THRESHOLD:
+                until = now + backoff(failures - CIRCUIT_THRESHOLD + 1, base=60.0)
+                self._open_until[domain] = until
+                await conn.execute(
+                    sa.update(server_health).where(server_health.c.domain == domain).values(open_until=until)
+                )
+                log.warning("circuit open for %s until %s after %d failures", domain, until, failures)
+
+    async def _had_failures(self, domain: str) -> bool:
+        async with self.db.read() as conn:
+            failures = (
+                await conn.execute(sa.select(server_health.c.failures).where(server_health.c.domain == domain))
+            ).scalar_one_or_none()
+        return bool(failures)

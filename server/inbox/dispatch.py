@@ -1,0 +1,38 @@
+"""The dispatch table: activity type -> handler module. One family per module."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from server.inbox.handlers import actor, follow, undo
+from server.services import Services
+
+log = logging.getLogger("kith.dispatch")
+
+Handler = Callable[[Services, dict[str, Any], Any], Awaitable[None]]
+
+
+async def ignore(services: Services, activity: dict[str, Any], item: Any) -> None:
+    """Activities we receive but have nothing to do with (yet)."""
+
+
+HANDLERS: dict[str, Handler] = {
+    "Follow": follow.on_follow,
+    "Undo": undo.on_undo,
+    "Update": actor.on_update,
+    "Delete": actor.on_delete,
+    "Accept": ignore,
+    "Reject": ignore,
+}
+
+
+async def dispatch(services: Services, item: Any) -> None:
+    """Run the handler for one stored inbox item."""
+    activity = json.loads(item.body)
+    handler = HANDLERS.get(activity.get("type"), ignore)
+    if handler is ignore:
+        log.debug("ignoring %s %s", activity.get("type"), item.activity_uri)
+    await handler(services, activity, item)

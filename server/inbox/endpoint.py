@@ -1,0 +1,138 @@
+"""The inbox doors (per group and shared): cap, block, verify, store once, answer 202.
+
+Everything slow or fallible happens later on the worker; this path only does
+what it must to decide whether to accept. Nothing answered 202 is ever lost: the
+activity is committed before the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from server.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized
+from server.federation.client import FetchError
+from server.federation.httpsig import IncomingRequest, SignatureError, signature_key_id, verify_request
+from server.federation.urls import UnsafeUrl, host_of
+from server.federation.vocab import id_of
+from server.groups.membership import get_group, group_name_from_uri
+from server.inbox.store import store_activity
+from server.services import Services
+
+log = logging.getLogger("kith.inbox")
+
+MAX_BODY = 256 * 1024
+
+
+async def read_capped(request: Request, cap: int = MAX_BODY) -> bytes:
+    """The request body, refusing (413) anything over ``cap`` without reading it all."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > cap:
+        raise PayloadTooLarge(f"body over {cap} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > cap:
+                raise PayloadTooLarge(f"body over {cap} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise BadRequest("client disconnected") from None
+    return b"".join(chunks)
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object with an id, a type and an actor, else 400."""
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("body is not JSON") from None
+    if not isinstance(doc, dict):
+        raise BadRequest("an activity must be a JSON object")
+    if not isinstance(doc.get("type"), str):
+        raise BadRequest("activity has no type")
+    if not id_of(doc.get("actor")):
+        raise BadRequest("activity has no actor")
+    if not isinstance(doc.get("id"), str):
+        raise BadRequest("activity has no id")
+    return doc
+
+
+def _host(url: str) -> str | None:
+    try:
+        return host_of(url)
+    except UnsafeUrl:
+        return None
+
+
+async def receive(request: Request, services: Services, group_name: str | None) -> Response:
+    """Accept one activity at a group's inbox (``group_name``) or the shared inbox."""
+    group_id = None
+    if group_name is not None:
+        async with services.db.read() as conn:
+            group_id = (await get_group(conn, group_name)).id
+    body = await read_capped(request)
+    doc = parse_body(body)
+    actor = id_of(doc["actor"])
+    assert actor is not None
+    actor_host = _host(actor)
+    if actor_host is None:
+        raise BadRequest("actor is not an http(s) URL")
+    if _host(doc["id"]) != actor_host:
+        raise BadRequest("the activity id is not on the actor's server")
+
+    key_id = signature_key_id(request.headers)
+    if key_id is None:
+        raise Unauthorized("missing signature")
+    key_host = _host(key_id)
+    # Blocked origins are refused before any signature work or key fetch.
+    if services.is_blocked(actor_host) or (key_host and services.is_blocked(key_host)):
+        raise Forbidden("the domain is blocked")
+
+    if doc["type"] == "Delete" and id_of(doc.get("object")) == actor and await services.actors.cached(actor) is None:
+        # An actor we never knew deleted itself; its key is usually gone already.
+        return Response(status_code=202)
+
+    url = services.settings.base_url + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    incoming = IncomingRequest(request.method, url, dict(request.headers), body)
+    try:
+        verified = await verify_request(incoming, services.actors.lookup_key)
+    except SignatureError as exc:
+        raise Unauthorized(f"signature: {exc.reason}") from None
+    except FetchError as exc:
+        raise Unauthorized(f"could not fetch the signing key: {exc.reason}") from None
+    if verified.owner != actor:
+        raise Unauthorized("the signing key does not belong to the activity's actor")
+
+    if doc["type"] == "Follow":
+        # Answer a Follow of something that is not one of our groups at once.
+        async with services.db.read() as conn:
+            target = group_name_from_uri(id_of(doc.get("object")) or "", services.links)
+            if target is None:
+                raise NotFound("the Follow's object is not a group here")
+            await get_group(conn, target)
+
+    if await store_activity(services.db, doc, actor=actor, group_id=group_id):
+        services.wake.set()
+    return Response(status_code=202)
+
+
+async def group_inbox(request: Request) -> Response:
+    return await receive(request, request.app.state.services, request.path_params["name"])
+
+
+async def shared_inbox(request: Request) -> Response:
+    return await receive(request, request.app.state.services, None)
+
+
+routes = [
+    Route("/inbox", shared_inbox, methods=["POST"]),
+    Route("/actor/inbox", shared_inbox, methods=["POST"]),
+    Route("/groups/{name}/inbox", group_inbox, methods=["POST"]),
+]

@@ -1,0 +1,32 @@
+"""An actor's own Update (refresh our copy) and Delete (forget it and its memberships)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from server.federation.actors import ACTOR_TYPES, InvalidActor, parse_actor
+from server.federation.vocab import as_list, id_of
+from server.services import Services
+
+log = logging.getLogger("kith.actor")
+
+
+async def on_update(services: Services, activity: dict[str, Any], item: Any) -> None:
+    """Update of the sender's own actor document: trusted, since the sender signed it."""
+    obj = activity.get("object")
+    if id_of(obj) != item.actor_uri:
+        return  # updates of other objects arrive with group conversations
+    if isinstance(obj, dict) and any(t in ACTOR_TYPES for t in as_list(obj.get("type"))):
+        try:
+            await services.actors.store(parse_actor(obj, item.actor_uri))
+            return
+        except InvalidActor as exc:
+            log.info("Update of %s unusable (%s); refetching", item.actor_uri, exc)
+    await services.actors.fetch(item.actor_uri)
+
+
+async def on_delete(services: Services, activity: dict[str, Any], item: Any) -> None:
+    """Delete of the sender itself: drop the cached actor and, by cascade, its memberships."""
+    if id_of(activity.get("object")) == item.actor_uri and await services.actors.remove(item.actor_uri):
+        log.info("actor %s deleted itself", item.actor_uri)
