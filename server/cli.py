@@ -164,6 +164,43 @@ def cmd_group_show(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_group_follows(settings: Settings, args: argparse.Namespace) -> int:
+    from server.groups.membership import get_group, list_follows
+
+    async def run(db: Any) -> list[dict[str, Any]]:
+        async with db.read() as conn:
+            g = await get_group(conn, args.name)
+            rows = await list_follows(conn, g.id, "pending" if args.pending else None)
+        return [
+            {
+                "actor": r.actor_uri,
+                "handle": f"@{r.preferred_username}@{r.domain}" if r.preferred_username else None,
+                "state": r.state,
+                "requested_at": r.created_at.isoformat(),
+            }
+            for r in rows
+        ]
+
+    _print_json(asyncio.run(_with_db(settings, run)))
+    return 0
+
+
+def cmd_group_decide(settings: Settings, args: argparse.Namespace) -> int:
+    from server.groups.following import decide_follow
+    from server.services import Services
+
+    async def run() -> str:
+        services = await Services.open(settings)
+        try:
+            return await decide_follow(services, args.name, args.actor, approve=args.action == "approve")
+        finally:
+            await services.close()
+
+    state = asyncio.run(run())
+    print(f"{args.actor}: {state}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kith", description="Kith, a federated community server.")
     parser.add_argument("--version", action="version", version=f"kith {__version__}")
@@ -198,6 +235,15 @@ def build_parser() -> argparse.ArgumentParser:
     gshow = group.add_parser("show", help="one group as JSON")
     gshow.add_argument("name")
     gshow.set_defaults(func=cmd_group_show)
+    gfollows = group.add_parser("follows", help="members and pending follow requests as JSON")
+    gfollows.add_argument("name")
+    gfollows.add_argument("--pending", action="store_true", help="only requests awaiting a decision")
+    gfollows.set_defaults(func=cmd_group_follows)
+    for action, text in (("approve", "accept a pending follow"), ("reject", "refuse a pending follow")):
+        decide = group.add_parser(action, help=text)
+        decide.add_argument("name")
+        decide.add_argument("actor", help="the follower's actor URI, as `kith group follows` lists it")
+        decide.set_defaults(func=cmd_group_decide)
     return parser
 
 

@@ -1,5 +1,6 @@
 """The ``kith`` command, run as a user runs it: a real subprocess."""
 
+import asyncio
 import json
 import os
 import signal
@@ -118,3 +119,28 @@ def test_parser_has_architecture_flags():
     parser = build_parser()
     args = parser.parse_args(["serve", "--host", "0.0.0.0", "--port", "9000", "--no-worker"])
     assert (args.host, args.port, args.no_worker) == ("0.0.0.0", 9000, True)
+
+
+async def test_pending_follows_listed_and_decided(settings, client, services, worker, mastodon):
+    """A moderator lists and decides pending follows from a shell; the Accept goes out."""
+    group_uri = "https://kith.test/groups/club"
+    r = await asyncio.to_thread(kith, settings, "group", "create", "club", "--approval", "manual")
+    assert r.returncode == 0, r.stderr
+    mastodon.add_user("bob")
+    for name in ("alice", "bob"):
+        resp = await mastodon.post(client, name, f"{group_uri}/inbox", mastodon.follow(name, group_uri))
+        assert resp.status_code == 202
+    await worker.drain()
+    pending = json.loads((await asyncio.to_thread(kith, settings, "group", "follows", "club", "--pending")).stdout)
+    assert [p["handle"] for p in pending] == ["@alice@mastodon.example", "@bob@mastodon.example"]
+    r = await asyncio.to_thread(kith, settings, "group", "approve", "club", mastodon.actor_uri("alice"))
+    assert r.returncode == 0 and "accepted" in r.stdout
+    r = await asyncio.to_thread(kith, settings, "group", "reject", "club", mastodon.actor_uri("bob"))
+    assert r.returncode == 0 and "rejected" in r.stdout
+    r = await asyncio.to_thread(kith, settings, "group", "approve", "club", "https://nowhere.example/u/x")
+    assert r.returncode == 1 and "no follow" in r.stderr
+    await worker.drain()
+    assert [a.signer for a in mastodon.of_type("Accept")] == [group_uri]
+    assert len(mastodon.of_type("Reject")) == 1
+    everyone = json.loads((await asyncio.to_thread(kith, settings, "group", "follows", "club")).stdout)
+    assert [(f["handle"], f["state"]) for f in everyone] == [("@alice@mastodon.example", "accepted")]

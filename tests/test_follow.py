@@ -119,3 +119,32 @@ async def test_accept_body_is_json_activity(client, services, worker, mastodon):
     accept = mastodon.of_type("Accept")[0]
     assert accept.headers["content-type"] == "application/activity+json"
     assert json.loads(json.dumps(accept.activity))["to"] == [mastodon.actor_uri("alice")]
+
+
+async def test_accepted_activity_survives_a_crash(settings, client, services, mastodon, network):
+    """202 then crash before processing: a restarted worker (new process, new engine) picks it up."""
+    from datetime import UTC, datetime, timedelta
+
+    import sqlalchemy as sa
+
+    from server.jobs import build_worker
+    from server.services import Services
+    from server.tables import inbox_items
+
+    await create_group(services.db, GroupSpec(name="bookclub"))
+    follow = mastodon.follow("alice", GROUP)
+    assert (await mastodon.post(client, "alice", f"{GROUP}/inbox", follow)).status_code == 202
+    # A worker claims the item and dies (SIGKILL) before finishing it.
+    claimed = await services.db.claim_due(inbox_items, now=datetime.now(UTC), limit=10, lease=timedelta(minutes=5))
+    assert len(claimed) == 1
+    restarted = await Services.open(settings, transport=network, migrate=False)
+    try:
+        worker = build_worker(restarted)
+        await worker.drain()
+        assert mastodon.of_type("Accept") == []  # still leased by the dead worker
+        async with restarted.db.transaction() as conn:
+            await conn.execute(sa.update(inbox_items).values(lease_until=datetime.now(UTC) - timedelta(seconds=1)))
+        await worker.drain()
+    finally:
+        await restarted.close()
+    assert [a.activity["object"]["id"] for a in mastodon.of_type("Accept")] == [follow["id"]]

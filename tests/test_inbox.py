@@ -1,8 +1,8 @@
 """The inbox doors: every refusal gets the right 4xx and stores nothing; accepted is stored once."""
 
 import json
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 import sqlalchemy as sa

@@ -137,16 +137,16 @@ class DeliverySender:
         return ~sa.exists().where(server_health.c.domain == deliveries.c.domain, server_health.c.open_until > now)
 
     async def __call__(self, row: Any) -> Outcome:
-        now = utcnow()
         if self.is_blocked(row.domain):
             return Outcome("dead", "the domain is blocked")
-        open_until = self._open_until.get(row.domain)
-        if open_until and open_until > now:
-            return Outcome.retry(open_until, "circuit open")
         body, actor_id = await self._body(row.activity_id)
         auth = await self._signer(actor_id)
         sem = self._per_server.setdefault(row.domain, asyncio.Semaphore(PER_SERVER))
         async with sem:
+            # Checked after waiting our turn: the requests ahead of us may have opened the circuit.
+            open_until = self._open_until.get(row.domain)
+            if open_until and open_until > utcnow():
+                return Outcome.retry(open_until, "circuit open")
             try:
                 response = await self.fetcher.post(row.inbox, body, auth=auth)
                 status, headers = response.status_code, {k.lower(): v for k, v in response.headers.items()}
@@ -155,8 +155,8 @@ class DeliverySender:
                 log.info("delivery %s to %s failed: %s", row.id, row.inbox, exc.reason)
             except FetchError as exc:  # refused by the URL guard: never worth retrying
                 return Outcome("dead", f"refused: {exc.reason}")
-        outcome = classify(status, headers, attempts=row.attempts, created_at=row.created_at, now=utcnow())
-        await self._record_health(row.domain, ok=status is not None and status < 500, error=outcome.error)
+            outcome = classify(status, headers, attempts=row.attempts, created_at=row.created_at, now=utcnow())
+            await self._record_health(row.domain, ok=status is not None and status < 500, error=outcome.error)
         return outcome
 
     async def _body(self, activity_pk: int) -> tuple[bytes, int]:
