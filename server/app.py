@@ -20,7 +20,7 @@ from server.errors import KithError
 from server.inbox import endpoint as inbox_endpoint
 from server.services import Services
 from server.settings import Settings
-from server.web import actors
+from server.web import actors, threads
 
 log = logging.getLogger("kith.app")
 
@@ -71,6 +71,7 @@ def create_app(settings: Settings, *, services: Services | None = None, run_work
         routes=[
             *wellknown.routes,
             *inbox_endpoint.routes,
+            *threads.routes,
             *actors.routes,
             Mount("/static", StaticFiles(directory=str(static_dir()), check_dir=False), name="static"),
         ],

@@ -109,6 +109,7 @@ def _group_json(settings: Settings, group: Any, **extra: Any) -> dict[str, Any]:
         "summary": group.summary,
         "approval": group.approval,
         "posting": group.posting,
+        "rules": [r for r in group.rules.splitlines() if r.strip()],
         "created_at": group.created_at.isoformat(),
         **extra,
     }
@@ -124,6 +125,7 @@ def cmd_group_create(settings: Settings, args: argparse.Namespace) -> int:
         owner=args.owner,
         approval=args.approval,
         posting=args.posting,
+        rules="\n".join(args.rule),
     )
 
     async def run(db: Any) -> Any:
@@ -228,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     gcreate.add_argument("--title")
     gcreate.add_argument("--summary")
     gcreate.add_argument("--owner")
+    gcreate.add_argument("--rule", action="append", default=[], help="a group rule; repeat for each rule")
     gcreate.add_argument("--approval", choices=["auto", "manual"], default="auto")
     gcreate.add_argument("--posting", choices=["members", "anyone", "moderators"], default="members")
     gcreate.set_defaults(func=cmd_group_create)

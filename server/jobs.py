@@ -27,7 +27,15 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
     worker = Worker(
         services.db,
         [
-            JobKind("inbox", inbox_items, process, batch=50, concurrency=10, max_attempts=8),
+            JobKind(
+                "inbox",
+                inbox_items,
+                process,
+                batch=100,
+                concurrency=20,
+                max_attempts=8,
+                key=lambda item: item.actor_uri,
+            ),
             JobKind(
                 "delivery",
                 deliveries,

@@ -47,6 +47,7 @@ local_actors = sa.Table(
     sa.Column("approval", sa.String(16), nullable=False, server_default="auto"),  # auto | manual
     sa.Column("posting", sa.String(16), nullable=False, server_default="members"),
     sa.Column("discoverable", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("rules", sa.Text, nullable=False, server_default=""),  # one rule per line
     sa.Column("created_at", TS, nullable=False),
 )
 
@@ -118,7 +119,65 @@ outbound_activities = sa.Table(
     sa.Column("type", sa.String(32), nullable=False),
     sa.Column("public", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("body", sa.Text, nullable=False),
+    sa.Column("post_id", sa.Integer, sa.ForeignKey("posts.id", ondelete="SET NULL")),  # what it is about
+    sa.Column("deleted_at", TS),  # set when what it carried was deleted: the id then answers 410
     sa.Column("created_at", TS, nullable=False),
+    sa.Index("ix_outbound_activities_outbox", "actor_id", "type", "public", "id"),
+    sa.Index("ix_outbound_activities_post", "post_id"),
+)
+
+# Posts and comments of a group's threads (remote objects, sanitised, raw kept for audit).
+posts = sa.Table(
+    "posts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uri", sa.String(2048), nullable=False, unique=True),
+    sa.Column("group_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("author_id", sa.Integer, sa.ForeignKey("remote_actors.id", ondelete="SET NULL")),
+    sa.Column("author_uri", sa.String(2048), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),  # Note | Page | Article | Question
+    sa.Column("in_reply_to", sa.String(2048)),
+    sa.Column("parent_id", sa.Integer, sa.ForeignKey("posts.id", ondelete="SET NULL")),
+    sa.Column("root_id", sa.Integer, sa.ForeignKey("posts.id", ondelete="SET NULL")),  # NULL for a thread's root
+    sa.Column("name", sa.Text),
+    sa.Column("summary", sa.Text),  # content warning
+    sa.Column("content_html", sa.Text, nullable=False, server_default=""),
+    sa.Column("url", sa.String(2048)),
+    sa.Column("sensitive", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("state", sa.String(16), nullable=False, server_default="visible"),  # visible | deleted
+    sa.Column("likes", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("dislikes", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("replies", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("raw", sa.Text, nullable=False),
+    sa.Column("published", TS, nullable=False),
+    sa.Column("updated_at", TS),
+    sa.Column("last_activity_at", TS, nullable=False),  # threads sort by this, newest first
+    sa.Column("deleted_at", TS),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Index("ix_posts_threads", "group_id", "root_id", "state", "last_activity_at", "id"),
+    sa.Index("ix_posts_root", "root_id", "published"),
+)
+
+# Deletes of objects we did not have (yet): a Create arriving after its Delete is refused.
+tombstones = sa.Table(
+    "tombstones",
+    metadata,
+    sa.Column("uri", sa.String(2048), primary_key=True),
+    sa.Column("deleted_at", TS, nullable=False),
+)
+
+# Likes, dislikes and emoji reactions, one per (post, actor, kind, emoji).
+reactions = sa.Table(
+    "reactions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("post_id", sa.Integer, sa.ForeignKey("posts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("actor_uri", sa.String(2048), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # Like | Dislike | EmojiReact
+    sa.Column("emoji", sa.String(64), nullable=False, server_default=""),
+    sa.Column("activity_uri", sa.String(2048), nullable=False, unique=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.UniqueConstraint("post_id", "actor_uri", "kind", "emoji"),
 )
 
 

@@ -58,6 +58,9 @@ class JobKind:
     concurrency: int = 50
     max_attempts: int | None = None  # after this many failures a job is dead (None: the job decides)
     where: Callable[[datetime], Any] | None = None  # an extra claim filter, given the time
+    # Rows with the same key run one after another, in claim order (an actor's Create before
+    # its Delete); rows with different keys run side by side.
+    key: Callable[[Any], str] | None = None
 
 
 class Worker:
@@ -79,13 +82,17 @@ class Worker:
             if not rows:
                 continue
             sem = asyncio.Semaphore(kind.concurrency)
+            lanes: dict[Any, list[Any]] = {}
+            for row in rows:
+                lanes.setdefault(kind.key(row) if kind.key else row.id, []).append(row)
 
-            async def one(row: Any, kind: JobKind = kind, sem: asyncio.Semaphore = sem) -> None:
-                async with sem:
-                    outcome = await self._run(kind, row)
-                    await self._finish(kind, row, outcome)
+            async def lane(items: list[Any], kind: JobKind = kind, sem: asyncio.Semaphore = sem) -> None:
+                for row in items:
+                    async with sem:
+                        outcome = await self._run(kind, row)
+                        await self._finish(kind, row, outcome)
 
-            await asyncio.gather(*(one(r) for r in rows))
+            await asyncio.gather(*(lane(items) for items in lanes.values()))
             ran += len(rows)
         return ran
 

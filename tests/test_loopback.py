@@ -1,10 +1,11 @@
-"""Tried as a new user would: a real Mastodon-compatible peer on loopback follows a group.
+"""Tried as a new user would: real Mastodon-compatible peers on loopback and a group.
 
 Kith runs as a subprocess (``python -m server serve``, in-process worker) on one
-loopback port and the peer is a real uvicorn server on another; everything between
-them is real HTTP over 127.0.0.1. The peer discovers the group by WebFinger, follows
-it with a bovine-signed Follow, receives an Accept that bovine verifies against the
-group's published key, then unfollows.
+loopback port and each peer is a real uvicorn server on another (alice's server,
+bob's server); everything between them is real HTTP over 127.0.0.1. A peer discovers
+the group by WebFinger, follows it with a bovine-signed Follow, receives an Accept
+that bovine verifies against the group's published key, and unfollows; when alice
+posts to the group, bob's server receives the group's Announces and can display it.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.fakes.loopback_peer import AS_JSON, LoopbackPeer
+from tests.fakes.loopback_peer import AS_JSON, Group, LoopbackPeer
 
 LOOPBACK = "127.0.0.1"
 
@@ -66,7 +68,8 @@ class Kith:
 
 @pytest.fixture
 def ports() -> list[int]:
-    return free_ports(2)
+    """Kith's, alice's server's and bob's server's."""
+    return free_ports(3)
 
 
 @pytest.fixture
@@ -118,15 +121,28 @@ def kith(tmp_path: Path, ports: list[int]) -> Iterator[Kith]:
             proc.wait()
 
 
-@pytest.fixture
-async def peer(ports: list[int]) -> AsyncIterator[LoopbackPeer]:
-    """alice's server: a real uvicorn on the second loopback port, in this test's event loop."""
-    p = LoopbackPeer(ports[1])
+@asynccontextmanager
+async def serving(port: int, name: str) -> AsyncIterator[LoopbackPeer]:
+    p = LoopbackPeer(port, name=name)
     await p.start()
     try:
         yield p
     finally:
         await p.stop()
+
+
+@pytest.fixture
+async def peer(ports: list[int]) -> AsyncIterator[LoopbackPeer]:
+    """alice's server: a real uvicorn on the second loopback port, in this test's event loop."""
+    async with serving(ports[1], "alice") as p:
+        yield p
+
+
+@pytest.fixture
+async def bob_peer(ports: list[int]) -> AsyncIterator[LoopbackPeer]:
+    """bob's server: another real uvicorn, on the third loopback port."""
+    async with serving(ports[2], "bob") as p:
+        yield p
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], what: str, kith: Kith, timeout: float = 20) -> None:
@@ -184,3 +200,79 @@ async def test_peer_on_loopback_follows_gets_verifiable_accept_and_unfollows(kit
     shown = kith.run("group", "show", "bookclub")
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["members"] == 0
+
+
+async def join(peer: LoopbackPeer, kith: Kith) -> Group:
+    """Discover the group and follow it from ``peer``; returns once the group's Accept arrived."""
+    group = await peer.discover(f"bookclub@{kith.domain}")
+    follow = peer.follow(group.id)
+    r = await peer.post(group.inbox, follow)
+    assert r.status_code == 202, (r.status_code, r.text, kith.log())
+
+    async def accepted() -> bool:
+        return any(d.activity["object"]["id"] == follow["id"] for d in peer.of_type("Accept"))
+
+    await eventually(accepted, f"the Accept of {peer.name}'s Follow", kith)
+    return group
+
+
+async def test_member_post_reaches_other_server_as_verifiable_displayable_announce(
+    kith: Kith, peer: LoopbackPeer, bob_peer: LoopbackPeer
+):
+    alice, bob = peer, bob_peer
+    group = await join(alice, kith)
+    await join(bob, kith)
+
+    # alice writes on her server; Mastodon sends the Create to the group's shared inbox.
+    text = "Has anyone here read Piranesi yet? Next month we could discuss it."
+    note = alice.note(f"<p>{text}</p>", group=group)
+    create = alice.create(note)
+    r = await alice.post(group.shared_inbox, create)
+    assert r.status_code == 202, (r.status_code, r.text, kith.log())
+
+    # The group redistributes it to every member server, bob's included.
+    async def two_announces(server: LoopbackPeer) -> bool:
+        return len(server.of_type("Announce")) >= 2
+
+    await eventually(lambda: two_announces(bob), "two Announces at bob's server", kith)
+    await eventually(lambda: two_announces(alice), "two Announces at alice's server", kith)
+    for server in (alice, bob):
+        announces = server.of_type("Announce")
+        assert len(announces) == 2, [a.activity for a in announces]
+        assert all(a.path == "/inbox" for a in announces)  # one delivery, to the shared inbox
+        assert all(a.signer == group.id for a in announces), (announces, kith.log())
+        assert all(f'keyId="{group.id}#main-key"' in a.headers["signature"] for a in announces)
+    assert all(d.signer is not None for d in (*alice.received, *bob.received))
+
+    wrapped, plain = sorted(bob.of_type("Announce"), key=lambda a: isinstance(a.activity["object"], str))
+    assert wrapped.activity["object"] == create  # alice's Create, embedded unchanged
+    assert plain.activity["object"] == note["id"]
+    for a in (wrapped, plain):
+        assert a.activity["actor"] == group.id
+        assert a.activity["to"] == ["https://www.w3.org/ns/activitystreams#Public"]
+        assert a.activity["cc"] == [f"{group.id}/followers"]
+        assert a.activity["audience"] == group.id
+
+    # Display it as Mastodon does a boost: fetch the announced id from its origin.
+    r = await bob.http.get(plain.activity["object"], headers={"Accept": AS_JSON})
+    assert r.status_code == 200, r.text
+    shown = r.json()
+    assert shown["type"] == "Note" and shown["id"] == note["id"]
+    assert shown["content"] == f"<p>{text}</p>"
+    assert shown["attributedTo"] == alice.actor_id
+
+    # The Announce itself dereferences at the group's server.
+    r = await bob.http.get(plain.activity["id"], headers={"Accept": AS_JSON})
+    assert r.status_code == 200 and r.json()["object"] == note["id"], r.text
+
+    # And the group's own page and API show the post.
+    r = await bob.http.get(group.id, headers={"Accept": "text/html"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert text in r.text, r.text[-3000:]
+    r = await bob.http.get(f"{kith.base}/api/kith/v1/groups/bookclub/threads")
+    assert r.status_code == 200, r.text
+    (thread,) = r.json()["threads"]
+    assert thread["id"] == note["id"]
+    assert thread["content_html"] == f"<p>{text}</p>"
+    assert thread["author"]["id"] == alice.actor_id
+    assert thread["author"]["handle"] == f"@alice@{LOOPBACK}:{alice.port}", thread["author"]

@@ -289,3 +289,19 @@ async def test_allow_private_still_enforces_syntax_and_blocklist() -> None:
         await g.check("http://bad.example/")
     with pytest.raises(UnsafeUrl, match="scheme not allowed"):
         await g.check("ftp://127.0.0.1/")
+
+
+@pytest.mark.parametrize(
+    ("url", "authority"),
+    [
+        ("https://Example.COM/users/a", "example.com"),
+        ("https://example.com:8443/users/a", "example.com:8443"),
+        ("http://127.0.0.1:8701/users/a", "127.0.0.1:8701"),
+        ("http://[::1]:8080/x", "[::1]:8080"),
+        ("https://example.com:443/x", "example.com"),
+    ],
+)
+def test_authority_keeps_a_non_default_port(url, authority):
+    from server.federation.urls import authority_of
+
+    assert authority_of(url) == authority

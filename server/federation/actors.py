@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from server.db import Database, upsert
 from server.federation.client import Fetcher, FetchGone, FetchNotFound
 from server.federation.httpsig import ResolvedKey
-from server.federation.urls import UnsafeUrl, host_of
+from server.federation.urls import UnsafeUrl, origin_of
 from server.federation.vocab import as_list, id_of
 from server.tables import remote_actors
 from server.types import utcnow
@@ -39,7 +39,7 @@ class ActorRecord:
     """The fields of a remote actor we keep, parsed from its document."""
 
     uri: str
-    domain: str
+    domain: str  # the server's authority: host, plus port when not the default
     type: str
     preferred_username: str | None
     name: str | None
@@ -62,12 +62,13 @@ def parse_actor(doc: dict[str, Any], source_url: str) -> ActorRecord:
     """Validate an actor document fetched from (or signed by the origin of) ``source_url``."""
     uri = _http_url(doc.get("id"), "id")
     try:
-        domain = host_of(uri)
-        source_host = host_of(source_url)
+        origin = origin_of(uri)
+        source_origin = origin_of(source_url)
     except UnsafeUrl as exc:
         raise InvalidActor(f"bad actor URL: {exc.reason}") from None
-    if domain != source_host:
-        raise InvalidActor(f"actor id {uri} does not belong to {source_host}")
+    if origin != source_origin:
+        raise InvalidActor(f"actor id {uri} does not belong to {source_origin[1]}")
+    domain = origin[1]
     kind = doc.get("type")
     kind = next((t for t in as_list(kind) if t in ACTOR_TYPES), None)
     if kind is None:
@@ -85,7 +86,7 @@ def parse_actor(doc: dict[str, Any], source_url: str) -> ActorRecord:
             continue  # a key that claims another owner is never this actor's key
         candidate = id_of(key) or uri
         try:
-            if host_of(candidate) != domain:
+            if origin_of(candidate) != origin:
                 continue  # nor one whose id lives on another server
         except UnsafeUrl:
             continue
@@ -165,7 +166,7 @@ class RemoteActors:
         if "inbox" not in doc and id_of(doc.get("owner")):
             # A standalone key document (GoToSocial, some others): its owner is the actor.
             owner = id_of(doc["owner"])
-            if owner is None or host_of(owner) != host_of(fetched.url):
+            if owner is None or origin_of(owner) != origin_of(fetched.url):
                 return None
             fetched = await self.fetcher.fetch_json(owner)
             doc = fetched.data

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from server.db import Database, upsert
 from server.federation.auth import HttpSignatureAuth
 from server.federation.client import Fetcher, FetchError, FetchFailed
-from server.federation.urls import UnsafeUrl, host_of
+from server.federation.urls import UnsafeUrl, authority_of, host_of
 from server.tables import deliveries, local_actors, outbound_activities, server_health
 from server.types import utcnow
 from server.worker import Outcome, backoff
@@ -44,6 +44,7 @@ async def enqueue(
     actor_id: int,
     inboxes: Iterable[str],
     public: bool = False,
+    post_id: int | None = None,
 ) -> int:
     """Store ``activity`` once and queue one delivery per distinct inbox; returns the activity row id."""
     now = utcnow()
@@ -54,6 +55,7 @@ async def enqueue(
             actor_id=actor_id,
             type=activity["type"],
             public=public,
+            post_id=post_id,
             body=json.dumps(activity, separators=(",", ":")),
             created_at=now,
         )
@@ -63,7 +65,7 @@ async def enqueue(
     rows = []
     for inbox in dict.fromkeys(inboxes):  # ordered de-duplication
         try:
-            domain = host_of(inbox)
+            domain = authority_of(inbox)  # per server, so per port: the circuit breaker's unit
         except UnsafeUrl:
             log.warning("not queuing delivery to malformed inbox %r", inbox)
             continue
@@ -137,7 +139,7 @@ class DeliverySender:
         return ~sa.exists().where(server_health.c.domain == deliveries.c.domain, server_health.c.open_until > now)
 
     async def __call__(self, row: Any) -> Outcome:
-        if self.is_blocked(row.domain):
+        if self.is_blocked(host_of(row.inbox)):
             return Outcome("dead", "the domain is blocked")
         body, actor_id = await self._body(row.activity_id)
         auth = await self._signer(actor_id)

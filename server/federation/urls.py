@@ -96,6 +96,23 @@ def host_of(url: str) -> str:
     return _host_of_parsed(_parse(url), url)
 
 
+def authority_of(url: str) -> str:
+    """The host with its port when the port is not the scheme's default: the server's name.
+
+    ``http://127.0.0.1:8701`` and ``http://127.0.0.1:8702`` are two servers, and a
+    handle or a per-server queue must tell them apart (Mastodon keeps the port too).
+    """
+    parsed = _parse(url)
+    host = _host_of_parsed(parsed, url)
+    shown = f"[{host}]" if ":" in host else host
+    return f"{shown}:{parsed.port}" if parsed.port is not None else shown
+
+
+def origin_of(url: str) -> tuple[str, str]:
+    """(scheme, authority): what two URLs must share to be trusted as one origin."""
+    return _parse(url).scheme.lower(), authority_of(url)
+
+
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     """The IPv4 address an IPv6 one stands for (mapped, 6to4, NAT64), if any."""
     if address.ipv4_mapped is not None:

@@ -34,6 +34,7 @@ class GroupSpec:
     owner: str | None = None
     approval: str = "auto"
     posting: str = "members"
+    rules: str = ""  # one rule per line
 
 
 async def create_group(db: Database, spec: GroupSpec) -> sa.Row:
@@ -47,6 +48,8 @@ async def create_group(db: Database, spec: GroupSpec) -> sa.Row:
         raise BadRequest("the title must be at most 200 characters")
     if len(spec.summary) > 5000:
         raise BadRequest("the summary must be at most 5000 characters")
+    if len(spec.rules) > 5000:
+        raise BadRequest("the rules must be at most 5000 characters")
     async with db.transaction() as conn:
         await ensure_no_clash(conn, spec.name)
         owner = await get_user(conn, spec.owner) if spec.owner else None
@@ -58,6 +61,7 @@ async def create_group(db: Database, spec: GroupSpec) -> sa.Row:
             summary=spec.summary,
             approval=spec.approval,
             posting=spec.posting,
+            rules=spec.rules,
         )
         if owner is not None:
             await conn.execute(

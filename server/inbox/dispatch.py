@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from server.inbox.handlers import actor, follow, undo
+from server.inbox.handlers import announce, content, create, follow, reaction, undo
 from server.services import Services
 
 log = logging.getLogger("kith.dispatch")
@@ -22,8 +22,13 @@ async def ignore(services: Services, activity: dict[str, Any], item: Any) -> Non
 HANDLERS: dict[str, Handler] = {
     "Follow": follow.on_follow,
     "Undo": undo.on_undo,
-    "Update": actor.on_update,
-    "Delete": actor.on_delete,
+    "Create": create.on_create,
+    "Update": content.on_update,
+    "Delete": content.on_delete,
+    "Like": reaction.on_reaction,
+    "Dislike": reaction.on_reaction,
+    "EmojiReact": reaction.on_reaction,
+    "Announce": announce.on_announce,
     "Accept": ignore,
     "Reject": ignore,
 }

@@ -21,6 +21,7 @@ from server.federation.httpsig import IncomingRequest, SignatureError, signature
 from server.federation.urls import UnsafeUrl, host_of
 from server.federation.vocab import id_of
 from server.groups.membership import get_group, group_name_from_uri
+from server.inbox.parse import same_origin
 from server.inbox.store import store_activity
 from server.services import Services
 
@@ -84,7 +85,7 @@ async def receive(request: Request, services: Services, group_name: str | None) 
     actor_host = _host(actor)
     if actor_host is None:
         raise BadRequest("actor is not an http(s) URL")
-    if _host(doc["id"]) != actor_host:
+    if not same_origin(doc["id"], actor):
         raise BadRequest("the activity id is not on the actor's server")
 
     key_id = signature_key_id(request.headers)

@@ -17,8 +17,9 @@ from server.local_actors import get_local_actor
 from server.negotiation import activity_response, wants_activity_json
 from server.services import Services
 from server.web.templating import templates
+from server.web.threads import load_threads
 
-GROUP_COLLECTIONS = ("outbox", "followers", "following", "featured", "moderators")
+GROUP_COLLECTIONS = ("followers", "following", "featured", "moderators")
 PERSON_COLLECTIONS = ("outbox", "followers", "following")
 
 
@@ -42,7 +43,10 @@ async def group_actor(request: Request) -> Response:
     doc = actor_document(group, services.links, host=services.settings.host)
     if wants_activity_json(request):
         return activity_response(request, doc)
+    _, page = await load_threads(request, services, name)
     context = {
+        "page": page,
+        "rules": [r.strip() for r in group.rules.splitlines() if r.strip()],
         "group": group,
         "doc": doc,
         "summary_html": Markup(doc["summary"]),  # built by text_to_html, which escapes

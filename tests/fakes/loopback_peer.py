@@ -13,7 +13,9 @@ import asyncio
 import json
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import uvicorn
@@ -31,6 +33,8 @@ from starlette.routing import Route
 from server.federation.keys import KeyPair, generate_rsa_keypair
 
 AS_JSON = "application/activity+json"
+AS_PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
+AS_CONTEXT = ["https://www.w3.org/ns/activitystreams", "https://w3id.org/security/v1"]
 
 
 @dataclass
@@ -59,6 +63,7 @@ class LoopbackPeer:
     name: str = "alice"
     keys: KeyPair = field(default_factory=generate_rsa_keypair)
     received: list[Delivery] = field(default_factory=list)
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)  # served at their ids
 
     def __post_init__(self) -> None:
         self.base = f"http://127.0.0.1:{self.port}"
@@ -67,6 +72,7 @@ class LoopbackPeer:
         self.app = Starlette(
             routes=[
                 Route("/users/{name}", self._actor),
+                Route("/users/{name}/statuses/{sid}", self._object),
                 Route("/users/{name}/inbox", self._inbox, methods=["POST"]),
                 Route("/inbox", self._inbox, methods=["POST"]),
             ]
@@ -104,7 +110,7 @@ class LoopbackPeer:
 
     def actor_doc(self) -> dict[str, Any]:
         return {
-            "@context": ["https://www.w3.org/ns/activitystreams", "https://w3id.org/security/v1"],
+            "@context": AS_CONTEXT,
             "id": self.actor_id,
             "type": "Person",
             "preferredUsername": self.name,
@@ -121,6 +127,13 @@ class LoopbackPeer:
         if request.path_params["name"] != self.name:
             return JSONResponse({"error": "not found"}, status_code=404)
         return JSONResponse(self.actor_doc(), media_type=AS_JSON)
+
+    async def _object(self, request: Request) -> Response:
+        """A note by its id, as Mastodon serves ``/users/<name>/statuses/<id>`` to ActivityPub clients."""
+        obj = self.objects.get(f"{self.base}{request.url.path}")
+        if obj is None:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        return JSONResponse({"@context": AS_CONTEXT, **obj}, media_type=AS_JSON)
 
     async def _retrieve_key(self, key_id: str) -> CryptographicIdentifier | None:
         """Fetch ``key_id`` over HTTP as Mastodon does; the key is the document or its ``publicKey``."""
@@ -208,4 +221,41 @@ class LoopbackPeer:
             "type": "Undo",
             "actor": self.actor_id,
             "object": {k: activity[k] for k in ("id", "type", "actor", "object")},
+        }
+
+    def note(self, content: str, *, group: Group) -> dict[str, Any]:
+        """A public Mastodon status that mentions ``group`` (so it is cc'd), served at its id from now on."""
+        sid = str(uuid.uuid4().int >> 64)  # Mastodon ids are snowflake-like numbers
+        uri = f"{self.actor_id}/statuses/{sid}"
+        group_handle = f"@{group.doc['preferredUsername']}@{urlsplit(group.id).netloc}"
+        note = {
+            "id": uri,
+            "type": "Note",
+            "summary": None,
+            "inReplyTo": None,
+            "published": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "url": f"{self.base}/@{self.name}/{sid}",
+            "attributedTo": self.actor_id,
+            "to": [AS_PUBLIC],
+            "cc": [f"{self.actor_id}/followers", group.id],
+            "sensitive": False,
+            "content": content,
+            "contentMap": {"en": content},
+            "attachment": [],
+            "tag": [{"type": "Mention", "href": group.id, "name": group_handle}],
+        }
+        self.objects[uri] = note
+        return note
+
+    def create(self, note: dict[str, Any]) -> dict[str, Any]:
+        """The Create Mastodon sends for ``note``: id ``<note>/activity``, same addressing, note embedded."""
+        return {
+            "@context": AS_CONTEXT,
+            "id": f"{note['id']}/activity",
+            "type": "Create",
+            "actor": self.actor_id,
+            "published": note["published"],
+            "to": note["to"],
+            "cc": note["cc"],
+            "object": note,
         }

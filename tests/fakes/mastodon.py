@@ -57,6 +57,7 @@ class FakeMastodon:
     users: dict[str, KeyPair] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     status: int = 202  # what the inbox answers
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)  # served at their ids
 
     def __post_init__(self) -> None:
         self.base = f"https://{self.host}"
@@ -65,6 +66,7 @@ class FakeMastodon:
                 Route("/users/{name}", self._actor),
                 Route("/users/{name}/inbox", self._inbox, methods=["POST"]),
                 Route("/inbox", self._inbox, methods=["POST"]),
+                Route("/notes/{nid}", self._object),
             ]
         )
         self.network.add_app(self.host, self.app)
@@ -97,6 +99,62 @@ class FakeMastodon:
         if name not in self.users:
             return JSONResponse({"error": "not found"}, status_code=404)
         return JSONResponse(self.actor_doc(name), media_type="application/activity+json")
+
+    async def _object(self, request: Request) -> Response:
+        obj = self.objects.get(str(request.url.replace(query=None)))
+        if obj is None:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        return JSONResponse(obj, media_type="application/activity+json")
+
+    def note(
+        self,
+        name: str,
+        content: str,
+        *,
+        to_group: str | None = None,
+        in_reply_to: str | None = None,
+        public: bool = True,
+        mention: bool = True,
+    ) -> dict[str, Any]:
+        """A Mastodon-style Note by ``name``, served at its id; mentions ``to_group`` as Mastodon users do."""
+        uri = f"{self.base}/notes/{uuid.uuid4().hex[:12]}"
+        author = self.actor_uri(name)
+        public_ns = "https://www.w3.org/ns/activitystreams#Public"
+        to = [public_ns] if public else [f"{author}/followers"]
+        cc = [f"{author}/followers"] if public else []
+        tags = []
+        if to_group:
+            cc.append(to_group)
+            if mention:
+                tags.append({"type": "Mention", "href": to_group, "name": "@" + to_group.rsplit("/", 1)[1]})
+        note = {
+            "id": uri,
+            "type": "Note",
+            "attributedTo": author,
+            "content": content,
+            "published": "2026-11-26T10:00:00Z",
+            "to": to,
+            "cc": cc,
+            "tag": tags,
+            "url": uri,
+        }
+        if in_reply_to:
+            note["inReplyTo"] = in_reply_to
+        self.objects[uri] = note
+        return note
+
+    def create(self, name: str, note: dict[str, Any]) -> dict[str, Any]:
+        """The Create Mastodon sends for ``note`` (same addressing, object embedded)."""
+        return {
+            "@context": "https://www.w3.org/ns/activitystreams",
+            "id": note["id"] + "/activity",
+            "type": "Create",
+            "actor": self.actor_uri(name),
+            "published": note["published"],
+            "to": note["to"],
+            "cc": note["cc"],
+            "object": note,
+        }
 
     async def _inbox(self, request: Request) -> Response:
         body = await request.body()

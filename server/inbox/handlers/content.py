@@ -1,0 +1,82 @@
+"""Update and Delete of posts, from their author (or a group moderator), passed on to members."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from server.federation.vocab import id_of
+from server.groups.membership import get_group_by_id
+from server.groups.posts import delete_post, find_post, record_tombstone, update_post
+from server.groups.redistribute import redistribute
+from server.inbox.handlers import actor as actor_handlers
+from server.inbox.parse import ParseError, parse_post, same_origin
+from server.moderation.policy import may_change
+from server.services import Services
+
+log = logging.getLogger("kith.content")
+
+
+async def _post_and_group(services: Services, uri: str | None) -> tuple[Any, Any] | None:
+    if uri is None:
+        return None
+    async with services.db.read() as conn:
+        post = await find_post(conn, uri)
+        if post is None:
+            return None
+        return post, await get_group_by_id(conn, post.group_id)
+
+
+async def on_update(services: Services, activity: dict[str, Any], item: Any) -> None:
+    """An edit: accepted only from the post's author, with the object from the same origin."""
+    obj = activity.get("object")
+    if id_of(obj) == item.actor_uri:
+        await actor_handlers.on_update(services, activity, item)
+        return
+    found = await _post_and_group(services, id_of(obj))
+    if found is None or not isinstance(obj, dict):
+        return
+    post, group = found
+    verdict = may_change(actor=item.actor_uri, author=post.author_uri, is_moderator=False)
+    if not verdict.allowed or post.state != "visible" or not same_origin(item.actor_uri, post.uri):
+        log.info("Update %s refused: %s", item.activity_uri, verdict.reason or "not the post's origin")
+        return
+    try:
+        env = parse_post(obj)
+    except ParseError as exc:
+        log.info("Update %s unusable: %s", item.activity_uri, exc)
+        return
+    if env.uri != post.uri or env.author != post.author_uri:
+        return
+    async with services.db.transaction() as conn:
+        if env.public:
+            await update_post(conn, post, env, obj)
+            await redistribute(conn, services, group, activity, post_id=post.id)
+        else:
+            # Narrowed to followers-only or direct: stop showing it, say nothing more about it.
+            await delete_post(conn, post)
+    services.wake.set()
+
+
+async def on_delete(services: Services, activity: dict[str, Any], item: Any) -> None:
+    """A delete, honoured at once: a tombstone stays, our Announces of it answer 410."""
+    target = id_of(activity.get("object"))
+    if target == item.actor_uri:
+        await actor_handlers.on_delete(services, activity, item)
+        return
+    found = await _post_and_group(services, target)
+    if found is None:
+        if target is not None and same_origin(item.actor_uri, target):
+            async with services.db.transaction() as conn:
+                await record_tombstone(conn, services.db, target)
+        return
+    post, group = found
+    if not may_change(actor=item.actor_uri, author=post.author_uri, is_moderator=False).allowed:
+        log.info("Delete %s of %s by a non-author refused", item.activity_uri, post.uri)
+        return
+    if post.state == "deleted":
+        return
+    async with services.db.transaction() as conn:
+        await delete_post(conn, post)
+        await redistribute(conn, services, group, activity, post_id=None)
+    services.wake.set()

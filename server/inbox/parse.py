@@ -1,0 +1,127 @@
+"""Raw ActivityStreams objects -> typed envelopes, and the same-origin rule. Pure functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from server.federation.html import plain_text, sanitize_html
+from server.federation.urls import UnsafeUrl, host_of, origin_of
+from server.federation.vocab import as_list, id_of, ids_of, is_public
+
+POST_TYPES = frozenset({"Note", "Page", "Article", "Question"})
+
+
+class ParseError(ValueError):
+    """An object we cannot use; the message says why."""
+
+
+def host_or_none(url: str | None) -> str | None:
+    if not url:
+        return None
+    try:
+        return host_of(url)
+    except UnsafeUrl:
+        return None
+
+
+def origin_or_none(url: str | None) -> tuple[str, str] | None:
+    if not url:
+        return None
+    try:
+        return origin_of(url)
+    except UnsafeUrl:
+        return None
+
+
+def same_origin(*urls: str | None) -> bool:
+    """True when every URL is present and all share scheme, host and port (trust by origin)."""
+    origins = {origin_or_none(u) for u in urls}
+    return len(origins) == 1 and None not in origins
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An RFC 3339 timestamp as aware UTC, or None when absent or unparsable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class PostEnvelope:
+    """The parts of a Note/Page/Article/Question a group needs, already sanitised."""
+
+    uri: str
+    type: str
+    author: str
+    in_reply_to: str | None
+    audience: tuple[str, ...]  # every id in to, cc and audience
+    mentions: tuple[str, ...]  # hrefs of Mention tags
+    name: str | None
+    summary: str | None
+    content_html: str
+    url: str | None
+    sensitive: bool
+    public: bool
+    published: datetime | None
+    updated: datetime | None
+
+
+def parse_post(obj: Any) -> PostEnvelope:
+    """Validate and sanitise a post object; ``ParseError`` when it is not one."""
+    if not isinstance(obj, dict):
+        raise ParseError("object is not embedded")
+    kind = next((t for t in as_list(obj.get("type")) if t in POST_TYPES), None)
+    if kind is None:
+        raise ParseError(f"type {obj.get('type')!r} is not a post")
+    uri = obj.get("id")
+    author = id_of(obj.get("attributedTo")) or next(iter(ids_of(obj.get("attributedTo"))), None)
+    if not isinstance(uri, str) or host_or_none(uri) is None:
+        raise ParseError("post has no usable id")
+    if not author or host_or_none(author) is None:
+        raise ParseError("post has no author")
+    audience = tuple(ids_of(obj.get("to")) + ids_of(obj.get("cc")) + ids_of(obj.get("audience")))
+    mentions = tuple(
+        t["href"]
+        for t in as_list(obj.get("tag"))
+        if isinstance(t, dict) and t.get("type") == "Mention" and isinstance(t.get("href"), str)
+    )
+    content = obj.get("content")
+    if not isinstance(content, str):
+        content_map = obj.get("contentMap")
+        content = next(iter(content_map.values()), "") if isinstance(content_map, dict) and content_map else ""
+    url = obj.get("url")
+    url = id_of(url[0] if isinstance(url, list) and url else url)
+    return PostEnvelope(
+        uri=uri,
+        type=kind,
+        author=author,
+        in_reply_to=id_of(obj.get("inReplyTo")),
+        audience=audience,
+        mentions=mentions,
+        name=plain_text(obj.get("name") if isinstance(obj.get("name"), str) else None, 500),
+        summary=plain_text(obj.get("summary") if isinstance(obj.get("summary"), str) else None, 500),
+        content_html=sanitize_html(content if isinstance(content, str) else ""),
+        url=url if url and url.startswith(("https://", "http://")) else None,
+        sensitive=obj.get("sensitive") is True,
+        public=is_public(obj),
+        published=parse_time(obj.get("published")),
+        updated=parse_time(obj.get("updated")),
+    )
+
+
+def poll_options(obj: dict[str, Any]) -> list[tuple[str, int]]:
+    """A Question's options with their vote counts (``oneOf`` or ``anyOf``)."""
+    options = []
+    for option in as_list(obj.get("oneOf")) + as_list(obj.get("anyOf")):
+        if not isinstance(option, dict) or not isinstance(option.get("name"), str):
+            continue
+        replies = option.get("replies")
+        total = replies.get("totalItems") if isinstance(replies, dict) else 0
+        options.append((plain_text(option["name"], 200) or "", total if isinstance(total, int) and total >= 0 else 0))
+    return options

@@ -1,0 +1,159 @@
+"""A group's conversations: the outbox (servers), dereferenceable activities, and the JSON API."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from server.errors import BadRequest, NotFound
+from server.federation.serialize import iso
+from server.federation.vocab import AS_CONTEXT
+from server.groups.membership import get_group
+from server.groups.posts import Cursor, handle_of, poll_results, thread_page
+from server.negotiation import activity_response
+from server.services import Services
+from server.tables import outbound_activities
+
+OUTBOX_PAGE = 20
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def _outbox_filter(group_id: int) -> Any:
+    return sa.and_(
+        outbound_activities.c.actor_id == group_id,
+        outbound_activities.c.type == "Announce",
+        outbound_activities.c.public.is_(True),
+        outbound_activities.c.deleted_at.is_(None),
+    )
+
+
+async def outbox(request: Request) -> Response:
+    """The group's Announces, newest first: a collection pointing to keyset-paged pages."""
+    services = _services(request)
+    name = request.path_params["name"]
+    outbox_id = services.links.collection("group", name, "outbox")
+    async with services.db.read() as conn:
+        group = await get_group(conn, name)
+        if request.query_params.get("page") != "true":
+            total = (
+                await conn.execute(
+                    sa.select(sa.func.count()).select_from(outbound_activities).where(_outbox_filter(group.id))
+                )
+            ).scalar_one()
+            doc = {
+                "@context": AS_CONTEXT,
+                "id": outbox_id,
+                "type": "OrderedCollection",
+                "totalItems": total,
+                "first": f"{outbox_id}?page=true",
+            }
+            return activity_response(request, doc)
+        max_id = request.query_params.get("max_id")
+        if max_id is not None and not max_id.isdigit():
+            raise BadRequest("max_id must be a number")
+        query = (
+            sa.select(outbound_activities.c.id, outbound_activities.c.body)
+            .where(_outbox_filter(group.id))
+            .order_by(outbound_activities.c.id.desc())
+            .limit(OUTBOX_PAGE + 1)
+        )
+        if max_id is not None:
+            query = query.where(outbound_activities.c.id < int(max_id))
+        rows = (await conn.execute(query)).all()
+    page_id = f"{outbox_id}?page=true" + (f"&max_id={max_id}" if max_id else "")
+    doc = {
+        "@context": AS_CONTEXT,
+        "id": page_id,
+        "type": "OrderedCollectionPage",
+        "partOf": outbox_id,
+        "orderedItems": [json.loads(r.body) for r in rows[:OUTBOX_PAGE]],
+    }
+    if len(rows) > OUTBOX_PAGE:
+        doc["next"] = f"{outbox_id}?page=true&max_id={rows[OUTBOX_PAGE - 1].id}"
+    return activity_response(request, doc)
+
+
+async def activity(request: Request) -> Response:
+    """One of our public activities by its id; a tombstone (410) once what it carried is deleted."""
+    services = _services(request)
+    uri = services.links.activity(request.path_params["uid"])
+    async with services.db.read() as conn:
+        row = (await conn.execute(sa.select(outbound_activities).where(outbound_activities.c.uri == uri))).one_or_none()
+    if row is None or not row.public:
+        raise NotFound("no such activity")
+    if row.deleted_at is not None:
+        tombstone = {
+            "@context": AS_CONTEXT,
+            "id": uri,
+            "type": "Tombstone",
+            "formerType": row.type,
+            "deleted": iso(row.deleted_at),
+        }
+        return activity_response(request, tombstone, status=410)
+    return activity_response(request, json.loads(row.body))
+
+
+def _post_json(post: Any) -> dict[str, Any]:
+    deleted = post.state == "deleted"
+    return {
+        "id": post.uri,
+        "url": post.url or post.uri,
+        "type": post.type,
+        "author": {"id": post.author_uri, "handle": handle_of(post), "name": post.author_name},
+        "title": post.name,
+        "content_warning": post.summary,
+        "content_html": post.content_html,  # sanitised on arrival
+        "sensitive": post.sensitive,
+        "deleted": deleted,
+        "published": iso(post.published),
+        "updated": iso(post.updated_at) if post.updated_at else None,
+        "likes": post.likes,
+        "dislikes": post.dislikes,
+        "poll": [{"title": t, "votes": v} for t, v in poll_results(post)] if post.type == "Question" else None,
+    }
+
+
+def _tree_json(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**_post_json(n["post"]), "replies": _tree_json(n["children"])} for n in nodes]
+
+
+async def load_threads(request: Request, services: Services, name: str) -> tuple[Any, Any]:
+    """The group and one page of its threads, from the ``before`` cursor in the query."""
+    raw = request.query_params.get("before")
+    before = Cursor.decode(raw) if raw else None
+    if raw and before is None:
+        raise BadRequest("before is not a valid cursor")
+    async with services.db.read() as conn:
+        group = await get_group(conn, name)
+        page = await thread_page(conn, group.id, before=before)
+    return group, page
+
+
+async def api_threads(request: Request) -> Response:
+    """``GET /api/kith/v1/groups/{name}/threads``: the group page as JSON."""
+    services = _services(request)
+    group, page = await load_threads(request, services, request.path_params["name"])
+    doc = {
+        "group": services.links.group(group.name),
+        "threads": [
+            {**_post_json(t["post"]), "replies_count": t["post"].replies, "replies": _tree_json(t["replies"])}
+            for t in page.threads
+        ],
+        "next": page.next.encode() if page.next else None,
+    }
+    return JSONResponse(doc)
+
+
+routes = [
+    Route("/groups/{name}/outbox", outbox),
+    Route("/activities/{uid}", activity),
+    Route("/api/kith/v1/groups/{name}/threads", api_threads),
+]
