@@ -10,13 +10,17 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server import wellknown
 from server.errors import KithError
+from server.federation.httpsig import signature_key_id
+from server.federation.urls import UnsafeUrl, host_of
 from server.inbox import endpoint as inbox_endpoint
 from server.services import Services
 from server.settings import Settings
@@ -44,6 +48,33 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
+class RefuseSuspendedSigners:
+    """Signed fetches from a suspended domain get a 403 (secure-mode servers sign every GET).
+
+    Plain ASGI rather than ``BaseHTTPMiddleware``: it sits in front of the inbox too,
+    and must cost next to nothing there.
+    """
+
+    _HEADERS = (b"signature", b"signature-input", b"authorization")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in self._HEADERS}
+            key_id = signature_key_id(headers) if headers else None
+            if key_id is not None:
+                try:
+                    blocked = scope["app"].state.services.is_blocked(host_of(key_id))
+                except UnsafeUrl:
+                    blocked = True
+                if blocked:
+                    await JSONResponse({"error": "the domain is blocked"}, status_code=403)(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings, *, services: Services | None = None, run_worker: bool = True) -> Starlette:
     """Build the app. Pass ``services`` to share ready-made ones (tests); else the lifespan builds them."""
 
@@ -52,18 +83,20 @@ def create_app(settings: Settings, *, services: Services | None = None, run_work
         own = services is None
         app.state.services = services or await Services.open(settings)
         stop = asyncio.Event()
-        task = None
+        tasks = []
+        blocklist = app.state.services.blocklist
+        if blocklist is not None:
+            tasks.append(asyncio.create_task(blocklist.watch(stop)))
         if run_worker:
             from server.jobs import build_worker
 
             worker = build_worker(app.state.services)
-            task = asyncio.create_task(worker.run_forever(stop))
+            tasks.append(asyncio.create_task(worker.run_forever(stop)))
         try:
             yield
         finally:
             stop.set()
-            if task is not None:
-                await task
+            await asyncio.gather(*tasks)
             if own:
                 await app.state.services.close()
 
@@ -77,6 +110,7 @@ def create_app(settings: Settings, *, services: Services | None = None, run_work
         ],
         exception_handlers={KithError: kith_error, HTTPException: http_error},
         lifespan=lifespan,
+        middleware=[Middleware(RefuseSuspendedSigners)],
     )
     if services is not None:
         app.state.services = services

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from server import __version__
-from server.errors import KithError
+from server.errors import BadRequest, KithError
 from server.settings import Settings
 
 
@@ -203,6 +203,148 @@ def cmd_group_decide(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _block_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": str(row.id),
+        "domain": row.domain,
+        "severity": row.severity,
+        "reject_media": row.reject_media,
+        "reject_reports": row.reject_reports,
+        "public_comment": row.public_comment,
+        "private_comment": row.private_comment,
+        "obfuscate": row.obfuscate,
+        "created_at": row.created_at.isoformat(),
+    }
+
+
+def cmd_domain_block(settings: Settings, args: argparse.Namespace) -> int:
+    from server.moderation.blocklist import BlockSpec, create_block
+
+    spec = BlockSpec(
+        domain=args.domain,
+        severity=args.severity,
+        reject_media=args.reject_media,
+        reject_reports=args.reject_reports,
+        public_comment=args.public_comment or "",
+        private_comment=args.private_comment or "",
+        obfuscate=args.obfuscate,
+    )
+
+    async def run(db: Any) -> Any:
+        return await create_block(db, spec, actor="cli", reason=args.reason or "")
+
+    row, stats = asyncio.run(_with_db(settings, run))
+    _print_json({**_block_json(row), "effects": stats})
+    return 0
+
+
+def cmd_domain_unblock(settings: Settings, args: argparse.Namespace) -> int:
+    from server.moderation.blocklist import delete_block, find_block
+
+    async def run(db: Any) -> Any:
+        async with db.read() as conn:
+            row = await find_block(conn, args.domain)
+        return await delete_block(db, row.id, actor="cli")
+
+    row = asyncio.run(_with_db(settings, run))
+    print(f"unblocked {row.domain}")
+    return 0
+
+
+def cmd_domain_list(settings: Settings, args: argparse.Namespace) -> int:
+    from server.moderation.blocklist import federation_mode, list_allows, list_blocks
+
+    async def run(db: Any) -> dict[str, Any]:
+        async with db.read() as conn:
+            return {
+                "mode": await federation_mode(conn),
+                "blocks": [_block_json(b) for b in reversed(await list_blocks(conn))],
+                "allows": [a.domain for a in reversed(await list_allows(conn))],
+            }
+
+    _print_json(asyncio.run(_with_db(settings, run)))
+    return 0
+
+
+def cmd_domain_import(settings: Settings, args: argparse.Namespace) -> int:
+    from server.moderation.blocklist import import_csv
+
+    try:
+        text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8-sig").read()  # noqa: SIM115
+    except OSError as exc:
+        raise BadRequest(f"cannot read {args.file}: {exc.strerror}") from None
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 100 == 0:
+            print(f"imported {done}/{total}", file=sys.stderr)
+
+    async def run(db: Any) -> Any:
+        return await import_csv(db, text, actor="cli", progress=progress)
+
+    report = asyncio.run(_with_db(settings, run))
+    for line, domain, reason in report.skipped:
+        print(f"skipped line {line} ({domain or 'empty'}): {reason}", file=sys.stderr)
+    print(f"{report.added} added, {report.updated} updated, {len(report.skipped)} skipped")
+    return 0
+
+
+def cmd_domain_export(settings: Settings, args: argparse.Namespace) -> int:
+    from server.moderation.blocklist import export_csv
+
+    async def run(db: Any) -> str:
+        async with db.read() as conn:
+            return await export_csv(conn)
+
+    text = asyncio.run(_with_db(settings, run))
+    if args.file in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        with open(args.file, "w", encoding="utf-8") as out:
+            out.write(text)
+    return 0
+
+
+def cmd_domain_allow(settings: Settings, args: argparse.Namespace) -> int:
+    from server.moderation.blocklist import create_allow, delete_allow, find_allow
+
+    async def run(db: Any) -> str:
+        if args.action == "allow":
+            return (await create_allow(db, args.domain, actor="cli")).domain
+        async with db.read() as conn:
+            row = await find_allow(conn, args.domain)
+        return (await delete_allow(db, row.id, actor="cli")).domain
+
+    domain = asyncio.run(_with_db(settings, run))
+    print(f"{'allowed' if args.action == 'allow' else 'disallowed'} {domain}")
+    return 0
+
+
+def cmd_federation_mode(settings: Settings, args: argparse.Namespace) -> int:
+    from server.moderation.blocklist import set_federation_mode
+
+    async def run(db: Any) -> Any:
+        return await set_federation_mode(db, args.mode, actor="cli")
+
+    stats = asyncio.run(_with_db(settings, run))
+    print(f"federation mode: {args.mode}")
+    if any(stats.values()):
+        print(json.dumps(stats), file=sys.stderr)
+    return 0
+
+
+def cmd_account_suspend(settings: Settings, args: argparse.Namespace) -> int:
+    from server.moderation.blocklist import set_account_suspended
+
+    suspend = args.action == "suspend"
+
+    async def run(db: Any) -> Any:
+        return await set_account_suspended(db, args.uri, suspend, actor="cli", reason=args.reason or "")
+
+    asyncio.run(_with_db(settings, run))
+    print(f"{'suspended' if suspend else 'unsuspended'} {args.uri}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kith", description="Kith, a federated community server.")
     parser.add_argument("--version", action="version", version=f"kith {__version__}")
@@ -247,6 +389,46 @@ def build_parser() -> argparse.ArgumentParser:
         decide.add_argument("name")
         decide.add_argument("actor", help="the follower's actor URI, as `kith group follows` lists it")
         decide.set_defaults(func=cmd_group_decide)
+
+    domain = sub.add_parser("domain", help="instance-level domain blocks and the allowlist").add_subparsers(
+        dest="action", required=True
+    )
+    block = domain.add_parser("block", help="block a domain and its subdomains")
+    block.add_argument("domain")
+    block.add_argument("--severity", choices=["suspend", "silence", "noop"], default="suspend")
+    block.add_argument("--reject-media", action="store_true")
+    block.add_argument("--reject-reports", action="store_true")
+    block.add_argument("--public-comment")
+    block.add_argument("--private-comment")
+    block.add_argument("--obfuscate", action="store_true", help="obfuscate the domain in the public listing")
+    block.add_argument("--reason", help="why, for the audit log (defaults to the private comment)")
+    block.set_defaults(func=cmd_domain_block)
+    unblock = domain.add_parser("unblock", help="lift a domain block")
+    unblock.add_argument("domain")
+    unblock.set_defaults(func=cmd_domain_unblock)
+    domain.add_parser("list", help="blocks, allows and the federation mode as JSON").set_defaults(func=cmd_domain_list)
+    dimport = domain.add_parser("import", help="import Mastodon's blocklist CSV (- for stdin)")
+    dimport.add_argument("file")
+    dimport.set_defaults(func=cmd_domain_import)
+    dexport = domain.add_parser("export", help="export blocks as Mastodon's CSV (stdout by default)")
+    dexport.add_argument("file", nargs="?")
+    dexport.set_defaults(func=cmd_domain_export)
+    for action, text in (("allow", "allow a domain (limited federation)"), ("disallow", "remove an allowed domain")):
+        allow = domain.add_parser(action, help=text)
+        allow.add_argument("domain")
+        allow.set_defaults(func=cmd_domain_allow)
+
+    federation = sub.add_parser("federation", help="federation mode").add_subparsers(dest="action", required=True)
+    mode = federation.add_parser("mode", help="open, or allowlist (only allowed domains federate)")
+    mode.add_argument("mode", choices=["open", "allowlist"])
+    mode.set_defaults(func=cmd_federation_mode)
+
+    account = sub.add_parser("account", help="remote accounts").add_subparsers(dest="action", required=True)
+    for action, text in (("suspend", "suspend one remote account instance-wide"), ("unsuspend", "lift it")):
+        acc = account.add_parser(action, help=text)
+        acc.add_argument("uri", help="the account's actor URI")
+        acc.add_argument("--reason")
+        acc.set_defaults(func=cmd_account_suspend)
     return parser
 
 

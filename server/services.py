@@ -15,6 +15,7 @@ from server.federation.client import Fetcher, make_http_client
 from server.federation.urls import Resolver, UrlGuard
 from server.instance import Instance, ensure_instance
 from server.links import Links
+from server.moderation.blocklist import Blocklist
 from server.settings import Settings
 
 
@@ -41,6 +42,7 @@ class Services:
     links: Links
     actors: RemoteActors
     is_blocked: Callable[[str], bool] = always_open
+    blocklist: Blocklist | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -55,7 +57,7 @@ class Services:
         transport: httpx.AsyncBaseTransport | None = None,
         resolver: Resolver | None = None,
         migrate: bool = True,
-        is_blocked: Callable[[str], bool] = always_open,
+        is_blocked: Callable[[str], bool] | None = None,
     ) -> Services:
         """Connect, migrate, load the instance actor and build the HTTP client."""
         db = Database(settings.database_url)
@@ -68,11 +70,31 @@ class Services:
             await db.dispose()
             raise
         links = Links(settings.base_url)
-        guard = UrlGuard(allow_private=settings.allow_private_addresses, is_blocked=is_blocked, resolver=resolver)
+        blocklist = Blocklist(db)
+        await blocklist.reload()
+        services: Services | None = None
+
+        def hook(host: str) -> bool:
+            # Late-bound: the guard asks whichever policy the services hold at call time.
+            return services is not None and services.is_blocked(host)
+
+        guard = UrlGuard(allow_private=settings.allow_private_addresses, is_blocked=hook, resolver=resolver)
         http = make_http_client(transport=transport)
         auth = HttpSignatureAuth(links.instance_actor + "#main-key", instance.private_key_pem)
         fetcher = Fetcher(http, guard, auth=auth)
-        return cls(settings, db, http, guard, fetcher, instance, links, RemoteActors(db, fetcher), is_blocked)
+        services = cls(
+            settings,
+            db,
+            http,
+            guard,
+            fetcher,
+            instance,
+            links,
+            RemoteActors(db, fetcher),
+            is_blocked or blocklist.is_blocked,
+            blocklist,
+        )
+        return services
 
     async def close(self) -> None:
         await self.http.aclose()

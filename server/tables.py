@@ -90,6 +90,7 @@ remote_actors = sa.Table(
     sa.Column("public_key_pem", sa.Text),
     sa.Column("raw", sa.Text, nullable=False),
     sa.Column("fetched_at", TS, nullable=False),
+    sa.Column("suspended_at", TS),  # an admin suspended this one account instance-wide
 )
 
 # Members of a group and follow requests awaiting a moderator.
@@ -121,6 +122,7 @@ outbound_activities = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("post_id", sa.Integer, sa.ForeignKey("posts.id", ondelete="SET NULL")),  # what it is about
     sa.Column("deleted_at", TS),  # set when what it carried was deleted: the id then answers 410
+    sa.Column("hidden", sa.Boolean, nullable=False, server_default=sa.false()),  # its post's origin is suspended
     sa.Column("created_at", TS, nullable=False),
     sa.Index("ix_outbound_activities_outbox", "actor_id", "type", "public", "id"),
     sa.Index("ix_outbound_activities_post", "post_id"),
@@ -144,7 +146,8 @@ posts = sa.Table(
     sa.Column("content_html", sa.Text, nullable=False, server_default=""),
     sa.Column("url", sa.String(2048)),
     sa.Column("sensitive", sa.Boolean, nullable=False, server_default=sa.false()),
-    sa.Column("state", sa.String(16), nullable=False, server_default="visible"),  # visible | deleted
+    # visible | held (awaiting a moderator: silenced origin) | suspended (origin suspended) | deleted
+    sa.Column("state", sa.String(16), nullable=False, server_default="visible"),
     sa.Column("likes", sa.Integer, nullable=False, server_default="0"),
     sa.Column("dislikes", sa.Integer, nullable=False, server_default="0"),
     sa.Column("replies", sa.Integer, nullable=False, server_default="0"),
@@ -230,4 +233,81 @@ server_health = sa.Table(
     sa.Column("open_until", TS),
     sa.Column("last_error", sa.Text),
     sa.Column("updated_at", TS, nullable=False),
+)
+
+
+# Instance federation policy: Mastodon's domain block model.
+domain_blocks = sa.Table(
+    "domain_blocks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("domain", sa.String(255), nullable=False, unique=True),
+    sa.Column("severity", sa.String(16), nullable=False),  # suspend | silence | noop
+    sa.Column("reject_media", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("reject_reports", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("public_comment", sa.Text, nullable=False, server_default=""),
+    sa.Column("private_comment", sa.Text, nullable=False, server_default=""),
+    sa.Column("obfuscate", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+# Limited federation (allowlist mode): only these domains federate at all.
+domain_allows = sa.Table(
+    "domain_allows",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("domain", sa.String(255), nullable=False, unique=True),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+# Who changed the instance's policy, what, when and why.
+admin_audit_log = sa.Table(
+    "admin_audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("actor", sa.String(255), nullable=False),  # a local user's name, or "cli"
+    sa.Column("action", sa.String(64), nullable=False),  # e.g. domain_block.create
+    sa.Column("target", sa.String(2048), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+# OAuth 2 for the Mastodon-compatible API. Secrets and tokens are stored as SHA-256 digests.
+oauth_apps = sa.Table(
+    "oauth_apps",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("website", sa.String(2048)),
+    sa.Column("redirect_uris", sa.Text, nullable=False),  # newline-separated
+    sa.Column("scopes", sa.Text, nullable=False),
+    sa.Column("client_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("client_secret_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+oauth_codes = sa.Table(
+    "oauth_codes",
+    metadata,
+    sa.Column("code_hash", sa.String(64), primary_key=True),
+    sa.Column("app_id", sa.Integer, sa.ForeignKey("oauth_apps.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("scopes", sa.Text, nullable=False),
+    sa.Column("redirect_uri", sa.Text, nullable=False),
+    sa.Column("expires_at", TS, nullable=False),
+)
+
+oauth_tokens = sa.Table(
+    "oauth_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("app_id", sa.Integer, sa.ForeignKey("oauth_apps.id", ondelete="CASCADE")),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE")),  # NULL: client credentials
+    sa.Column("name", sa.String(255), nullable=False, server_default=""),
+    sa.Column("scopes", sa.Text, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("revoked_at", TS),
 )

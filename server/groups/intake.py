@@ -20,6 +20,7 @@ from server.federation.vocab import AS_CONTEXT
 from server.groups.following import inbox_of
 from server.groups.membership import get_group, get_group_by_id, group_name_from_uri
 from server.groups.posts import find_post, insert_post, is_tombstoned
+from server.federation.urls import host_of
 from server.groups.redistribute import redistribute
 from server.inbox.parse import ParseError, PostEnvelope, parse_post, same_origin
 from server.moderation.policy import may_post
@@ -152,6 +153,7 @@ async def take_post(services: Services, obj: dict[str, Any], *, activity: dict[s
             await _reject(services, group, activity, author)
         return f"refused: {verdict.reason}"
 
+    held = services.blocklist is not None and services.blocklist.policy.is_silenced(host_of(env.author))
     async with services.db.transaction() as conn:
         parent = known_parent
         for parent_env, parent_obj in reversed(chain):  # context first, from the top of the thread down
@@ -165,7 +167,12 @@ async def take_post(services: Services, obj: dict[str, Any], *, activity: dict[s
                     author_id=parent_author.id if parent_author else None,
                     parent=parent,
                 )
-        post = await insert_post(conn, group_id=group.id, env=env, raw=obj, author_id=author.id, parent=parent)
+        post = await insert_post(conn, group_id=group.id, env=env, raw=obj, author_id=author.id, parent=parent,
+                                 state="held" if held else "visible")
+        if held:
+            # A silenced origin: kept for a moderator to approve, not announced, not shown.
+            log.info("held %s from a silenced domain in %s", env.uri, group.name)
+            return "held"
         if activity is not None:
             await redistribute(
                 conn, services, group, activity, post_id=post.id, plain_object=env.uri if parent is None else None

@@ -29,6 +29,7 @@ async def insert_post(
     raw: dict[str, Any],
     author_id: int | None,
     parent: Any | None,
+    state: str = "visible",
 ) -> Any:
     """Store a post in a group's thread (a reply bumps its thread and counts there)."""
     now = utcnow()
@@ -51,6 +52,7 @@ async def insert_post(
                 content_html=env.content_html,
                 url=env.url,
                 sensitive=env.sensitive,
+                state=state,
                 raw=json.dumps(raw, separators=(",", ":")),
                 published=published,
                 last_activity_at=published,
@@ -59,7 +61,7 @@ async def insert_post(
             .returning(*posts.c)
         )
     ).one()
-    if root_id is not None:
+    if root_id is not None and state == "visible":
         await conn.execute(
             sa.update(posts)
             .where(posts.c.id == root_id)

@@ -95,6 +95,8 @@ async def receive(request: Request, services: Services, group_name: str | None) 
     # Blocked origins are refused before any signature work or key fetch.
     if services.is_blocked(actor_host) or (key_host and services.is_blocked(key_host)):
         raise Forbidden("the domain is blocked")
+    if services.blocklist is not None and services.blocklist.policy.actor_suspended(actor):
+        raise Forbidden("the account is suspended")
 
     if doc["type"] == "Delete" and id_of(doc.get("object")) == actor and await services.actors.cached(actor) is None:
         # An actor we never knew deleted itself; its key is usually gone already.

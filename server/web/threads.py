@@ -32,6 +32,7 @@ def _outbox_filter(group_id: int) -> Any:
         outbound_activities.c.type == "Announce",
         outbound_activities.c.public.is_(True),
         outbound_activities.c.deleted_at.is_(None),
+        outbound_activities.c.hidden.is_(False),
     )
 
 
@@ -87,7 +88,7 @@ async def activity(request: Request) -> Response:
     uri = services.links.activity(request.path_params["uid"])
     async with services.db.read() as conn:
         row = (await conn.execute(sa.select(outbound_activities).where(outbound_activities.c.uri == uri))).one_or_none()
-    if row is None or not row.public:
+    if row is None or not row.public or row.hidden:
         raise NotFound("no such activity")
     if row.deleted_at is not None:
         tombstone = {

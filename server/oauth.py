@@ -1,0 +1,385 @@
+"""OAuth 2 for the Mastodon-compatible API: applications, authorization codes, bearer tokens, scopes.
+
+Nothing secret is stored as given: client secrets, codes and tokens are kept as
+SHA-256 digests, so a copy of the database lets no one call the API. They are
+random 32-byte values, far beyond guessing, which is why a fast unsalted digest is
+enough here (passwords, chosen by people, get argon2 in ``accounts``).
+
+Scopes follow Mastodon: ``read``, ``write``, ``admin:read`` ... and their children
+(``read:accounts``, ``admin:read:domain_blocks``). A parent grants its children;
+``read``/``write`` never grant anything under ``admin:``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.accounts import check_password, get_user
+from server.db import Database
+from server.errors import KithError, NotFound, Unprocessable
+from server.tables import local_actors, oauth_apps, oauth_codes, oauth_tokens, users
+from server.types import utcnow
+
+OOB = "urn:ietf:wg:oauth:2.0:oob"
+CODE_LIFETIME = timedelta(minutes=10)
+DEFAULT_SCOPES = "read"
+
+_READ = ("accounts", "blocks", "bookmarks", "favourites", "filters", "follows", "lists", "mutes")
+_READ += ("notifications", "search", "statuses")
+_WRITE = ("accounts", "blocks", "bookmarks", "conversations", "favourites", "filters", "follows", "lists")
+_WRITE += ("media", "mutes", "notifications", "reports", "statuses")
+_ADMIN = ("accounts", "reports", "domain_allows", "domain_blocks", "ip_blocks", "email_domain_blocks")
+_ADMIN += ("canonical_email_blocks",)
+
+# Every scope Mastodon 4.3 knows: apps written for Mastodon register with any of them,
+# so we accept them all even where Kith has no endpoint behind the scope yet.
+SCOPES: frozenset[str] = frozenset(
+    ["read", "write", "follow", "push", "profile", "admin:read", "admin:write"]
+    + [f"read:{s}" for s in _READ]
+    + [f"write:{s}" for s in _WRITE]
+    + [f"admin:read:{s}" for s in _ADMIN]
+    + [f"admin:write:{s}" for s in _ADMIN]
+)
+
+
+class OAuthError(KithError):
+    """An RFC 6749 error: ``code`` is the ``error`` field, ``reason`` its description."""
+
+    def __init__(self, code: str, description: str, *, status: int = 400) -> None:
+        super().__init__(description)
+        self.code = code
+        self.status = status
+
+
+# --------------------------------------------------------------------------- scopes and secrets
+
+
+def parse_scopes(value: str | None, *, default: str = DEFAULT_SCOPES) -> list[str]:
+    """``"read  write"`` -> ``["read", "write"]``; unknown scopes raise ``Unprocessable``."""
+    names = list(dict.fromkeys((value if value and value.strip() else default).split()))
+    unknown = [s for s in names if s not in SCOPES]
+    if unknown:
+        raise Unprocessable(f"unknown scope: {', '.join(unknown)}")
+    return names
+
+
+def granting(scope: str) -> Iterable[str]:
+    """The scopes that grant ``scope``: itself, then each parent that is a scope too.
+
+    ``admin:read:domain_blocks`` -> itself, ``admin:read`` (``admin`` is no scope, so
+    ``read`` can never reach an admin scope); ``read:accounts`` -> itself, ``read``.
+    """
+    yield scope
+    head, sep, _ = scope.rpartition(":")
+    if sep and head in SCOPES:
+        yield from granting(head)
+
+
+def scope_allows(granted: Iterable[str], required: str) -> bool:
+    """True when ``granted`` holds ``required`` or one of its parents."""
+    have = set(granted)
+    return any(s in have for s in granting(required))
+
+
+def digest(value: str) -> str:
+    """SHA-256 hex of a secret, token or code: what the database stores."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def new_secret() -> str:
+    """32 random bytes, URL-safe: client secrets, codes and tokens."""
+    return secrets.token_urlsafe(32)
+
+
+def validate_redirect_uri(uri: str) -> str:
+    """An absolute URI without a fragment (RFC 6749 3.1.2), or the out-of-band marker."""
+    uri = uri.strip()
+    if uri == OOB:
+        return uri
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        raise Unprocessable(f"{uri!r} is not a valid redirect URI") from None
+    # Native apps register custom schemes (``myapp://callback``), so any scheme is fine.
+    if not parts.scheme or not (parts.netloc or parts.path) or parts.fragment or any(c.isspace() for c in uri):
+        raise Unprocessable(f"{uri!r} is not a valid redirect URI")
+    return uri
+
+
+# --------------------------------------------------------------------------- applications
+
+
+async def register_app(
+    db: Database, *, name: str, redirect_uris: list[str], scopes: str | None = None, website: str | None = None
+) -> tuple[Any, str]:
+    """Register a client; returns its row and the client secret (shown once, stored hashed)."""
+    name = name.strip()
+    if not name:
+        raise Unprocessable("Validation failed: Name can't be blank")
+    if len(name) > 255:
+        raise Unprocessable("Validation failed: Name is too long (maximum is 255 characters)")
+    uris = [validate_redirect_uri(u) for u in redirect_uris if u.strip()]
+    if not uris:
+        raise Unprocessable("Validation failed: Redirect URI can't be blank")
+    if website and len(website) > 2048:
+        raise Unprocessable("Validation failed: Website is too long")
+    scope_list = parse_scopes(scopes)
+    secret = new_secret()
+    async with db.transaction() as conn:
+        row = (
+            await conn.execute(
+                sa.insert(oauth_apps)
+                .values(
+                    name=name,
+                    website=website or None,
+                    redirect_uris="\n".join(dict.fromkeys(uris)),
+                    scopes=" ".join(scope_list),
+                    client_id=new_secret(),
+                    client_secret_hash=digest(secret),
+                    created_at=utcnow(),
+                )
+                .returning(*oauth_apps.c)
+            )
+        ).one()
+    return row, secret
+
+
+async def find_app(conn: AsyncConnection, client_id: str | None) -> Any | None:
+    """The application with this client id, or None."""
+    if not client_id:
+        return None
+    return (await conn.execute(sa.select(oauth_apps).where(oauth_apps.c.client_id == client_id))).one_or_none()
+
+
+async def authenticate_client(conn: AsyncConnection, client_id: str | None, client_secret: str | None) -> Any:
+    """The application whose id and secret these are, else ``OAuthError(invalid_client)`` (401)."""
+    app = await find_app(conn, client_id)
+    if app is None or not client_secret or not hmac.compare_digest(app.client_secret_hash, digest(client_secret)):
+        raise OAuthError("invalid_client", "Client authentication failed", status=401)
+    return app
+
+
+def app_redirect_uris(app: Any) -> list[str]:
+    return [u for u in app.redirect_uris.split("\n") if u]
+
+
+def check_authorization_request(app: Any, redirect_uri: str | None) -> str:
+    """The redirect URI to use: one the app registered (or its only one when none is given).
+
+    Raises ``OAuthError(invalid_redirect_uri)``; the caller must then show an error page
+    and never redirect, since an unregistered URI may belong to an attacker.
+    """
+    registered = app_redirect_uris(app)
+    if not redirect_uri and len(registered) == 1:
+        return registered[0]
+    if redirect_uri not in registered:
+        raise OAuthError("invalid_redirect_uri", "The redirect URI is not one this application registered")
+    return redirect_uri
+
+
+def check_requested_scopes(app: Any, scope: str | None) -> list[str]:
+    """The scopes asked for (Mastodon's default ``read`` when none), each within the app's scopes."""
+    try:
+        requested = parse_scopes(scope)
+    except Unprocessable as exc:
+        raise OAuthError("invalid_scope", exc.reason) from None
+    allowed = app.scopes.split()
+    refused = [s for s in requested if not scope_allows(allowed, s)]
+    if refused:
+        raise OAuthError("invalid_scope", f"The application may not ask for {' '.join(refused)}")
+    return requested
+
+
+# --------------------------------------------------------------------------- people
+
+
+_dummy_hash: str | None = None
+
+
+async def login(db: Database, username: str, password: str) -> Any | None:
+    """The local account with this name and password, or None (the same cost either way)."""
+    global _dummy_hash
+    try:
+        async with db.read() as conn:
+            user = await get_user(conn, username.strip().lower())
+        stored = user.password_hash
+    except NotFound:
+        user = None
+        if _dummy_hash is None:
+            _dummy_hash = await asyncio.to_thread(PasswordHasher().hash, secrets.token_urlsafe(16))
+        # Verify against a throwaway hash so an unknown name takes as long as a wrong password.
+        stored = _dummy_hash
+    # argon2 costs tens of milliseconds of CPU: off the event loop.
+    ok = await asyncio.to_thread(check_password, stored, password)
+    return user if ok and user is not None else None
+
+
+# --------------------------------------------------------------------------- codes
+
+
+async def issue_code(db: Database, *, app_id: int, user_id: int, scopes: list[str], redirect_uri: str) -> str:
+    """A single-use authorization code, valid for ten minutes, bound to this app and redirect URI."""
+    code = new_secret()
+    now = utcnow()
+    async with db.transaction() as conn:
+        # Codes are few and short-lived; sweeping on issue keeps the table small without a job.
+        await conn.execute(sa.delete(oauth_codes).where(oauth_codes.c.expires_at < now))
+        await conn.execute(
+            sa.insert(oauth_codes).values(
+                code_hash=digest(code),
+                app_id=app_id,
+                user_id=user_id,
+                scopes=" ".join(scopes),
+                redirect_uri=redirect_uri,
+                expires_at=now + CODE_LIFETIME,
+            )
+        )
+    return code
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A freshly issued bearer token (the only time its plain value exists)."""
+
+    token: str
+    scopes: list[str]
+    created_at: int  # Unix seconds, as the token response carries it
+
+
+async def redeem_code(
+    db: Database, *, client_id: str | None, client_secret: str | None, code: str | None, redirect_uri: str | None
+) -> IssuedToken:
+    """Exchange a code for a token. The code is consumed whatever the outcome."""
+    if not code or not redirect_uri:
+        raise OAuthError("invalid_request", "code and redirect_uri are required")
+    async with db.transaction() as conn:
+        app = await authenticate_client(conn, client_id, client_secret)
+        # DELETE ... RETURNING takes the code in one statement: two concurrent
+        # exchanges of the same code cannot both succeed.
+        row = (
+            await conn.execute(
+                sa.delete(oauth_codes).where(oauth_codes.c.code_hash == digest(code)).returning(*oauth_codes.c)
+            )
+        ).one_or_none()
+        valid = (
+            row is not None
+            and row.app_id == app.id
+            and row.expires_at > utcnow()
+            and hmac.compare_digest(row.redirect_uri, redirect_uri)
+        )
+        if valid:
+            return await issue_token(conn, app_id=app.id, user_id=row.user_id, scopes=row.scopes.split())
+    # Raised after the commit, so that a misused code stays consumed (RFC 6749 4.1.2).
+    raise OAuthError("invalid_grant", "The authorization code is invalid, expired, used or not yours")
+
+
+async def client_credentials(
+    db: Database, *, client_id: str | None, client_secret: str | None, scope: str | None
+) -> IssuedToken:
+    """A token for the application itself, acting for no user."""
+    async with db.transaction() as conn:
+        app = await authenticate_client(conn, client_id, client_secret)
+        scopes = check_requested_scopes(app, scope)
+        return await issue_token(conn, app_id=app.id, user_id=None, scopes=scopes)
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+async def issue_token(
+    conn: AsyncConnection, *, app_id: int | None, user_id: int | None, scopes: list[str], name: str = ""
+) -> IssuedToken:
+    """Store a new token's digest and return the token itself."""
+    token = new_secret()
+    now = utcnow()
+    await conn.execute(
+        sa.insert(oauth_tokens).values(
+            token_hash=digest(token),
+            app_id=app_id,
+            user_id=user_id,
+            name=name,
+            scopes=" ".join(scopes),
+            created_at=now,
+        )
+    )
+    return IssuedToken(token, scopes, int(now.timestamp()))
+
+
+async def create_user_token(db: Database, username: str, scopes: str | None = None, *, name: str = "cli") -> IssuedToken:
+    """A token for a local account with no application behind it (``kith token create``)."""
+    scope_list = parse_scopes(scopes)
+    async with db.transaction() as conn:
+        user = await get_user(conn, username)
+        return await issue_token(conn, app_id=None, user_id=user.id, scopes=scope_list, name=name)
+
+
+async def revoke(db: Database, *, client_id: str | None, client_secret: str | None, token: str | None) -> None:
+    """Revoke one of this client's tokens. Unknown tokens are fine (RFC 7009 2.2)."""
+    async with db.transaction() as conn:
+        app = await authenticate_client(conn, client_id, client_secret)
+        if not token:
+            raise OAuthError("invalid_request", "token is required")
+        row = (
+            await conn.execute(sa.select(oauth_tokens).where(oauth_tokens.c.token_hash == digest(token)))
+        ).one_or_none()
+        if row is None:
+            return
+        if row.app_id != app.id:
+            raise OAuthError("unauthorized_client", "You are not authorized to revoke this token", status=403)
+        if row.revoked_at is None:
+            await conn.execute(sa.update(oauth_tokens).where(oauth_tokens.c.id == row.id).values(revoked_at=utcnow()))
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """What a presented bearer token stands for."""
+
+    id: int
+    app_id: int | None
+    user_id: int | None
+    username: str | None  # None for a client-credentials token
+    is_admin: bool
+    scopes: frozenset[str]
+    revoked: bool
+
+    def allows(self, scope: str) -> bool:
+        return scope_allows(self.scopes, scope)
+
+
+async def lookup_token(conn: AsyncConnection, token: str) -> AccessToken | None:
+    """The stored token matching ``token`` (revoked ones too, flagged), or None."""
+    row = (
+        await conn.execute(
+            sa.select(oauth_tokens, users.c.is_admin, local_actors.c.name.label("username"))
+            .outerjoin(users, users.c.id == oauth_tokens.c.user_id)
+            .outerjoin(local_actors, local_actors.c.id == users.c.actor_id)
+            .where(oauth_tokens.c.token_hash == digest(token))
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return AccessToken(
+        id=row.id,
+        app_id=row.app_id,
+        user_id=row.user_id,
+        username=row.username,
+        is_admin=bool(row.is_admin),
+        scopes=frozenset(row.scopes.split()),
+        revoked=row.revoked_at is not None,
+    )
+
+
+async def get_app(conn: AsyncConnection, app_id: int) -> Any | None:
+    return (await conn.execute(sa.select(oauth_apps).where(oauth_apps.c.id == app_id))).one_or_none()
