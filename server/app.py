@@ -17,14 +17,14 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server import wellknown
+from server import api, wellknown
 from server.errors import KithError
 from server.federation.httpsig import signature_key_id
 from server.federation.urls import UnsafeUrl, host_of
 from server.inbox import endpoint as inbox_endpoint
 from server.services import Services
 from server.settings import Settings
-from server.web import actors, threads
+from server.web import actors, modlog, threads
 
 log = logging.getLogger("kith.app")
 
@@ -103,8 +103,10 @@ def create_app(settings: Settings, *, services: Services | None = None, run_work
     app = Starlette(
         routes=[
             *wellknown.routes,
+            *api.routes,
             *inbox_endpoint.routes,
             *threads.routes,
+            *modlog.routes,
             *actors.routes,
             Mount("/static", StaticFiles(directory=str(static_dir()), check_dir=False), name="static"),
         ],

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from server import __version__
+from server import __version__, cli_moderation
 from server.errors import BadRequest, KithError
 from server.settings import Settings
 
@@ -94,6 +94,18 @@ def cmd_user_create(settings: Settings, args: argparse.Namespace) -> int:
     print(f"created user {args.name}" + (" (admin)" if args.admin else ""), file=sys.stderr)
     if generated:
         print(generated)
+    return 0
+
+
+def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
+    from server.oauth import create_user_token
+
+    async def run(db: Any) -> Any:
+        return await create_user_token(db, args.name, args.scopes)
+
+    issued = asyncio.run(_with_db(settings, run))
+    print(f"created a token for {args.name} with scopes: {' '.join(issued.scopes)}", file=sys.stderr)
+    print(issued.token)
     return 0
 
 
@@ -366,6 +378,12 @@ def build_parser() -> argparse.ArgumentParser:
     ucreate.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     ucreate.set_defaults(func=cmd_user_create)
 
+    token = sub.add_parser("token", help="OAuth bearer tokens for the API").add_subparsers(dest="action", required=True)
+    tcreate = token.add_parser("create", help="print a bearer token for a local account")
+    tcreate.add_argument("name")
+    tcreate.add_argument("--scopes", default="read", help='space-separated, e.g. "read write admin:read admin:write"')
+    tcreate.set_defaults(func=cmd_token_create)
+
     group = sub.add_parser("group", help="groups").add_subparsers(dest="action", required=True)
     gcreate = group.add_parser("create", help="create a group actor")
     gcreate.add_argument("name")
@@ -429,6 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
         acc.add_argument("uri", help="the account's actor URI")
         acc.add_argument("--reason")
         acc.set_defaults(func=cmd_account_suspend)
+
+    cli_moderation.add_parsers(sub)
     return parser
 
 

@@ -18,6 +18,11 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
         await dispatch(services, item)
         return Outcome.done()
 
+    async def refresh_policy() -> None:
+        # A block written a moment ago by another process must hold for every row claimed after it.
+        if services.blocklist is not None:
+            await services.blocklist.refresh_if_changed()
+
     sender = DeliverySender(
         services.db,
         services.fetcher,
@@ -35,6 +40,7 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
                 concurrency=20,
                 max_attempts=8,
                 key=lambda item: item.actor_uri,
+                before_batch=refresh_policy,
             ),
             JobKind(
                 "delivery",
@@ -43,6 +49,7 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
                 batch=200,
                 concurrency=delivery_concurrency,
                 where=sender.circuit_closed,
+                before_batch=refresh_policy,
             ),
         ],
     )

@@ -112,13 +112,28 @@ def validate_redirect_uri(uri: str) -> str:
         parts = urlsplit(uri)
     except ValueError:
         raise Unprocessable(f"{uri!r} is not a valid redirect URI") from None
-    # Native apps register custom schemes (``myapp://callback``), so any scheme is fine.
-    if not parts.scheme or not (parts.netloc or parts.path) or parts.fragment or any(c.isspace() for c in uri):
+    # Native apps register custom schemes (``myapp://callback``), so most schemes are
+    # fine; those that run code in a browser never are (as Doorkeeper refuses them).
+    if (
+        not parts.scheme
+        or parts.scheme.lower() in ("javascript", "data", "vbscript")
+        or not (parts.netloc or parts.path)
+        or parts.fragment
+        or any(c.isspace() for c in uri)
+    ):
         raise Unprocessable(f"{uri!r} is not a valid redirect URI")
     return uri
 
 
 # --------------------------------------------------------------------------- applications
+
+
+def _is_web_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return len(value) <= 2048 and parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 async def register_app(
@@ -133,8 +148,10 @@ async def register_app(
     uris = [validate_redirect_uri(u) for u in redirect_uris if u.strip()]
     if not uris:
         raise Unprocessable("Validation failed: Redirect URI can't be blank")
-    if website and len(website) > 2048:
-        raise Unprocessable("Validation failed: Website is too long")
+    website = (website or "").strip() or None
+    if website is not None and not _is_web_url(website):
+        # Shown as a link on the login page: a javascript: URL there would run in our origin.
+        raise Unprocessable("Validation failed: Website is not a valid http(s) URL")
     scope_list = parse_scopes(scopes)
     secret = new_secret()
     async with db.transaction() as conn:
@@ -143,7 +160,7 @@ async def register_app(
                 sa.insert(oauth_apps)
                 .values(
                     name=name,
-                    website=website or None,
+                    website=website,
                     redirect_uris="\n".join(dict.fromkeys(uris)),
                     scopes=" ".join(scope_list),
                     client_id=new_secret(),
@@ -317,7 +334,9 @@ async def issue_token(
     return IssuedToken(token, scopes, int(now.timestamp()))
 
 
-async def create_user_token(db: Database, username: str, scopes: str | None = None, *, name: str = "cli") -> IssuedToken:
+async def create_user_token(
+    db: Database, username: str, scopes: str | None = None, *, name: str = "cli"
+) -> IssuedToken:
     """A token for a local account with no application behind it (``kith token create``)."""
     scope_list = parse_scopes(scopes)
     async with db.transaction() as conn:

@@ -155,10 +155,14 @@ posts = sa.Table(
     sa.Column("published", TS, nullable=False),
     sa.Column("updated_at", TS),
     sa.Column("last_activity_at", TS, nullable=False),  # threads sort by this, newest first
+    sa.Column("locked", sa.Boolean, nullable=False, server_default=sa.false()),  # no new replies
+    sa.Column("pinned_at", TS),  # in the group's featured collection
+    sa.Column("removed_reason", sa.Text),  # set when a moderator removed it (state "removed")
     sa.Column("deleted_at", TS),
     sa.Column("created_at", TS, nullable=False),
     sa.Index("ix_posts_threads", "group_id", "root_id", "state", "last_activity_at", "id"),
     sa.Index("ix_posts_root", "root_id", "published"),
+    sa.Index("ix_posts_author_recent", "author_id", "created_at"),
 )
 
 # Deletes of objects we did not have (yet): a Create arriving after its Delete is refused.
@@ -310,4 +314,75 @@ oauth_tokens = sa.Table(
     sa.Column("scopes", sa.Text, nullable=False),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("revoked_at", TS),
+)
+
+
+# Remote actors a group's owner made moderators (FEP-1b12: their moderation activities count).
+remote_moderators = sa.Table(
+    "remote_moderators",
+    metadata,
+    sa.Column("group_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("actor_uri", sa.String(2048), primary_key=True),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+# Members banned from a group, until ``expires_at`` when set.
+bans = sa.Table(
+    "bans",
+    metadata,
+    sa.Column("group_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("actor_uri", sa.String(2048), primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("expires_at", TS),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+# Automatic guards per group (0 or empty: off).
+group_guards = sa.Table(
+    "group_guards",
+    metadata,
+    sa.Column("group_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("hold_first_posts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("keywords", sa.Text, nullable=False, server_default=""),  # one per line
+    sa.Column("link_domains", sa.Text, nullable=False, server_default=""),  # one per line
+    sa.Column("filter_action", sa.String(16), nullable=False, server_default="hold"),  # hold | reject
+    sa.Column("member_posts_per_hour", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("instance_posts_per_hour", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("max_group_mentions", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+# The public moderation log of each group, like Lemmy's modlog.
+mod_log = sa.Table(
+    "mod_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("group_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("moderator", sa.String(2048), nullable=False),  # a local name or a remote actor URI
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("target", sa.String(2048), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("expires_at", TS),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Index("ix_mod_log_group", "group_id", "id"),
+)
+
+# Reports (Flag) in and out, and their lifecycle.
+reports = sa.Table(
+    "reports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("group_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="SET NULL")),  # NULL: for admins
+    sa.Column("flag_uri", sa.String(2048), unique=True),  # the incoming Flag's id
+    sa.Column("reporter", sa.String(2048), nullable=False),  # remote actor URI or local user name; never sent on
+    sa.Column("target_account", sa.String(2048)),
+    sa.Column("target_posts", sa.Text, nullable=False, server_default="[]"),  # JSON list of URIs
+    sa.Column("comment", sa.Text, nullable=False, server_default=""),
+    sa.Column("state", sa.String(16), nullable=False, server_default="open"),  # open|assigned|resolved|rejected
+    sa.Column("assigned_to", sa.Integer, sa.ForeignKey("users.id", ondelete="SET NULL")),
+    sa.Column("action_taken", sa.Text, nullable=False, server_default=""),
+    sa.Column("forwarded", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("outgoing", sa.Boolean, nullable=False, server_default=sa.false()),  # ours, sent to another server
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
 )

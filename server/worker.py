@@ -61,6 +61,8 @@ class JobKind:
     # Rows with the same key run one after another, in claim order (an actor's Create before
     # its Delete); rows with different keys run side by side.
     key: Callable[[Any], str] | None = None
+    # Runs before each claimed batch (e.g. pick up a policy another process just changed).
+    before_batch: Callable[[], Awaitable[None]] | None = None
 
 
 class Worker:
@@ -81,6 +83,8 @@ class Worker:
             rows = await self.db.claim_due(kind.table, now=now, limit=kind.batch, lease=kind.lease, where=where)
             if not rows:
                 continue
+            if kind.before_batch is not None:
+                await kind.before_batch()
             sem = asyncio.Semaphore(kind.concurrency)
             lanes: dict[Any, list[Any]] = {}
             for row in rows:

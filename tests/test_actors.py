@@ -100,3 +100,9 @@ async def test_home_lists_groups(client, services):
     await create_group(services.db, GroupSpec(name="bookclub", title="Book Club"))
     r = await client.get("/")
     assert r.status_code == 200 and "Book Club" in r.text and "@bookclub@kith.test" in r.text
+
+
+async def test_rules_appear_in_the_actor_summary(client, services):
+    await create_group(services.db, GroupSpec(name="rules", summary="Purpose.", rules="Be kind.\nNo <spam>."))
+    doc = (await client.get("/groups/rules", headers={"Accept": AP})).json()
+    assert doc["summary"] == "<p>Purpose.</p><p>Rules:</p><ol><li>Be kind.</li><li>No &lt;spam&gt;.</li></ol>"

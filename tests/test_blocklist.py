@@ -288,3 +288,17 @@ async def test_cli_block_is_seen_by_a_running_server(settings, services):
     stop.set()
     await watcher
     assert services.is_blocked("sub.elsewhere.example")
+
+
+async def test_activities_accepted_before_the_reload_are_dropped(client, services, worker, mastodon, world):
+    """A Follow 202'd in the seconds before this process saw a new block must not undo it."""
+    mastodon.add_user("late")
+    mastodon.received.clear()
+    r = await mastodon.post(client, "late", f"{GROUP}/inbox", mastodon.follow("late", GROUP))
+    assert r.status_code == 202  # stored; not processed yet
+    await create_block(services.db, BlockSpec("mastodon.example"), actor="cli")  # another process, in effect
+    assert not services.is_blocked("mastodon.example")  # this process has not reloaded yet
+    await worker.drain()  # the worker picks the new policy up before its batch
+    assert services.is_blocked("mastodon.example")
+    assert await members(services) == 1
+    assert [r.activity.get("type") for r in mastodon.received if r.activity.get("type") == "Accept"] == []

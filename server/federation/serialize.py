@@ -21,6 +21,14 @@ def text_to_html(text: str) -> str:
     return "".join("<p>" + html.escape(p).replace("\n", "<br>") + "</p>" for p in paragraphs)
 
 
+def rules_html(rules: str) -> str:
+    """A group's rules (one per line) as an HTML list, for the actor summary remote servers show."""
+    items = [r.strip() for r in rules.splitlines() if r.strip()]
+    if not items:
+        return ""
+    return "<p>Rules:</p><ol>" + "".join(f"<li>{html.escape(r)}</li>" for r in items) + "</ol>"
+
+
 def actor_document(actor: Any, links: Links, *, host: str) -> dict[str, Any]:
     """The actor document of a local group, person or the instance actor."""
     kind, name = actor.kind, actor.name
@@ -31,7 +39,7 @@ def actor_document(actor: Any, links: Links, *, host: str) -> dict[str, Any]:
         "type": {"group": "Group", "person": "Person", "application": "Application"}[kind],
         "preferredUsername": host if kind == "application" else name,
         "name": actor.title or (host if kind == "application" else name),
-        "summary": text_to_html(actor.summary or ""),
+        "summary": text_to_html(actor.summary or "") + rules_html(getattr(actor, "rules", "") or ""),
         "url": actor_id if kind != "application" else links.base + "/about",
         "inbox": f"{actor_id}/inbox",
         "outbox": f"{actor_id}/outbox",

@@ -16,14 +16,17 @@ from server.errors import NotFound
 from server.federation import activities
 from server.federation.client import FetchError
 from server.federation.delivery import enqueue
+from server.federation.urls import host_of
 from server.federation.vocab import AS_CONTEXT
 from server.groups.following import inbox_of
 from server.groups.membership import get_group, get_group_by_id, group_name_from_uri
-from server.groups.posts import find_post, insert_post, is_tombstoned
-from server.federation.urls import host_of
+from server.groups.posts import find_post, find_post_by_id, insert_post, is_tombstoned
 from server.groups.redistribute import redistribute
 from server.inbox.parse import ParseError, PostEnvelope, parse_post, same_origin
+from server.moderation.authority import is_moderator
+from server.moderation.guards import ACCEPT, screen
 from server.moderation.policy import may_post
+from server.moderation.settings import active_ban, known_group_uris, load_guards, recent_counts
 from server.services import Services
 from server.tables import follows
 
@@ -147,13 +150,30 @@ async def take_post(services: Services, obj: dict[str, Any], *, activity: dict[s
         known_parent, chain = None, []  # a reply into another group's thread starts its own thread here
 
     author = await services.actors.get(env.author)
-    verdict = may_post(group.posting, is_member=await _is_member(services, group.id, author.id), is_moderator=False)
-    if not verdict.allowed:
+    async with services.db.read() as conn:
+        moderator = await is_moderator(conn, group.id, author.uri, services.links)
+        refusal = await _refusal(services, conn, group, env, author, known_parent, moderator)
+        decision = ACCEPT
+        if refusal is None and not moderator:
+            guards = await load_guards(conn, group.id)
+            member_hour, instance_hour, accepted = await recent_counts(conn, group.id, author)
+            decision = screen(
+                guards,
+                env,
+                member_posts_last_hour=member_hour,
+                instance_posts_last_hour=instance_hour,
+                member_accepted_posts=accepted,
+                known_groups=await known_group_uris(conn, list(env.mentions)),
+            )
+            if decision.action == "reject":
+                refusal = decision.reason
+    if refusal is not None:
         if activity is not None:
             await _reject(services, group, activity, author)
-        return f"refused: {verdict.reason}"
+        return f"refused: {refusal}"
 
-    held = services.blocklist is not None and services.blocklist.policy.is_silenced(host_of(env.author))
+    silenced = services.blocklist is not None and services.blocklist.policy.is_silenced(host_of(env.author))
+    held = silenced or decision.action == "hold"
     async with services.db.transaction() as conn:
         parent = known_parent
         for parent_env, parent_obj in reversed(chain):  # context first, from the top of the thread down
@@ -167,11 +187,18 @@ async def take_post(services: Services, obj: dict[str, Any], *, activity: dict[s
                     author_id=parent_author.id if parent_author else None,
                     parent=parent,
                 )
-        post = await insert_post(conn, group_id=group.id, env=env, raw=obj, author_id=author.id, parent=parent,
-                                 state="held" if held else "visible")
+        post = await insert_post(
+            conn,
+            group_id=group.id,
+            env=env,
+            raw=obj,
+            author_id=author.id,
+            parent=parent,
+            state="held" if held else "visible",
+        )
         if held:
-            # A silenced origin: kept for a moderator to approve, not announced, not shown.
-            log.info("held %s from a silenced domain in %s", env.uri, group.name)
+            # A silenced origin or a guard: kept for a moderator to approve, not announced, not shown.
+            log.info("held %s in %s: %s", env.uri, group.name, decision.reason or "silenced domain")
             return "held"
         if activity is not None:
             await redistribute(
@@ -183,6 +210,23 @@ async def take_post(services: Services, obj: dict[str, Any], *, activity: dict[s
             await redistribute(conn, services, group, env.uri, post_id=post.id)
     services.wake.set()
     return "accepted"
+
+
+async def _refusal(
+    services: Services, conn: Any, group: Any, env: PostEnvelope, author: Any, parent: Any, moderator: bool
+) -> str | None:
+    """Why the group will not take this post at all, or None."""
+    member = await _is_member(services, group.id, author.id)
+    verdict = may_post(group.posting, is_member=member, is_moderator=moderator)
+    if not verdict.allowed:
+        return verdict.reason
+    if await active_ban(conn, group.id, author.uri) is not None:
+        return "the author is banned from this group"
+    if parent is not None and not moderator:
+        root = parent if parent.root_id is None else await find_post_by_id(conn, parent.root_id)
+        if root is not None and root.locked:
+            return "the thread is locked"
+    return None
 
 
 async def _reject(services: Services, group: Any, activity: dict[str, Any], author: Any) -> None:

@@ -21,6 +21,10 @@ async def find_post(conn: AsyncConnection, uri: str) -> Any | None:
     return (await conn.execute(sa.select(posts).where(posts.c.uri == uri))).one_or_none()
 
 
+async def find_post_by_id(conn: AsyncConnection, post_id: int) -> Any | None:
+    return (await conn.execute(sa.select(posts).where(posts.c.id == post_id))).one_or_none()
+
+
 async def insert_post(
     conn: AsyncConnection,
     *,
@@ -210,13 +214,14 @@ async def list_threads(conn: AsyncConnection, group_id: int, *, before: Cursor |
 
 
 async def list_replies(conn: AsyncConnection, root_ids: list[int], *, per_thread: int = 200) -> dict[int, list[Any]]:
-    """The replies of each thread (tombstones included, to keep the tree), oldest first."""
+    """The replies of each thread, oldest first."""
     if not root_ids:
         return {}
     query = (
         sa.select(*_POST_COLUMNS)
         .outerjoin(remote_actors, remote_actors.c.id == posts.c.author_id)
-        .where(posts.c.root_id.in_(root_ids))
+        # Tombstones (deleted, removed) keep the tree whole; held and suspended replies are not shown at all.
+        .where(posts.c.root_id.in_(root_ids), posts.c.state.in_(("visible", "deleted", "removed")))
         .order_by(posts.c.published, posts.c.id)
     )
     out: dict[int, list[Any]] = {i: [] for i in root_ids}
@@ -267,3 +272,14 @@ def poll_results(post: Any) -> list[tuple[str, int]]:
     if post.type != "Question" or post.state != "visible":
         return []
     return poll_options(json.loads(post.raw))
+
+
+async def list_pinned(conn: AsyncConnection, group_id: int) -> list[Any]:
+    """The group's pinned threads, most recently pinned first."""
+    query = (
+        sa.select(*_POST_COLUMNS)
+        .outerjoin(remote_actors, remote_actors.c.id == posts.c.author_id)
+        .where(posts.c.group_id == group_id, posts.c.pinned_at.is_not(None), posts.c.state == "visible")
+        .order_by(posts.c.pinned_at.desc())
+    )
+    return list((await conn.execute(query)).all())

@@ -7,7 +7,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from server.inbox.handlers import announce, content, create, follow, reaction, undo
+from server.federation.urls import UnsafeUrl, host_of
+from server.inbox.handlers import announce, content, create, flag, follow, moderation, reaction, undo
 from server.services import Services
 
 log = logging.getLogger("kith.dispatch")
@@ -29,13 +30,31 @@ HANDLERS: dict[str, Handler] = {
     "Dislike": reaction.on_reaction,
     "EmojiReact": reaction.on_reaction,
     "Announce": announce.on_announce,
+    "Lock": moderation.on_lock,
+    "Block": moderation.on_block,
+    "Add": moderation.on_add_remove,
+    "Remove": moderation.on_add_remove,
+    "Flag": flag.on_flag,
     "Accept": ignore,
     "Reject": ignore,
 }
 
 
+def cut_off(services: Services, actor_uri: str) -> bool:
+    """Has the sender been blocked or suspended since its activity was accepted?"""
+    try:
+        host = host_of(actor_uri)
+    except UnsafeUrl:
+        return True
+    policy = services.blocklist.policy if services.blocklist is not None else None
+    return services.is_blocked(host) or (policy is not None and policy.actor_suspended(actor_uri))
+
+
 async def dispatch(services: Services, item: Any) -> None:
-    """Run the handler for one stored inbox item."""
+    """Run the handler for one stored inbox item, unless its sender is cut off by now."""
+    if cut_off(services, item.actor_uri):
+        log.info("dropping %s: the sender is blocked", item.activity_uri)
+        return
     activity = json.loads(item.body)
     handler = HANDLERS.get(activity.get("type"), ignore)
     if handler is ignore:

@@ -18,7 +18,8 @@ import hashlib
 import io
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +63,8 @@ def normalize_domain(value: str) -> str:
         domain = domain[2:]
     if not domain or "*" in domain or " " in domain or ".." in domain or domain.startswith("."):
         raise Unprocessable(f"{value!r} is not a domain")
+    if len(domain) > 253:
+        raise Unprocessable("a domain is at most 253 characters")
     try:
         domain = domain.encode("idna").decode("ascii")
     except UnicodeError:
@@ -186,6 +189,13 @@ class Blocklist:
             self.version = await _setting(conn, "policy_version", "0")
             self.policy = await load_policy(conn)
 
+    async def refresh_if_changed(self) -> None:
+        """Reload when the stored policy version moved (one single-row read)."""
+        async with self.db.read() as conn:
+            version = await _setting(conn, "policy_version", "0")
+        if version != self.version:
+            await self.reload()
+
     async def watch(self, stop: asyncio.Event, interval: float = 2.0) -> None:
         """Reload when another process (a CLI command, another web worker) changed the policy."""
         while not stop.is_set():
@@ -194,10 +204,7 @@ class Blocklist:
             if stop.is_set():
                 return
             try:
-                async with self.db.read() as conn:
-                    version = await _setting(conn, "policy_version", "0")
-                if version != self.version:
-                    await self.reload()
+                await self.refresh_if_changed()
             except Exception:  # a database hiccup must not kill the watcher
                 log.exception("policy reload failed")
 
@@ -294,6 +301,43 @@ def _chunks(items: list[Any], size: int = 500) -> Iterable[list[Any]]:
         yield items[i : i + size]
 
 
+@dataclass
+class PolicyChange:
+    """The open transaction of a policy change, and what it did once committed."""
+
+    conn: AsyncConnection
+    effects: dict[str, int] = field(default_factory=dict)
+
+
+@asynccontextmanager
+async def policy_change(
+    db: Database, *, actor: str, action: str, target: str, detail: dict[str, Any] | None = None, reason: str = ""
+) -> AsyncIterator[PolicyChange]:
+    """One admin change: the caller's writes, then its audit row, a new policy version and its effects,
+    all in one transaction."""
+    async with db.transaction() as conn:
+        change = PolicyChange(conn)
+        yield change
+        await audit(conn, actor=actor, action=action, target=target, detail=detail, reason=reason)
+        await _bump_version(conn, db)
+        change.effects = await reconcile(conn)
+
+
+async def _by_id(conn: AsyncConnection, table: sa.Table, row_id: int, missing: str) -> Any:
+    row = (await conn.execute(sa.select(table).where(table.c.id == row_id))).one_or_none()
+    if row is None:
+        raise NotFound(missing)
+    return row
+
+
+async def _by_domain(conn: AsyncConnection, table: sa.Table, domain: str, missing: str) -> Any:
+    domain = normalize_domain(domain)
+    row = (await conn.execute(sa.select(table).where(table.c.domain == domain))).one_or_none()
+    if row is None:
+        raise NotFound(f"{domain} {missing}")
+    return row
+
+
 # --------------------------------------------------------------------------- domain blocks
 
 
@@ -321,10 +365,17 @@ async def create_block(db: Database, spec: BlockSpec, *, actor: str, reason: str
     """Add a block (422 if the domain already has one); returns the row and what it acted on."""
     spec = spec.validated()
     now = utcnow()
-    async with db.transaction() as conn:
+    async with policy_change(
+        db,
+        actor=actor,
+        action="domain_block.create",
+        target=spec.domain,
+        detail=spec.__dict__,
+        reason=reason or spec.private_comment,
+    ) as change:
         try:
             row = (
-                await conn.execute(
+                await change.conn.execute(
                     sa.insert(domain_blocks)
                     .values(**spec.__dict__, created_at=now, updated_at=now)
                     .returning(*domain_blocks.c)
@@ -332,16 +383,7 @@ async def create_block(db: Database, spec: BlockSpec, *, actor: str, reason: str
             ).one()
         except IntegrityError:
             raise Unprocessable(f"{spec.domain} is already blocked") from None
-        await audit(
-            conn,
-            actor=actor,
-            action="domain_block.create",
-            target=spec.domain,
-            detail=spec.__dict__,
-            reason=reason or spec.private_comment,
-        )
-        await _bump_version(conn, db)
-        stats = await reconcile(conn)
+    stats = change.effects
     log.info("%s blocked %s (%s): %s", actor, spec.domain, spec.severity, stats)
     return row, stats
 
@@ -352,48 +394,38 @@ async def update_block(db: Database, block_id: int, changes: Mapping[str, Any], 
     unknown = set(changes) - allowed
     if unknown:
         raise Unprocessable(f"cannot change {', '.join(sorted(unknown))}")
-    async with db.transaction() as conn:
+    async with db.read() as conn:
         current = await get_block(conn, block_id)
-        spec = BlockSpec(**{**{k: getattr(current, k) for k in allowed}, "domain": current.domain, **changes})
-        spec = spec.validated()
+    spec = BlockSpec(**{**{k: getattr(current, k) for k in allowed}, "domain": current.domain, **changes}).validated()
+    async with policy_change(
+        db, actor=actor, action="domain_block.update", target=current.domain, detail=dict(changes)
+    ) as change:
         row = (
-            await conn.execute(
+            await change.conn.execute(
                 sa.update(domain_blocks)
                 .where(domain_blocks.c.id == block_id)
                 .values(**{k: getattr(spec, k) for k in allowed}, updated_at=utcnow())
                 .returning(*domain_blocks.c)
             )
         ).one()
-        await audit(conn, actor=actor, action="domain_block.update", target=current.domain, detail=dict(changes))
-        await _bump_version(conn, db)
-        await reconcile(conn)
     return row
 
 
 async def delete_block(db: Database, block_id: int, *, actor: str) -> Any:
     """Lift a block; posts it hid come back."""
-    async with db.transaction() as conn:
+    async with db.read() as conn:
         row = await get_block(conn, block_id)
-        await conn.execute(sa.delete(domain_blocks).where(domain_blocks.c.id == block_id))
-        await audit(conn, actor=actor, action="domain_block.delete", target=row.domain)
-        await _bump_version(conn, db)
-        await reconcile(conn)
+    async with policy_change(db, actor=actor, action="domain_block.delete", target=row.domain) as change:
+        await change.conn.execute(sa.delete(domain_blocks).where(domain_blocks.c.id == block_id))
     return row
 
 
 async def get_block(conn: AsyncConnection, block_id: int) -> Any:
-    row = (await conn.execute(sa.select(domain_blocks).where(domain_blocks.c.id == block_id))).one_or_none()
-    if row is None:
-        raise NotFound("no such domain block")
-    return row
+    return await _by_id(conn, domain_blocks, block_id, "no such domain block")
 
 
 async def find_block(conn: AsyncConnection, domain: str) -> Any:
-    domain = normalize_domain(domain)
-    row = (await conn.execute(sa.select(domain_blocks).where(domain_blocks.c.domain == domain))).one_or_none()
-    if row is None:
-        raise NotFound(f"{domain} is not blocked")
-    return row
+    return await _by_domain(conn, domain_blocks, domain, "is not blocked")
 
 
 async def list_blocks(
@@ -449,44 +481,32 @@ def digest(domain: str) -> str:
 
 async def create_allow(db: Database, domain: str, *, actor: str) -> Any:
     domain = normalize_domain(domain)
-    async with db.transaction() as conn:
+    async with policy_change(db, actor=actor, action="domain_allow.create", target=domain) as change:
         try:
             row = (
-                await conn.execute(
+                await change.conn.execute(
                     sa.insert(domain_allows).values(domain=domain, created_at=utcnow()).returning(*domain_allows.c)
                 )
             ).one()
         except IntegrityError:
             raise Unprocessable(f"{domain} is already allowed") from None
-        await audit(conn, actor=actor, action="domain_allow.create", target=domain)
-        await _bump_version(conn, db)
-        await reconcile(conn)
     return row
 
 
 async def delete_allow(db: Database, allow_id: int, *, actor: str) -> Any:
-    async with db.transaction() as conn:
+    async with db.read() as conn:
         row = await get_allow(conn, allow_id)
-        await conn.execute(sa.delete(domain_allows).where(domain_allows.c.id == allow_id))
-        await audit(conn, actor=actor, action="domain_allow.delete", target=row.domain)
-        await _bump_version(conn, db)
-        await reconcile(conn)
+    async with policy_change(db, actor=actor, action="domain_allow.delete", target=row.domain) as change:
+        await change.conn.execute(sa.delete(domain_allows).where(domain_allows.c.id == allow_id))
     return row
 
 
 async def get_allow(conn: AsyncConnection, allow_id: int) -> Any:
-    row = (await conn.execute(sa.select(domain_allows).where(domain_allows.c.id == allow_id))).one_or_none()
-    if row is None:
-        raise NotFound("no such domain allow")
-    return row
+    return await _by_id(conn, domain_allows, allow_id, "no such domain allow")
 
 
 async def find_allow(conn: AsyncConnection, domain: str) -> Any:
-    domain = normalize_domain(domain)
-    row = (await conn.execute(sa.select(domain_allows).where(domain_allows.c.domain == domain))).one_or_none()
-    if row is None:
-        raise NotFound(f"{domain} is not on the allowlist")
-    return row
+    return await _by_domain(conn, domain_allows, domain, "is not on the allowlist")
 
 
 async def list_allows(
@@ -508,11 +528,9 @@ async def set_federation_mode(db: Database, mode: str, *, actor: str) -> dict[st
     """``open`` or ``allowlist`` (limited federation: only allowed domains federate at all)."""
     if mode not in MODES:
         raise BadRequest(f"mode must be one of {', '.join(MODES)}")
-    async with db.transaction() as conn:
-        await _set_setting(conn, db, "federation_mode", mode)
-        await audit(conn, actor=actor, action="federation.mode", target=mode)
-        await _bump_version(conn, db)
-        return await reconcile(conn)
+    async with policy_change(db, actor=actor, action="federation.mode", target=mode) as change:
+        await _set_setting(change.conn, db, "federation_mode", mode)
+    return change.effects
 
 
 # --------------------------------------------------------------------------- accounts
@@ -520,19 +538,16 @@ async def set_federation_mode(db: Database, mode: str, *, actor: str) -> dict[st
 
 async def set_account_suspended(db: Database, uri: str, suspended: bool, *, actor: str, reason: str = "") -> dict:
     """Suspend (or lift the suspension of) one remote account instance-wide."""
-    async with db.transaction() as conn:
-        result = await conn.execute(
+    action = "account.suspend" if suspended else "account.unsuspend"
+    async with policy_change(db, actor=actor, action=action, target=uri, reason=reason) as change:
+        result = await change.conn.execute(
             sa.update(remote_actors)
             .where(remote_actors.c.uri == uri)
             .values(suspended_at=utcnow() if suspended else None)
         )
         if result.rowcount == 0:
             raise NotFound(f"no known remote account {uri}")
-        await audit(
-            conn, actor=actor, action="account.suspend" if suspended else "account.unsuspend", target=uri, reason=reason
-        )
-        await _bump_version(conn, db)
-        return await reconcile(conn)
+    return change.effects
 
 
 # --------------------------------------------------------------------------- CSV

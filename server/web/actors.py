@@ -12,8 +12,10 @@ from starlette.routing import Route
 from server.errors import NotFound
 from server.federation.serialize import actor_document, ordered_collection
 from server.groups.membership import count_members, list_groups, moderator_names
+from server.groups.posts import list_pinned
 from server.links import INSTANCE_ACTOR_NAME
 from server.local_actors import get_local_actor
+from server.moderation.authority import moderator_uris
 from server.negotiation import activity_response, wants_activity_json
 from server.services import Services
 from server.web.templating import templates
@@ -44,8 +46,13 @@ async def group_actor(request: Request) -> Response:
     if wants_activity_json(request):
         return activity_response(request, doc)
     _, page = await load_threads(request, services, name)
+    async with services.db.read() as conn:
+        pinned = await list_pinned(conn, group.id) if "before" not in request.query_params else []
+    pinned_ids = {p.id for p in pinned}
     context = {
         "page": page,
+        "pinned": pinned,
+        "pinned_ids": pinned_ids,
         "rules": [r.strip() for r in group.rules.splitlines() if r.strip()],
         "group": group,
         "doc": doc,
@@ -85,8 +92,11 @@ async def group_collection(request: Request) -> Response:
             # The count is public; who the members are is for moderators only.
             doc = ordered_collection(collection_id, None, await count_members(conn, group.id))
         elif which == "moderators":
-            leaders = [services.links.actor("person", n) for n, _role in await moderator_names(conn, group.id)]
+            leaders = await moderator_uris(conn, group.id, services.links)
             doc = ordered_collection(collection_id, leaders, len(leaders))
+        elif which == "featured":
+            featured = [p.uri for p in await list_pinned(conn, group.id)]
+            doc = ordered_collection(collection_id, featured, len(featured))
         else:
             doc = ordered_collection(collection_id, [], 0)
     return activity_response(request, doc)

@@ -103,17 +103,21 @@ async def activity(request: Request) -> Response:
 
 
 def _post_json(post: Any) -> dict[str, Any]:
-    deleted = post.state == "deleted"
+    shown = post.state == "visible"
     return {
         "id": post.uri,
         "url": post.url or post.uri,
         "type": post.type,
         "author": {"id": post.author_uri, "handle": handle_of(post), "name": post.author_name},
-        "title": post.name,
-        "content_warning": post.summary,
-        "content_html": post.content_html,  # sanitised on arrival
+        "title": post.name if shown else None,
+        "content_warning": post.summary if shown else None,
+        "content_html": post.content_html if shown else "",  # sanitised on arrival
         "sensitive": post.sensitive,
-        "deleted": deleted,
+        "state": post.state,  # visible | deleted | removed
+        "removed_reason": post.removed_reason if post.state == "removed" else None,
+        "locked": post.locked,
+        "pinned": post.pinned_at is not None,
+        "deleted": post.state == "deleted",
         "published": iso(post.published),
         "updated": iso(post.updated_at) if post.updated_at else None,
         "likes": post.likes,

@@ -1,7 +1,8 @@
 """A Mastodon-like peer that is a real HTTP server on a loopback port.
 
 Unlike ``FakeMastodon``, nothing here goes through an in-process transport: the peer
-is a Starlette app served by uvicorn on ``127.0.0.1:<port>``, it discovers the
+is a Starlette app served by uvicorn on ``<host>:<port>`` (``host`` any 127.0.0.x
+address, so that peers can differ by host, not only by port), it discovers the
 group over real HTTP (WebFinger, then the actor document), signs what it sends
 with bovine, and verifies what it receives with bovine, fetching the sender's key
 over real HTTP the way Mastodon does.
@@ -61,16 +62,21 @@ class Group:
 class LoopbackPeer:
     port: int
     name: str = "alice"
+    host: str = "127.0.0.1"
     keys: KeyPair = field(default_factory=generate_rsa_keypair)
     received: list[Delivery] = field(default_factory=list)
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)  # served at their ids
 
     def __post_init__(self) -> None:
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"http://{self.host}:{self.port}"
         self.actor_id = f"{self.base}/users/{self.name}"
         self.key_id = f"{self.actor_id}#main-key"
+        # Mastodon's instance actor, which signs what the server sends for no user (reports).
+        self.instance_actor_id = f"{self.base}/actor"
+        self.instance_key_id = f"{self.instance_actor_id}#main-key"
         self.app = Starlette(
             routes=[
+                Route("/actor", self._instance_actor),
                 Route("/users/{name}", self._actor),
                 Route("/users/{name}/statuses/{sid}", self._object),
                 Route("/users/{name}/inbox", self._inbox, methods=["POST"]),
@@ -85,7 +91,7 @@ class LoopbackPeer:
 
     async def start(self, timeout: float = 10.0) -> None:
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off", access_log=False
+            self.app, host=self.host, port=self.port, log_level="warning", lifespan="off", access_log=False
         )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
@@ -127,6 +133,27 @@ class LoopbackPeer:
         if request.path_params["name"] != self.name:
             return JSONResponse({"error": "not found"}, status_code=404)
         return JSONResponse(self.actor_doc(), media_type=AS_JSON)
+
+    def instance_actor_doc(self) -> dict[str, Any]:
+        """Mastodon's ``/actor``: an Application named after the host (it shares the user's key pair here)."""
+        return {
+            "@context": AS_CONTEXT,
+            "id": self.instance_actor_id,
+            "type": "Application",
+            "preferredUsername": self.host,
+            "inbox": f"{self.instance_actor_id}/inbox",
+            "outbox": f"{self.instance_actor_id}/outbox",
+            "endpoints": {"sharedInbox": f"{self.base}/inbox"},
+            "manuallyApprovesFollowers": True,
+            "publicKey": {
+                "id": self.instance_key_id,
+                "owner": self.instance_actor_id,
+                "publicKeyPem": self.keys.public_pem,
+            },
+        }
+
+    async def _instance_actor(self, request: Request) -> Response:
+        return JSONResponse(self.instance_actor_doc(), media_type=AS_JSON)
 
     async def _object(self, request: Request) -> Response:
         """A note by its id, as Mastodon serves ``/users/<name>/statuses/<id>`` to ActivityPub clients."""
@@ -189,8 +216,8 @@ class LoopbackPeer:
             doc=doc,
         )
 
-    def signed_headers(self, url: str, body: bytes) -> dict[str, str]:
-        """Headers for a POST of ``body`` to ``url``, signed by bovine as Mastodon signs."""
+    def signed_headers(self, url: str, body: bytes, *, key_id: str | None = None) -> dict[str, str]:
+        """Headers for a POST of ``body`` to ``url``, signed by bovine as Mastodon signs (the user's key)."""
         host, target = host_target_from_url(url)
         helper = (
             build_signature(host, "post", target)
@@ -198,12 +225,21 @@ class LoopbackPeer:
             .with_field("digest", content_digest_sha256(body))
             .with_field("content-type", AS_JSON)
         )
+        secret = CryptographicSecret.from_pem(key_id or self.key_id, self.keys.private_pem)
+        return {**helper.headers, "signature": helper.sign_for_http_draft(secret)}
+
+    async def signed_get(self, url: str) -> httpx.Response:
+        """GET ``url`` signed by bovine, as a secure-mode (authorized fetch) Mastodon fetches."""
+        host, target = host_target_from_url(url)
+        helper = build_signature(host, "get", target).with_field("date", get_gmt_now())
         signature = helper.sign_for_http_draft(CryptographicSecret.from_pem(self.key_id, self.keys.private_pem))
-        return {**helper.headers, "signature": signature}
+        return await self.http.get(url, headers={**helper.headers, "signature": signature, "accept": AS_JSON})
 
     async def post(self, url: str, activity: dict[str, Any]) -> httpx.Response:
+        """POST ``activity``, signed with its actor's key: the user's, or the instance actor's."""
         body = json.dumps(activity).encode()
-        return await self.http.post(url, content=body, headers=self.signed_headers(url, body))
+        key_id = self.instance_key_id if activity.get("actor") == self.instance_actor_id else self.key_id
+        return await self.http.post(url, content=body, headers=self.signed_headers(url, body, key_id=key_id))
 
     def follow(self, group_id: str) -> dict[str, Any]:
         return {
@@ -259,3 +295,18 @@ class LoopbackPeer:
             "cc": note["cc"],
             "object": note,
         }
+
+    def flag(self, objects: list[str], comment: str, *, to: str | None = None) -> dict[str, Any]:
+        """A report as Mastodon forwards it: from the instance actor (the reporter stays unnamed),
+        ``object`` the account then its posts, the comment in ``content``."""
+        out: dict[str, Any] = {
+            "@context": "https://www.w3.org/ns/activitystreams",
+            "id": f"{self.base}/{uuid.uuid4()}",
+            "type": "Flag",
+            "actor": self.instance_actor_id,
+            "content": comment,
+            "object": objects,
+        }
+        if to is not None:
+            out["to"] = to
+        return out

@@ -11,6 +11,7 @@ from server.groups.posts import delete_post, find_post, record_tombstone, update
 from server.groups.redistribute import redistribute
 from server.inbox.handlers import actor as actor_handlers
 from server.inbox.parse import ParseError, parse_post, same_origin
+from server.moderation import actions
 from server.moderation.policy import may_change
 from server.services import Services
 
@@ -71,8 +72,16 @@ async def on_delete(services: Services, activity: dict[str, Any], item: Any) -> 
                 await record_tombstone(conn, services.db, target)
         return
     post, group = found
-    if not may_change(actor=item.actor_uri, author=post.author_uri, is_moderator=False).allowed:
-        log.info("Delete %s of %s by a non-author refused", item.activity_uri, post.uri)
+    if item.actor_uri != post.author_uri:
+        moderator = await actions.remote_moderator(services, group, item.actor_uri)
+        if moderator is None:
+            log.info("Delete %s of %s by a non-author refused", item.activity_uri, post.uri)
+            return
+        # A listed moderator's Delete is a removal (restorable), as Lemmy means it.
+        if post.state in ("visible", "held"):
+            await actions.remove_post(
+                services, group, post.uri, by=moderator, reason=activity.get("summary") or "", activity=activity
+            )
         return
     if post.state == "deleted":
         return

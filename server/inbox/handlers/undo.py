@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.inbox.handlers import follow, reaction
+from server.inbox.handlers import follow, moderation, reaction
 from server.services import Services
 
 
@@ -14,6 +14,8 @@ async def on_undo(services: Services, activity: dict[str, Any], item: Any) -> No
     kind = obj.get("type") if isinstance(obj, dict) else None
     if kind in reaction.REACTION_TYPES:
         await reaction.on_undo_reaction(services, activity, obj, item)
+    elif kind in ("Lock", "Block", "Delete"):
+        await moderation.on_undo_moderation(services, activity, obj, item)
     elif kind == "Follow":
         await follow.on_undo_follow(services, activity, obj, item)
     elif isinstance(obj, str):

@@ -1,0 +1,59 @@
+"""Who may moderate a group: its local owner and moderators, and listed remote moderators.
+
+FEP-1b12's authority rule: a moderation activity about a group counts only when it
+comes from the group's own origin (us) or from an actor in its moderators collection.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.links import Links
+from server.tables import group_roles, local_actors, remote_moderators, users
+
+
+async def moderator_uris(conn: AsyncConnection, group_id: int, links: Links) -> list[str]:
+    """The moderators collection: local leaders' person URIs, then listed remote moderators."""
+    local = (
+        (
+            await conn.execute(
+                sa.select(local_actors.c.name)
+                .join(users, users.c.actor_id == local_actors.c.id)
+                .join(group_roles, group_roles.c.user_id == users.c.id)
+                .where(group_roles.c.group_id == group_id)
+                .order_by(group_roles.c.role.desc(), local_actors.c.name)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    remote = (
+        (
+            await conn.execute(
+                sa.select(remote_moderators.c.actor_uri)
+                .where(remote_moderators.c.group_id == group_id)
+                .order_by(remote_moderators.c.created_at)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return [links.actor("person", name) for name in local] + list(remote)
+
+
+async def is_moderator(conn: AsyncConnection, group_id: int, actor_uri: str, links: Links) -> bool:
+    """True when ``actor_uri`` may moderate the group (a local leader or a listed remote moderator)."""
+    return actor_uri in await moderator_uris(conn, group_id, links)
+
+
+async def local_role(conn: AsyncConnection, group_id: int, user_name: str) -> str | None:
+    """``owner``, ``moderator`` or None for a local account in a group."""
+    return (
+        await conn.execute(
+            sa.select(group_roles.c.role)
+            .join(users, users.c.id == group_roles.c.user_id)
+            .join(local_actors, local_actors.c.id == users.c.actor_id)
+            .where(group_roles.c.group_id == group_id, local_actors.c.name == user_name)
+        )
+    ).scalar_one_or_none()

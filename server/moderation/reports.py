@@ -1,0 +1,305 @@
+"""Reports (``Flag``) in and out, and their lifecycle: open, assigned, resolved or rejected.
+
+A reporter is never revealed to the reported server: reports we send or forward go
+out as a ``Flag`` from the instance actor, with the comment and the reported
+objects only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.accounts import get_user
+from server.errors import BadRequest, Forbidden, NotFound
+from server.federation import activities
+from server.federation.delivery import enqueue
+from server.federation.urls import UnsafeUrl, host_of
+from server.federation.vocab import ids_of
+from server.groups.following import inbox_of
+from server.groups.membership import get_group, get_group_by_id, group_name_from_uri
+from server.groups.posts import find_post
+from server.moderation import actions
+from server.moderation.authority import local_role
+from server.services import Services
+from server.tables import remote_actors, remote_moderators, reports
+from server.types import utcnow
+
+log = logging.getLogger("kith.reports")
+
+MAX_COMMENT = 1000
+STATES = ("open", "assigned", "resolved", "rejected")
+
+
+async def receive_flag(services: Services, flag: dict[str, Any], sender: str) -> Any | None:
+    """Store an incoming report (Mastodon, Lemmy and Mbin shapes); None when ignored."""
+    try:
+        sender_host = host_of(sender)
+    except UnsafeUrl:
+        return None
+    if services.blocklist is not None and services.blocklist.policy.rejects_reports(sender_host):
+        log.info("report %s from %s ignored: reject_reports", flag.get("id"), sender_host)
+        return None
+    objects = ids_of(flag.get("object"))[:50]
+    comment = flag.get("content") or flag.get("summary") or ""
+    comment = comment[:MAX_COMMENT] if isinstance(comment, str) else ""
+    group_id = None
+    target_posts: list[str] = []
+    target_account = None
+    async with services.db.read() as conn:
+        for uri in objects:
+            post = await find_post(conn, uri)
+            if post is not None:
+                target_posts.append(uri)
+                group_id = group_id or post.group_id
+                target_account = target_account or post.author_uri
+                continue
+            name = group_name_from_uri(uri, services.links)
+            if name is not None:
+                with contextlib.suppress(NotFound):
+                    group_id = group_id or (await get_group(conn, name)).id
+                continue
+            known = (await conn.execute(sa.select(remote_actors.c.uri).where(remote_actors.c.uri == uri))).first()
+            if known is not None:
+                target_account = uri
+        if group_id is None:
+            for uri in ids_of(flag.get("to")) + ids_of(flag.get("audience")):
+                name = group_name_from_uri(uri, services.links)
+                if name is not None:
+                    try:
+                        group_id = (await get_group(conn, name)).id
+                    except NotFound:
+                        continue
+    if not target_posts and target_account is None and group_id is None:
+        log.info("report %s names nothing we hold", flag.get("id"))
+        return None
+    now = utcnow()
+    async with services.db.transaction() as conn:
+        stmt = services.db.insert_ignore(reports, ["flag_uri"]).values(
+            group_id=group_id,
+            flag_uri=flag.get("id"),
+            reporter=sender,
+            target_account=target_account,
+            target_posts=json.dumps(target_posts),
+            comment=comment,
+            created_at=now,
+            updated_at=now,
+        )
+        await conn.execute(stmt)
+        return (await conn.execute(sa.select(reports).where(reports.c.flag_uri == flag.get("id")))).one_or_none()
+
+
+async def get_report(conn: AsyncConnection, report_id: int) -> Any:
+    row = (await conn.execute(sa.select(reports).where(reports.c.id == report_id))).one_or_none()
+    if row is None:
+        raise NotFound("no such report")
+    return row
+
+
+async def may_handle(conn: AsyncConnection, report: Any, user_name: str) -> Any:
+    """The acting user, when they may handle this report: admins always, a group's leaders its reports."""
+    user = await get_user(conn, user_name)
+    if user.is_admin:
+        return user
+    if report.group_id is not None and await local_role(conn, report.group_id, user_name) is not None:
+        return user
+    raise Forbidden("only the group's moderators or an admin may handle this report")
+
+
+async def list_reports(
+    conn: AsyncConnection,
+    *,
+    user_name: str,
+    state: str | None = None,
+    group_name: str | None = None,
+    limit: int = 100,
+    max_id: int | None = None,
+) -> list[Any]:
+    """Reports this user may see (admins: all; moderators: their groups'), newest first."""
+    user = await get_user(conn, user_name)
+    query = sa.select(reports).order_by(reports.c.id.desc()).limit(limit)
+    if state is not None:
+        if state not in STATES:
+            raise BadRequest(f"state must be one of {', '.join(STATES)}")
+        query = query.where(reports.c.state == state)
+    if max_id is not None:
+        query = query.where(reports.c.id < max_id)
+    if group_name is not None:
+        query = query.where(reports.c.group_id == (await get_group(conn, group_name)).id)
+    rows = list((await conn.execute(query)).all())
+    if user.is_admin:
+        return rows
+    return [r for r in rows if r.group_id is not None and await local_role(conn, r.group_id, user_name)]
+
+
+async def set_state(services: Services, report_id: int, user_name: str, state: str, *, action_taken: str = "") -> Any:
+    """Assign to self, unassign, reject or reopen."""
+    async with services.db.transaction() as conn:
+        report = await get_report(conn, report_id)
+        user = await may_handle(conn, report, user_name)
+        values: dict[str, Any] = {"state": state, "updated_at": utcnow()}
+        if state == "assigned":
+            values["assigned_to"] = user.id
+        elif state == "open":
+            values["assigned_to"] = None
+            values["action_taken"] = ""
+        if action_taken:
+            values["action_taken"] = action_taken
+        await conn.execute(sa.update(reports).where(reports.c.id == report_id).values(**values))
+        return await get_report(conn, report_id)
+
+
+async def resolve(
+    services: Services, report_id: int, user_name: str, *, action: str | None = None, reason: str = ""
+) -> Any:
+    """Resolve a report, performing its action: ``remove`` the reported posts or ``ban`` the account."""
+    async with services.db.read() as conn:
+        report = await get_report(conn, report_id)
+        await may_handle(conn, report, user_name)
+        group = await get_group_by_id(conn, report.group_id) if report.group_id is not None else None
+    taken = "none"
+    if action is not None:
+        if group is None:
+            raise BadRequest("only a report about a group's content can remove or ban")
+        async with services.db.read() as conn:
+            by = await actions.local_moderator(services, conn, group, user_name)
+        reason = reason or report.comment[:200]
+        if action == "remove":
+            for uri in json.loads(report.target_posts):
+                async with services.db.read() as conn:
+                    post = await find_post(conn, uri)
+                if post is not None and post.state in ("visible", "held"):
+                    await actions.remove_post(services, group, uri, by=by, reason=reason)
+            taken = "remove"
+        elif action == "ban":
+            if not report.target_account:
+                raise BadRequest("the report names no account to ban")
+            await actions.ban(services, group, report.target_account, by=by, reason=reason)
+            taken = "ban"
+        else:
+            raise BadRequest("action must be remove or ban")
+    return await set_state(services, report_id, user_name, "resolved", action_taken=taken)
+
+
+async def forward(services: Services, report_id: int, user_name: str) -> list[str]:
+    """Send the report on to the reported content's server and the group's remote moderators' servers.
+
+    As a ``Flag`` from the instance actor: the reporter is not named. Returns the inboxes.
+    """
+    async with services.db.transaction() as conn:
+        report = await get_report(conn, report_id)
+        await may_handle(conn, report, user_name)
+        objects = ([report.target_account] if report.target_account else []) + json.loads(report.target_posts)
+        if not objects:
+            raise BadRequest("the report names nothing to forward")
+        inboxes: list[str] = []
+        if report.target_account:
+            author = (
+                await conn.execute(sa.select(remote_actors).where(remote_actors.c.uri == report.target_account))
+            ).one_or_none()
+            if author is not None:
+                inboxes.append(inbox_of(author))
+        if report.group_id is not None:
+            mods = (
+                await conn.execute(
+                    sa.select(remote_actors)
+                    .join(remote_moderators, remote_moderators.c.actor_uri == remote_actors.c.uri)
+                    .where(remote_moderators.c.group_id == report.group_id)
+                )
+            ).all()
+            inboxes += [inbox_of(m) for m in mods]
+        inboxes = [i for i in dict.fromkeys(inboxes) if not _blocked(services, i)]
+        if not inboxes:
+            raise BadRequest("there is no server to forward this report to")
+        flag = activities.flag(
+            services.links.base,
+            actor=services.links.instance_actor,
+            objects=objects,
+            content=report.comment,
+            to=report.target_account,
+        )
+        await enqueue(conn, services.db, activity=flag, actor_id=services.instance.actor_id, inboxes=inboxes)
+        await conn.execute(
+            sa.update(reports).where(reports.c.id == report_id).values(forwarded=True, updated_at=utcnow())
+        )
+    services.wake.set()
+    return inboxes
+
+
+async def report_remote(services: Services, user_name: str, uris: list[str], comment: str) -> Any:
+    """A local moderator or admin reports a remote post or account to its server."""
+    if not uris:
+        raise BadRequest("name at least one post or account")
+    async with services.db.read() as conn:
+        user = await get_user(conn, user_name)
+        posts_found = [p for p in [await find_post(conn, u) for u in uris] if p is not None]
+        if not user.is_admin:
+            roles = [await local_role(conn, p.group_id, user_name) for p in posts_found]
+            if not posts_found or not all(roles):
+                raise Forbidden("only admins, or moderators of the post's group, may report")
+    account = posts_found[0].author_uri if posts_found else uris[0]
+    author = await services.actors.get(account)
+    objects = [author.uri] + [p.uri for p in posts_found]
+    flag = activities.flag(
+        services.links.base,
+        actor=services.links.instance_actor,
+        objects=objects,
+        content=comment[:MAX_COMMENT],
+        to=author.uri,
+    )
+    now = utcnow()
+    async with services.db.transaction() as conn:
+        await enqueue(conn, services.db, activity=flag, actor_id=services.instance.actor_id, inboxes=[inbox_of(author)])
+        row = (
+            await conn.execute(
+                sa.insert(reports)
+                .values(
+                    group_id=posts_found[0].group_id if posts_found else None,
+                    flag_uri=flag["id"],
+                    reporter=user_name,
+                    target_account=author.uri,
+                    target_posts=json.dumps([p.uri for p in posts_found]),
+                    comment=comment[:MAX_COMMENT],
+                    state="resolved",
+                    action_taken="forwarded",
+                    forwarded=True,
+                    outgoing=True,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(*reports.c)
+            )
+        ).one()
+    services.wake.set()
+    return row
+
+
+def _blocked(services: Services, inbox: str) -> bool:
+    try:
+        return services.is_blocked(host_of(inbox))
+    except UnsafeUrl:
+        return True
+
+
+def report_json(report: Any) -> dict[str, Any]:
+    """A report for moderators (the reporter is shown here, never sent on)."""
+    return {
+        "id": str(report.id),
+        "state": report.state,
+        "group_id": report.group_id,
+        "reporter": report.reporter,
+        "target_account": report.target_account,
+        "target_posts": json.loads(report.target_posts),
+        "comment": report.comment,
+        "action_taken": report.action_taken,
+        "forwarded": report.forwarded,
+        "outgoing": report.outgoing,
+        "assigned_to": report.assigned_to,
+        "created_at": report.created_at.isoformat(),
+        "updated_at": report.updated_at.isoformat(),
+    }
