@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -117,3 +118,8 @@ def create_app(settings: Settings, *, services: Services | None = None, run_work
     if services is not None:
         app.state.services = services
     return app
+
+
+def app_from_env() -> Starlette:
+    """The app for ``kith serve`` (a factory, so ``--workers`` can start it in each process)."""
+    return create_app(Settings.from_env(), run_worker=os.environ.get("KITH_NO_WORKER") != "1")

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -48,16 +49,26 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from server.app import create_app
     from server.instance import ensure_instance
 
     async def prepare(db: Any) -> None:
         await ensure_instance(db, settings.secret_key)
 
     asyncio.run(_with_db(settings, prepare))
-    app = create_app(settings, run_worker=not args.no_worker)
     print(f"Kith {__version__} serving {settings.base_url} on http://{args.host}:{args.port}", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", proxy_headers=True, server_header=False)
+    if args.no_worker:
+        os.environ["KITH_NO_WORKER"] = "1"  # read by app_from_env in each web process
+    uvicorn.run(
+        "server.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+        access_log=args.access_log,
+        proxy_headers=True,
+        server_header=False,
+    )
     return 0
 
 
@@ -366,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-worker", action="store_true", help="serve HTTP only; run `kith worker` beside it")
+    serve.add_argument("--workers", type=int, default=1, help="web processes (each with its own background worker)")
+    serve.add_argument("--access-log", action="store_true", help="log every request (usually the proxy's job)")
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("worker", help="run background work only").set_defaults(func=cmd_worker)

@@ -48,7 +48,7 @@ def driver_url(url: str) -> str:
 class Database:
     """An engine plus the few ways Kith uses it: read, transaction, migrate, claim."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+    def __init__(self, url: str, *, pool_size: int = 20, echo: bool = False) -> None:
         self.url = driver_url(url)
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()

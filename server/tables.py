@@ -163,6 +163,7 @@ posts = sa.Table(
     sa.Index("ix_posts_threads", "group_id", "root_id", "state", "last_activity_at", "id"),
     sa.Index("ix_posts_root", "root_id", "published"),
     sa.Index("ix_posts_author_recent", "author_id", "created_at"),
+    sa.Index("ix_posts_pinned", "group_id", "pinned_at"),
 )
 
 # Deletes of objects we did not have (yet): a Create arriving after its Delete is refused.

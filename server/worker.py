@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from server.db import Database
-from server.types import utcnow
+from server.types import UTCDateTime, utcnow
 
 log = logging.getLogger("kith.worker")
 
@@ -90,13 +90,20 @@ class Worker:
             for row in rows:
                 lanes.setdefault(kind.key(row) if kind.key else row.id, []).append(row)
 
-            async def lane(items: list[Any], kind: JobKind = kind, sem: asyncio.Semaphore = sem) -> None:
+            results: list[tuple[Any, Outcome]] = []
+
+            async def lane(
+                items: list[Any], kind: JobKind = kind, sem: asyncio.Semaphore = sem, results: list = results
+            ) -> None:
                 for row in items:
                     async with sem:
-                        outcome = await self._run(kind, row)
-                        await self._finish(kind, row, outcome)
+                        results.append((row, await self._run(kind, row)))
 
-            await asyncio.gather(*(lane(items) for items in lanes.values()))
+            try:
+                await asyncio.gather(*(lane(items) for items in lanes.values()))
+            finally:
+                # One write for the whole batch: per-row transactions cost more than the jobs.
+                await self._finish(kind, results)
             ran += len(rows)
         return ran
 
@@ -136,15 +143,35 @@ class Worker:
             log.info("%s job %s failed (attempt %d): %s", kind.name, row.id, row.attempts, error)
             return Outcome.retry(utcnow() + backoff(row.attempts), error)
 
-    async def _finish(self, kind: JobKind, row: Any, outcome: Outcome) -> None:
+    async def _finish(self, kind: JobKind, results: list[tuple[Any, Outcome]]) -> None:
+        """Record outcomes; only the holder of a row's current lease may (a stale worker writes nothing)."""
+        if not results:
+            return
         table = kind.table
-        values: dict[str, Any] = {"state": outcome.state, "lease_until": None, "last_error": outcome.error}
-        if outcome.state == "queued":
-            values["next_attempt_at"] = outcome.retry_at or utcnow()
-        else:
-            values["finished_at"] = utcnow()
-        # Only the holder of the current lease may record the outcome.
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                sa.update(table).where(table.c.id == row.id, table.c.lease_until == row.lease_until).values(**values)
+        stmt = (
+            sa.update(table)
+            .where(
+                table.c.id == sa.bindparam("b_id"), table.c.lease_until == sa.bindparam("b_lease", type_=UTCDateTime())
             )
+            .values(
+                state=sa.bindparam("b_state"),
+                lease_until=None,
+                last_error=sa.bindparam("b_error"),
+                next_attempt_at=sa.bindparam("b_next", type_=UTCDateTime()),
+                finished_at=sa.bindparam("b_finished", type_=UTCDateTime()),
+            )
+        )
+        now = utcnow()
+        params = [
+            {
+                "b_id": row.id,
+                "b_lease": row.lease_until,
+                "b_state": outcome.state,
+                "b_error": outcome.error,
+                "b_next": (outcome.retry_at or now) if outcome.state == "queued" else row.next_attempt_at,
+                "b_finished": None if outcome.state == "queued" else now,
+            }
+            for row, outcome in results
+        ]
+        async with self.db.transaction() as conn:
+            await conn.execute(stmt, params)

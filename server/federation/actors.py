@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -27,7 +28,9 @@ log = logging.getLogger("kith.actors")
 
 ACTOR_TYPES = frozenset({"Person", "Service", "Application", "Group", "Organization"})
 REFRESH_AFTER = timedelta(days=1)  # a cached actor older than this is refetched when needed
-MIN_REFETCH = timedelta(seconds=60)  # a key is refetched at most this often, whatever a peer sends
+MIN_REFETCH = timedelta(seconds=60)
+KEY_CACHE_SECONDS = 300.0
+KEY_CACHE_SIZE = 50_000  # a key is refetched at most this often, whatever a peer sends
 
 
 class InvalidActor(ValueError):
@@ -114,6 +117,9 @@ class RemoteActors:
     def __init__(self, db: Database, fetcher: Fetcher) -> None:
         self.db = db
         self.fetcher = fetcher
+        # keyId -> (key, monotonic expiry): the inbox verifies every request, and a
+        # database round trip per request for a key that rarely changes is the cost to avoid.
+        self._keys: dict[str, tuple[ResolvedKey, float]] = {}
 
     async def cached(self, uri: str) -> Any | None:
         async with self.db.read() as conn:
@@ -147,12 +153,27 @@ class RemoteActors:
 
     async def remove(self, uri: str) -> bool:
         """Forget an actor that deleted itself (its memberships go with it)."""
+        self._keys = {k: v for k, v in self._keys.items() if v[0].owner != uri}
         async with self.db.transaction() as conn:
             result = await conn.execute(sa.delete(remote_actors).where(remote_actors.c.uri == uri))
         return result.rowcount > 0
 
     async def lookup_key(self, key_id: str, *, refresh: bool) -> ResolvedKey | None:
         """The ``KeyLookup`` for signature verification: cached first, one refetch on rotation."""
+        if not refresh:
+            cached = self._keys.get(key_id)
+            if cached is not None and cached[1] > time.monotonic():
+                return cached[0]
+        key = await self._lookup_key(key_id, refresh=refresh)
+        if key is not None:
+            if len(self._keys) >= KEY_CACHE_SIZE:
+                self._keys.clear()
+            self._keys[key_id] = (key, time.monotonic() + KEY_CACHE_SECONDS)
+        else:
+            self._keys.pop(key_id, None)
+        return key
+
+    async def _lookup_key(self, key_id: str, *, refresh: bool) -> ResolvedKey | None:
         async with self.db.read() as conn:
             row = (await conn.execute(sa.select(remote_actors).where(remote_actors.c.key_id == key_id))).first()
         if row is not None and row.public_key_pem and (not refresh or utcnow() - row.fetched_at < MIN_REFETCH):

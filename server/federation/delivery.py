@@ -133,6 +133,7 @@ class DeliverySender:
         self._bodies: dict[int, tuple[bytes, int]] = {}
         self._per_server: dict[str, asyncio.Semaphore] = {}
         self._open_until: dict[str, datetime] = {}
+        self._failing: set[str] = set()
 
     def circuit_closed(self, now: datetime) -> Any:
         """A claim filter: skip rows whose server's circuit is open."""
@@ -187,30 +188,37 @@ class DeliverySender:
         return auth
 
     async def _record_health(self, domain: str, *, ok: bool, error: str | None) -> None:
+        """Count consecutive failures per server; a success resets them.
+
+        Healthy servers cost no write: only a server this process saw failing is reset.
+        A failure streak older than an hour starts again from one, so stale counts from
+        long ago (or from another process) never open a circuit early.
+        """
         now = utcnow()
         if ok:
-            if domain not in self._open_until and not await self._had_failures(domain):
-                return  # the common case: a healthy server, no write needed
-            self._open_until.pop(domain, None)
-            values = {"domain": domain, "failures": 0, "open_until": None, "last_error": None, "updated_at": now}
-            async with self.db.transaction() as conn:
-                await conn.execute(
-                    upsert(
-                        self.db.dialect,
-                        server_health,
-                        ["domain"],
-                        values,
-                        {"failures": 0, "open_until": None, "updated_at": now},
+            if domain in self._failing:
+                self._failing.discard(domain)
+                self._open_until.pop(domain, None)
+                async with self.db.transaction() as conn:
+                    await conn.execute(
+                        sa.update(server_health)
+                        .where(server_health.c.domain == domain)
+                        .values(failures=0, open_until=None, updated_at=now)
                     )
-                )
             return
+        self._failing.add(domain)
+        stale = server_health.c.updated_at < now - timedelta(hours=1)
         async with self.db.transaction() as conn:
             stmt = upsert(
                 self.db.dialect,
                 server_health,
                 ["domain"],
                 {"domain": domain, "failures": 1, "last_error": error, "updated_at": now},
-                {"failures": server_health.c.failures + 1, "last_error": error, "updated_at": now},
+                {
+                    "failures": sa.case((stale, 1), else_=server_health.c.failures + 1),
+                    "last_error": error,
+                    "updated_at": now,
+                },
             ).returning(server_health.c.failures)
             failures = (await conn.execute(stmt)).scalar_one()
             if failures >= CIRCUIT_THRESHOLD:
@@ -220,10 +228,3 @@ class DeliverySender:
                     sa.update(server_health).where(server_health.c.domain == domain).values(open_until=until)
                 )
                 log.warning("circuit open for %s until %s after %d failures", domain, until, failures)
-
-    async def _had_failures(self, domain: str) -> bool:
-        async with self.db.read() as conn:
-            failures = (
-                await conn.execute(sa.select(server_health.c.failures).where(server_health.c.domain == domain))
-            ).scalar_one_or_none()
-        return bool(failures)

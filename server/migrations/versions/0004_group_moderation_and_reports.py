@@ -107,11 +107,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("pinned_at", server.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("removed_reason", sa.Text(), nullable=True))
         batch_op.create_index("ix_posts_author_recent", ["author_id", "created_at"], unique=False)
+        batch_op.create_index("ix_posts_pinned", ["group_id", "pinned_at"], unique=False)
 
 
 def downgrade() -> None:
 
     with op.batch_alter_table("posts", schema=None) as batch_op:
+        batch_op.drop_index("ix_posts_pinned")
         batch_op.drop_index("ix_posts_author_recent")
         batch_op.drop_column("removed_reason")
         batch_op.drop_column("pinned_at")
