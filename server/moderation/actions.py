@@ -360,14 +360,19 @@ async def set_moderator(
                     )
                 )
             else:
-                await conn.execute(
+                gone = await conn.execute(
                     sa.delete(remote_moderators).where(
                         remote_moderators.c.group_id == group.id, remote_moderators.c.actor_uri == uri
                     )
                 )
+                if gone.rowcount == 0:
+                    raise NotFound(f"{uri} is not a moderator of {group.name}")
         else:
             user = await get_user(conn, who)
             uri = services.links.actor("person", who)
+            role = await local_role(conn, group.id, who)
+            if not add and role != "moderator":
+                raise BadRequest(f"{who} is {'the owner' if role == 'owner' else 'not a moderator'} of {group.name}")
             if add:
                 await conn.execute(
                     services.db.insert_ignore(group_roles, ["group_id", "user_id"]).values(
