@@ -263,3 +263,33 @@ async def test_an_actors_activities_run_in_order_within_a_batch(client, services
     await worker.drain()  # both claimed in one batch
     (post,) = await stored_posts(services)
     assert post.state == "deleted"
+
+
+async def test_threads_page_by_keyset(client, services):
+    """25 threads: a first page of 20 and a second of 5, newest activity first, none twice."""
+    from datetime import UTC, datetime, timedelta
+
+    from server.groups.posts import insert_post
+    from server.inbox.parse import parse_post
+
+    group = await create_group(services.db, GroupSpec(name="bookclub"))
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    async with services.db.transaction() as conn:
+        for i in range(25):
+            obj = {
+                "id": f"https://a.example/n/{i}",
+                "type": "Note",
+                "attributedTo": "https://a.example/u",
+                "content": f"<p>{i}</p>",
+                "to": ["https://www.w3.org/ns/activitystreams#Public"],
+                "published": (base + timedelta(minutes=i % 7, seconds=i)).isoformat(),
+            }
+            await insert_post(conn, group_id=group.id, env=parse_post(obj), raw=obj, author_id=None, parent=None)
+    first = (await client.get("/api/kith/v1/groups/bookclub/threads")).json()
+    second = (await client.get("/api/kith/v1/groups/bookclub/threads", params={"before": first["next"]})).json()
+    ids = [t["id"] for t in first["threads"] + second["threads"]]
+    assert len(first["threads"]) == 20 and len(second["threads"]) == 5 and second["next"] is None
+    assert len(set(ids)) == 25
+    times = [t["published"] for t in first["threads"] + second["threads"]]
+    assert times == sorted(times, reverse=True)
+    assert (await client.get("/api/kith/v1/groups/bookclub/threads", params={"before": "junk"})).status_code == 400

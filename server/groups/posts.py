@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.inbox.parse import PostEnvelope, poll_options
 from server.tables import outbound_activities, posts, reactions, remote_actors, tombstones
-from server.types import utcnow
+from server.types import UTCDateTime, utcnow
 
 REACTION_COLUMN = {"Like": "likes", "Dislike": "dislikes"}
 
@@ -204,12 +204,9 @@ async def list_threads(conn: AsyncConnection, group_id: int, *, before: Cursor |
         .limit(limit)
     )
     if before is not None:
-        query = query.where(
-            sa.or_(
-                posts.c.last_activity_at < before.at,
-                sa.and_(posts.c.last_activity_at == before.at, posts.c.id < before.id),
-            )
-        )
+        # A row-value comparison, which the index can serve (an OR of the two would be filtered).
+        at = sa.bindparam("before_at", before.at, type_=UTCDateTime())
+        query = query.where(sa.tuple_(posts.c.last_activity_at, posts.c.id) < sa.tuple_(at, before.id))
     return list((await conn.execute(query)).all())
 
 

@@ -60,7 +60,11 @@ def upgrade() -> None:
     with op.batch_alter_table("posts", schema=None) as batch_op:
         batch_op.create_index("ix_posts_root", ["root_id", "published"], unique=False)
         batch_op.create_index(
-            "ix_posts_threads", ["group_id", "root_id", "state", "last_activity_at", "id"], unique=False
+            "ix_posts_threads",
+            ["group_id", "state", "last_activity_at", "id"],
+            unique=False,
+            postgresql_where=sa.text("root_id IS NULL"),
+            sqlite_where=sa.text("root_id IS NULL"),
         )
 
     op.create_table(

@@ -107,7 +107,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("pinned_at", server.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("removed_reason", sa.Text(), nullable=True))
         batch_op.create_index("ix_posts_author_recent", ["author_id", "created_at"], unique=False)
-        batch_op.create_index("ix_posts_pinned", ["group_id", "pinned_at"], unique=False)
+        batch_op.create_index(
+            "ix_posts_pinned",
+            ["group_id", "pinned_at"],
+            unique=False,
+            postgresql_where=sa.text("pinned_at IS NOT NULL"),
+            sqlite_where=sa.text("pinned_at IS NOT NULL"),
+        )
 
 
 def downgrade() -> None:
