@@ -134,6 +134,7 @@ class DeliverySender:
         self._per_server: dict[str, asyncio.Semaphore] = {}
         self._open_until: dict[str, datetime] = {}
         self._failing: set[str] = set()
+        self._load_lock = asyncio.Lock()
 
     def circuit_closed(self, now: datetime) -> Any:
         """A claim filter: skip rows whose server's circuit is open."""
@@ -181,10 +182,16 @@ class DeliverySender:
 
     async def _signer(self, actor_pk: int) -> HttpSignatureAuth:
         auth = self._auth.get(actor_pk)
-        if auth is None:
-            async with self.db.read() as conn:
-                actor = (await conn.execute(sa.select(local_actors).where(local_actors.c.id == actor_pk))).one()
-            auth = self._auth[actor_pk] = HttpSignatureAuth(self.key_id_of(actor), actor.private_key_pem)
+        if auth is not None:
+            return auth
+        # One loader at a time: a fan-out starts ~100 deliveries at once, and each loading
+        # and validating the same private key cost a fifth of the worker's CPU.
+        async with self._load_lock:
+            auth = self._auth.get(actor_pk)
+            if auth is None:
+                async with self.db.read() as conn:
+                    actor = (await conn.execute(sa.select(local_actors).where(local_actors.c.id == actor_pk))).one()
+                auth = self._auth[actor_pk] = HttpSignatureAuth(self.key_id_of(actor), actor.private_key_pem)
         return auth
 
     async def _record_health(self, domain: str, *, ok: bool, error: str | None) -> None:
