@@ -80,14 +80,13 @@ async def _group_of(services: Services, env: PostEnvelope) -> Any | None:
     return None
 
 
-async def _is_member(services: Services, group_id: int, actor_id: int) -> bool:
-    async with services.db.read() as conn:
-        row = await conn.execute(
-            sa.select(follows.c.id).where(
-                follows.c.group_id == group_id, follows.c.actor_id == actor_id, follows.c.state == "accepted"
-            )
+async def _is_member(conn: Any, group_id: int, actor_id: int) -> bool:
+    row = await conn.execute(
+        sa.select(follows.c.id).where(
+            follows.c.group_id == group_id, follows.c.actor_id == actor_id, follows.c.state == "accepted"
         )
-        return row.first() is not None
+    )
+    return row.first() is not None
 
 
 async def _ancestors(services: Services, env: PostEnvelope, budget: Budget) -> tuple[Any | None, list[tuple]]:
@@ -216,7 +215,7 @@ async def _refusal(
     services: Services, conn: Any, group: Any, env: PostEnvelope, author: Any, parent: Any, moderator: bool
 ) -> str | None:
     """Why the group will not take this post at all, or None."""
-    member = await _is_member(services, group.id, author.id)
+    member = await _is_member(conn, group.id, author.id)  # on the caller's connection: no second checkout
     verdict = may_post(group.posting, is_member=member, is_moderator=moderator)
     if not verdict.allowed:
         return verdict.reason
