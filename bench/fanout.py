@@ -202,7 +202,7 @@ async def worker(url: str, transport: str, limit: float) -> None:
     from server.jobs import build_worker
     from server.services import Services
     from server.settings import Settings
-    from server.tables import deliveries, inbox_items
+    from server.tables import deliveries, fanouts, inbox_items
 
     settings = Settings(
         domain=DOMAIN, scheme="http", database_url=url, allow_private_addresses=True, secret_key=common.SECRET
@@ -213,29 +213,35 @@ async def worker(url: str, transport: str, limit: float) -> None:
         print(json.dumps({"ready": True, "client": type(services.http._transport).__name__}), flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         wall0, t0 = time.time(), time.monotonic()
-        rounds = 0
-        while time.monotonic() - t0 < limit:
-            rounds += 1
-            if await kith_worker.run_once() == 0:
+        stop = asyncio.Event()
+
+        async def until_empty() -> None:
+            # Kith's own loop (``kith worker`` runs the same), stopped once no row is queued.
+            while time.monotonic() - t0 < limit:
+                await asyncio.sleep(0.1)
                 async with services.db.read() as conn:
-                    left = (
-                        await conn.execute(
-                            sa.select(sa.func.count()).select_from(deliveries).where(deliveries.c.state == "queued")
-                        )
-                    ).scalar_one() + (
-                        await conn.execute(
-                            sa.select(sa.func.count()).select_from(inbox_items).where(inbox_items.c.state == "queued")
-                        )
-                    ).scalar_one()
+                    left = 0
+                    for table in (inbox_items, fanouts, deliveries):
+                        left += (
+                            await conn.execute(
+                                sa.select(sa.func.count()).select_from(table).where(table.c.state == "queued")
+                            )
+                        ).scalar_one()
                 if left == 0:
                     break
-                await asyncio.sleep(0.05)
+            stop.set()
+
+        await asyncio.gather(kith_worker.run_forever(stop), until_empty())
         t_end = time.monotonic()
         async with services.db.read() as conn:
-            states = dict(
-                (await conn.execute(sa.select(deliveries.c.state, sa.func.count()).group_by(deliveries.c.state))).all()
-            )
-            queued_at = (await conn.execute(sa.select(sa.func.max(deliveries.c.created_at)))).scalar_one()
+            states = {
+                f"{table.name} {state}": n
+                for table in (fanouts, deliveries)
+                for state, n in (
+                    await conn.execute(sa.select(table.c.state, sa.func.count()).group_by(table.c.state))
+                ).all()
+            }
+            queued_at = (await conn.execute(sa.select(sa.func.max(fanouts.c.created_at)))).scalar_one()
             errors = [
                 r[0]
                 for r in (
@@ -248,7 +254,6 @@ async def worker(url: str, transport: str, limit: float) -> None:
             "t0": t0,
             "t_end": t_end,
             "enqueued_after": queued_at.timestamp() - wall0 if queued_at else None,
-            "rounds": rounds,
             "states": states,
             "errors": errors,
             "peak_rss_mib": common.peak_rss_mib(os.getpid()),
@@ -386,7 +391,6 @@ async def run(args: argparse.Namespace) -> bool:
             "enqueued_after": min(r["enqueued_after"] for r in reports if r["enqueued_after"] is not None),
             "peak_rss_mib": max(r["peak_rss_mib"] for r in reports),
             "cpu": sum(r["cpu"] for r in reports),
-            "rounds": sum(r["rounds"] for r in reports),
             "open_files": max(r["open_files"] for r in reports),
         }
         await asyncio.sleep(1.0)  # PostgreSQL publishes session counts about once a second
@@ -414,8 +418,7 @@ async def run(args: argparse.Namespace) -> bool:
         )
         print(
             f"memory:     worker peak RSS {report['peak_rss_mib']:.0f} MiB (the largest of {args.workers}); "
-            f"worker CPU {report['cpu']:.1f} s in all "
-            f"({report['rounds']} worker rounds); {sessions} PostgreSQL connections opened during the run; "
+            f"worker CPU {report['cpu']:.1f} s in all; {sessions} PostgreSQL connections opened during the run; "
             f"{report['open_files']} file descriptors open at the end (idle keep-alive connections)"
         )
         print(f"bare cost:  {sign_rate:.0f} signatures/s on one core (sign_request, RSA-2048)")
@@ -427,7 +430,7 @@ async def run(args: argparse.Namespace) -> bool:
         )
         print(
             f"received:   {seen['received']} requests at {seen['servers']} servers, {seen['announces']} distinct "
-            f"Announces, {seen['duplicates']} duplicates, {seen['valid']} valid signatures; delivery rows "
+            f"Announces, {seen['duplicates']} duplicates, {seen['valid']} valid signatures; queue rows "
             f"{report['states']}{'; errors ' + str(report['errors']) if report['errors'] else ''}: "
             f"{'each server received each Announce exactly once' if exact else 'MISMATCH'}"
         )

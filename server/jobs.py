@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from server.federation.delivery import DeliverySender
+from server.groups.fanout import FanoutSender
 from server.inbox.dispatch import dispatch
 from server.services import Services
-from server.tables import deliveries, inbox_items
+from server.tables import deliveries, fanouts, inbox_items
 from server.worker import JobKind, Outcome, Worker
 
 
 def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Worker:
-    """A worker for inbox processing and deliveries, sharing the services."""
+    """A worker for inbox processing, deliveries and group fan-outs, sharing the services."""
 
     async def process(item: Any) -> Outcome:
         await dispatch(services, item)
@@ -28,6 +30,10 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
         services.fetcher,
         is_blocked=services.is_blocked,
         key_id_of=lambda actor: services.links.key_id(actor.kind, actor.name),
+    )
+    fanout_lease = timedelta(minutes=5)
+    fanout = FanoutSender(
+        services.db, sender, is_blocked=services.is_blocked, lease=fanout_lease, in_flight=delivery_concurrency
     )
     worker = Worker(
         services.db,
@@ -51,7 +57,10 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
                 where=sender.circuit_closed,
                 before_batch=refresh_policy,
             ),
+            # One per loop, four loops: each sends to many servers at once (``in_flight`` shared by all).
+            JobKind("fanout", fanouts, fanout, batch=1, loops=4, lease=fanout_lease, before_batch=refresh_policy),
         ],
     )
     services.wake = worker.wake
+    fanout.wake = worker.wake.set
     return worker

@@ -246,6 +246,38 @@ deliveries = sa.Table(
     sa.Index("ix_deliveries_domain", "domain", "state"),
 )
 
+# One row per group event sent to every member server (FEP-1b12 redistribution): its
+# activities (``activity_ids``, a JSON list, sent in that order to each server over one
+# connection: the Announce of the Create, then the plain Announce Mastodon shows;
+# ``activity_id`` is the first). The worker sends from it straight to the members'
+# inboxes, in inbox order, and writes a ``deliveries`` row only for an inbox that did not
+# take one (to retry or to record why): 200 rows per post written up front were what
+# limited processing. A row covers the
+# inboxes after ``cursor`` up to ``until`` (inclusive; NULL: to the end); a large one is
+# split into ranges that several workers send side by side. ``cursor`` advances to the
+# last inbox such that it and every inbox before it are finished, so a fan-out cut off by
+# a crash resumes after it.
+fanouts = sa.Table(
+    "fanouts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column(
+        "activity_id",
+        sa.Integer,
+        sa.ForeignKey("outbound_activities.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("activity_ids", sa.Text, nullable=False),
+    sa.Column("group_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("cursor", sa.String(2048)),
+    sa.Column("until", sa.String(2048)),
+    sa.Column("sent", sa.Integer, nullable=False, server_default="0"),  # inboxes with nothing left to send
+    sa.Column("failed", sa.Integer, nullable=False, server_default="0"),  # inboxes left with a deliveries row
+    *_queue_columns(),
+    sa.Index("ix_fanouts_due", "state", "next_attempt_at"),
+)
+
 # Per-server circuit breaker: consecutive failures and when to try again.
 server_health = sa.Table(
     "server_health",

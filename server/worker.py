@@ -30,10 +30,13 @@ class Outcome:
     state: str
     error: str | None = None
     retry_at: datetime | None = None
+    # A long job that renewed its lease while running (a fan-out) records its outcome
+    # under the lease it now holds, not the one it was claimed with.
+    lease_until: datetime | None = None
 
     @classmethod
-    def done(cls) -> Outcome:
-        return cls("done")
+    def done(cls, *, lease_until: datetime | None = None) -> Outcome:
+        return cls("done", lease_until=lease_until)
 
     @classmethod
     def retry(cls, at: datetime, error: str) -> Outcome:
@@ -63,6 +66,20 @@ class JobKind:
     key: Callable[[Any], str] | None = None
     # Runs before each claimed batch (e.g. pick up a policy another process just changed).
     before_batch: Callable[[], Awaitable[None]] | None = None
+    # Claim loops of this kind per worker: a loop waits for its whole batch before it claims
+    # again, so long jobs (fan-outs) need several loops to keep several running.
+    loops: int = 1
+
+
+class Wake:
+    """News that work was queued: wakes every idle kind's loop at once."""
+
+    def __init__(self) -> None:
+        self.events: list[asyncio.Event] = []
+
+    def set(self) -> None:
+        for event in self.events:
+            event.set()
 
 
 class Worker:
@@ -72,40 +89,42 @@ class Worker:
         self.db = db
         self.kinds = kinds
         self.idle_sleep = idle_sleep
-        self.wake = asyncio.Event()
+        self.wake = Wake()
 
     async def run_once(self) -> int:
-        """Claim and run one batch of every kind; returns how many jobs ran."""
+        """Claim and run one batch of every kind, one kind after another; returns how many jobs ran."""
         ran = 0
         for kind in self.kinds:
-            now = utcnow()
-            where = kind.where(now) if kind.where is not None else None
-            rows = await self.db.claim_due(kind.table, now=now, limit=kind.batch, lease=kind.lease, where=where)
-            if not rows:
-                continue
-            if kind.before_batch is not None:
-                await kind.before_batch()
-            sem = asyncio.Semaphore(kind.concurrency)
-            lanes: dict[Any, list[Any]] = {}
-            for row in rows:
-                lanes.setdefault(kind.key(row) if kind.key else row.id, []).append(row)
-
-            results: list[tuple[Any, Outcome]] = []
-
-            async def lane(
-                items: list[Any], kind: JobKind = kind, sem: asyncio.Semaphore = sem, results: list = results
-            ) -> None:
-                for row in items:
-                    async with sem:
-                        results.append((row, await self._run(kind, row)))
-
-            try:
-                await asyncio.gather(*(lane(items) for items in lanes.values()))
-            finally:
-                # One write for the whole batch: per-row transactions cost more than the jobs.
-                await self._finish(kind, results)
-            ran += len(rows)
+            ran += await self.run_batch(kind)
         return ran
+
+    async def run_batch(self, kind: JobKind) -> int:
+        """Claim one batch of ``kind``, run it, record the outcomes; returns how many jobs ran."""
+        now = utcnow()
+        where = kind.where(now) if kind.where is not None else None
+        rows = await self.db.claim_due(kind.table, now=now, limit=kind.batch, lease=kind.lease, where=where)
+        if not rows:
+            return 0
+        if kind.before_batch is not None:
+            await kind.before_batch()
+        sem = asyncio.Semaphore(kind.concurrency)
+        lanes: dict[Any, list[Any]] = {}
+        for row in rows:
+            lanes.setdefault(kind.key(row) if kind.key else row.id, []).append(row)
+
+        results: list[tuple[Any, Outcome]] = []
+
+        async def lane(items: list[Any]) -> None:
+            for row in items:
+                async with sem:
+                    results.append((row, await self._run(kind, row)))
+
+        try:
+            await asyncio.gather(*(lane(items) for items in lanes.values()))
+        finally:
+            # One write for the whole batch: per-row transactions cost more than the jobs.
+            await self._finish(kind, results)
+        return len(rows)
 
     async def drain(self, max_rounds: int = 100) -> int:
         """Run until nothing is due (tests and benchmarks); returns jobs run."""
@@ -118,16 +137,26 @@ class Worker:
         return total
 
     async def run_forever(self, stop: asyncio.Event) -> None:
-        """Loop until ``stop`` is set; sleeps when idle, wakes early on ``wake``."""
+        """Run each kind in a loop of its own until ``stop`` is set.
+
+        Separate loops, so a long batch of one kind (a fan-out to ten thousand
+        servers) never holds up another (the inbox).
+        """
+        await asyncio.gather(*(self._loop(kind, stop) for kind in self.kinds for _ in range(kind.loops)))
+
+    async def _loop(self, kind: JobKind, stop: asyncio.Event) -> None:
+        """One kind's loop: run batches while there are any; sleep when idle, waking early on ``wake``."""
+        wake = asyncio.Event()
+        self.wake.events.append(wake)
         while not stop.is_set():
+            wake.clear()  # before claiming: news arriving during the batch is kept for the next look
             try:
-                ran = await self.run_once()
+                ran = await self.run_batch(kind)
             except Exception:  # keep the loop alive through a database hiccup
-                log.exception("worker round failed")
+                log.exception("worker round for %s failed", kind.name)
                 ran = 0
             if ran == 0:
-                self.wake.clear()
-                waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wake.wait())]
+                waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
                 await asyncio.wait(waiters, timeout=self.idle_sleep, return_when=asyncio.FIRST_COMPLETED)
                 for w in waiters:
                     w.cancel()
@@ -165,7 +194,7 @@ class Worker:
         params = [
             {
                 "b_id": row.id,
-                "b_lease": row.lease_until,
+                "b_lease": outcome.lease_until or row.lease_until,
                 "b_state": outcome.state,
                 "b_error": outcome.error,
                 "b_next": (outcome.retry_at or now) if outcome.state == "queued" else row.next_attempt_at,

@@ -14,10 +14,11 @@ import pytest
 import sqlalchemy as sa
 
 from server.federation.actors import parse_actor
+from server.groups.fanout import member_inboxes
 from server.groups.membership import GroupSpec, create_group
 from server.groups.posts import poll_results
 from server.inbox.store import store_activity
-from server.tables import deliveries, follows, outbound_activities, posts, reactions
+from server.tables import deliveries, fanouts, follows, outbound_activities, posts, reactions
 from server.types import utcnow
 from server.worker import Worker
 
@@ -84,15 +85,19 @@ async def all_posts(services):
 
 
 async def queued(services) -> list[tuple[dict, list[str]]]:
-    """Each Announce the group queued, with the inboxes it goes to."""
+    """Each activity the group queued, with the inboxes it goes to (a fan-out's: the members' now)."""
     async with services.db.read() as conn:
         rows = (await conn.execute(sa.select(outbound_activities).order_by(outbound_activities.c.id))).all()
         out = []
         for row in rows:
-            inboxes = (
-                await conn.execute(sa.select(deliveries.c.inbox).where(deliveries.c.activity_id == row.id))
-            ).all()
-            out.append((json.loads(row.body), sorted(i.inbox for i in inboxes)))
+            inboxes = [
+                i.inbox
+                for i in await conn.execute(sa.select(deliveries.c.inbox).where(deliveries.c.activity_id == row.id))
+            ]
+            for fanout in (await conn.execute(sa.select(fanouts))).all():
+                if row.id in json.loads(fanout.activity_ids):
+                    inboxes += await member_inboxes(conn, fanout.group_id)
+            out.append((json.loads(row.body), sorted(set(inboxes))))
     return out
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -25,7 +25,7 @@ from server.db import Database, upsert
 from server.federation.auth import HttpSignatureAuth
 from server.federation.client import Fetcher, FetchError, FetchFailed
 from server.federation.urls import UnsafeUrl, authority_of, host_of
-from server.tables import deliveries, local_actors, outbound_activities, server_health
+from server.tables import deliveries, fanouts, local_actors, outbound_activities, server_health
 from server.types import utcnow
 from server.worker import Outcome, backoff
 
@@ -48,20 +48,7 @@ async def enqueue(
 ) -> int:
     """Store ``activity`` once and queue one delivery per distinct inbox; returns the activity row id."""
     now = utcnow()
-    activity_row = await conn.execute(
-        sa.insert(outbound_activities)
-        .values(
-            uri=activity["id"],
-            actor_id=actor_id,
-            type=activity["type"],
-            public=public,
-            post_id=post_id,
-            body=json.dumps(activity, separators=(",", ":")),
-            created_at=now,
-        )
-        .returning(outbound_activities.c.id)
-    )
-    activity_pk = activity_row.scalar_one()
+    activity_pk = await store_outbound(conn, activity, actor_id=actor_id, public=public, post_id=post_id, now=now)
     rows = []
     for inbox in dict.fromkeys(inboxes):  # ordered de-duplication
         try:
@@ -75,6 +62,59 @@ async def enqueue(
     if rows:
         await conn.execute(db.insert_ignore(deliveries, ["activity_id", "inbox"]), rows)
     return activity_pk
+
+
+async def enqueue_fanout(
+    conn: AsyncConnection,
+    *,
+    activities: Sequence[dict[str, Any]],
+    group_id: int,
+    public: bool,
+    post_id: int | None,
+) -> list[int]:
+    """Store the group's ``activities`` once each and queue one fan-out of them to every member server.
+
+    A row per activity and one more, whatever the group's size: the worker reads the
+    member inboxes when it sends, and sends the activities in this order to each
+    (see ``server.groups.fanout``). Returns the activities' row ids.
+    """
+    now = utcnow()
+    ids = [
+        await store_outbound(conn, activity, actor_id=group_id, public=public, post_id=post_id, now=now)
+        for activity in activities
+    ]
+    await conn.execute(
+        sa.insert(fanouts).values(
+            activity_id=ids[0], activity_ids=json.dumps(ids), group_id=group_id, next_attempt_at=now, created_at=now
+        )
+    )
+    return ids
+
+
+async def store_outbound(
+    conn: AsyncConnection,
+    activity: dict[str, Any],
+    *,
+    actor_id: int,
+    public: bool,
+    post_id: int | None,
+    now: datetime,
+) -> int:
+    """Insert ``activity`` into ``outbound_activities``; returns its row id."""
+    activity_row = await conn.execute(
+        sa.insert(outbound_activities)
+        .values(
+            uri=activity["id"],
+            actor_id=actor_id,
+            type=activity["type"],
+            public=public,
+            post_id=post_id,
+            body=json.dumps(activity, separators=(",", ":")),
+            created_at=now,
+        )
+        .returning(outbound_activities.c.id)
+    )
+    return activity_row.scalar_one()
 
 
 def retry_after(value: str | None, now: datetime) -> datetime | None:
@@ -143,24 +183,34 @@ class DeliverySender:
     async def __call__(self, row: Any) -> Outcome:
         if self.is_blocked(host_of(row.inbox)):
             return Outcome("dead", "the domain is blocked")
-        body, actor_id = await self._body(row.activity_id)
-        auth = await self._signer(actor_id)
-        sem = self._per_server.setdefault(row.domain, asyncio.Semaphore(PER_SERVER))
+        body, auth = await self.load(row.activity_id)
+        return await self.send(row.inbox, row.domain, body, auth, attempts=row.attempts, created_at=row.created_at)
+
+    async def load(self, activity_pk: int) -> tuple[bytes, HttpSignatureAuth]:
+        """The stored activity's body and its actor's signer, each loaded once per process."""
+        body, actor_id = await self._body(activity_pk)
+        return body, await self._signer(actor_id)
+
+    async def send(
+        self, inbox: str, domain: str, body: bytes, auth: HttpSignatureAuth, *, attempts: int, created_at: datetime
+    ) -> Outcome:
+        """POST ``body`` to ``inbox``, signed, at most ``PER_SERVER`` at a time per server; classify the answer."""
+        sem = self._per_server.setdefault(domain, asyncio.Semaphore(PER_SERVER))
         async with sem:
             # Checked after waiting our turn: the requests ahead of us may have opened the circuit.
-            open_until = self._open_until.get(row.domain)
+            open_until = self._open_until.get(domain)
             if open_until and open_until > utcnow():
                 return Outcome.retry(open_until, "circuit open")
             try:
-                response = await self.fetcher.post(row.inbox, body, auth=auth)
+                response = await self.fetcher.post(inbox, body, auth=auth)
                 status, headers = response.status_code, {k.lower(): v for k, v in response.headers.items()}
             except FetchFailed as exc:
                 status, headers = None, {}
-                log.info("delivery %s to %s failed: %s", row.id, row.inbox, exc.reason)
+                log.info("delivery to %s failed: %s", inbox, exc.reason)
             except FetchError as exc:  # refused by the URL guard: never worth retrying
                 return Outcome("dead", f"refused: {exc.reason}")
-            outcome = classify(status, headers, attempts=row.attempts, created_at=row.created_at, now=utcnow())
-            await self._record_health(row.domain, ok=status is not None and status < 500, error=outcome.error)
+            outcome = classify(status, headers, attempts=attempts, created_at=created_at, now=utcnow())
+            await self._record_health(domain, ok=status is not None and status < 500, error=outcome.error)
         return outcome
 
     async def _body(self, activity_pk: int) -> tuple[bytes, int]:

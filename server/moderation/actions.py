@@ -21,11 +21,11 @@ from server.accounts import get_user
 from server.db import upsert
 from server.errors import BadRequest, Forbidden, NotFound
 from server.federation import activities
-from server.federation.delivery import enqueue
+from server.federation.delivery import enqueue, enqueue_fanout
 from server.groups.following import decide_follow, inbox_of
 from server.groups.membership import get_group
 from server.groups.posts import find_post
-from server.groups.redistribute import announce, member_inboxes, redistribute
+from server.groups.redistribute import announce, redistribute
 from server.moderation.authority import is_moderator, local_role
 from server.services import Services
 from server.tables import (
@@ -106,13 +106,14 @@ async def _withdraw_announces(conn: AsyncConnection, services: Services, group: 
             )
         )
     ).all()
-    inboxes = await member_inboxes(conn, group.id, services)
     group_uri = services.links.group(group.name)
-    for row in rows:
-        body = json.loads(row.body)
-        if isinstance(body.get("object"), str):
-            undo = activities.undo(services.links.base, group_uri, body, group_uri)
-            await enqueue(conn, services.db, activity=undo, actor_id=group.id, inboxes=inboxes)
+    undos = [
+        activities.undo(services.links.base, group_uri, body, group_uri)
+        for body in (json.loads(row.body) for row in rows)
+        if isinstance(body.get("object"), str)
+    ]
+    if undos:
+        await enqueue_fanout(conn, activities=undos, group_id=group.id, public=False, post_id=None)
     await conn.execute(
         sa.update(outbound_activities)
         .where(outbound_activities.c.post_id == post_id, outbound_activities.c.deleted_at.is_(None))
