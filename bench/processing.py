@@ -7,11 +7,12 @@ mention the group) already sit in ``inbox_items``, as the inbox stored them. Kit
 worker (``server.jobs.build_worker``, inbox kind only: nothing is sent) runs in this
 process until every item is done. The figure is activities per second; each one becomes
 a post, the group's two Announces (the Create wrapped, and the plain object for
-Mastodon) and one delivery row per member server for each.
+Mastodon) and one fan-out row that sends both to every member server later.
 
-Bare cost: the same rows (post, two activities, their delivery rows) written with raw
-asyncpg, one transaction per activity, as many at once as the worker runs jobs; the
-delivery rows by COPY (the floor) and, for comparison, by executemany.
+Bare cost: the same rows (post, two activities, the fan-out row) written with raw
+asyncpg, one transaction per activity, as many at once as the worker runs jobs. For
+comparison, the same with a delivery row per member server and Announce written up
+front by COPY (the design before fan-out rows, at its floor).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from sqlalchemy import event
 
 from bench import common
 from bench.world import GROUP, actor_on, create_activity, insert_actors, insert_members, make_group
@@ -48,12 +50,12 @@ async def store_creates(conn: asyncpg.Connection, activities: list[dict[str, Any
 
 
 async def bare_writes(
-    url: str, group_id: int, activities: list[dict[str, Any]], inboxes: list[str], jobs: int, *, copy: bool
+    url: str, group_id: int, activities: list[dict[str, Any]], inboxes: list[str], jobs: int, *, per_inbox: bool
 ) -> float:
     """Write what processing writes with raw asyncpg; returns activities per second.
 
-    Delivery rows go in with ``executemany`` (as Kith's ``enqueue`` does, through SQLAlchemy)
-    or, with ``copy``, with ``COPY`` (the cheapest way PostgreSQL takes many rows).
+    The post, both Announces in one INSERT and one fan-out row, as Kith writes them; with
+    ``per_inbox``, a delivery row per inbox and Announce by COPY instead of the fan-out row.
     """
     post_sql = (
         "INSERT INTO bare_posts (uri, group_id, author_uri, type, content_html, raw, published, last_activity_at, "
@@ -62,11 +64,11 @@ async def bare_writes(
     )
     activity_sql = (
         "INSERT INTO bare_outbound_activities (uri, actor_id, type, public, body, post_id, created_at) "
-        "VALUES ($1, $2, 'Announce', true, $3, $4, $5) RETURNING id"
+        "VALUES ($1, $2, 'Announce', true, $3, $4, $5), ($6, $2, 'Announce', true, $7, $4, $5) RETURNING id"
     )
-    delivery_sql = (
-        "INSERT INTO bare_deliveries (activity_id, inbox, domain, state, attempts, next_attempt_at, created_at) "
-        "VALUES ($1, $2, $3, 'queued', 0, $4, $4) ON CONFLICT DO NOTHING"
+    fanout_sql = (
+        "INSERT INTO bare_fanouts (activity_id, activity_ids, group_id, state, attempts, sent, failed, "
+        "next_attempt_at, created_at) VALUES ($1, $2, $3, 'queued', 0, 0, 0, $4, $4)"
     )
     domains = [i.split("/")[2] for i in inboxes]
     pool = await asyncpg.create_pool(url, min_size=jobs, max_size=jobs)
@@ -85,19 +87,24 @@ async def bare_writes(
                 json.dumps(activity["object"]),
                 now,
             )
-            for suffix in ("a", "b"):
-                activity_id = await conn.fetchval(
-                    activity_sql, f"{activity['id']}#{suffix}", group_id, body, post_id, now
+            ids = [
+                r[0]
+                for r in await conn.fetch(
+                    activity_sql, f"{activity['id']}#a", group_id, body, post_id, now, f"{activity['id']}#b", body
                 )
-                rows = [(activity_id, inbox, d, now) for inbox, d in zip(inboxes, domains, strict=True)]
-                if copy:
-                    await conn.copy_records_to_table(
-                        "bare_deliveries",
-                        records=[(*r, "queued", 0, now) for r in rows],
-                        columns=[*DELIVERY_COLUMNS],
-                    )
-                else:
-                    await conn.executemany(delivery_sql, rows)
+            ]
+            if not per_inbox:
+                await conn.execute(fanout_sql, ids[0], json.dumps(ids), group_id, now)
+                return
+            for activity_id in ids:
+                await conn.copy_records_to_table(
+                    "bare_deliveries",
+                    records=[
+                        (activity_id, inbox, d, now, "queued", 0, now)
+                        for inbox, d in zip(inboxes, domains, strict=True)
+                    ],
+                    columns=[*DELIVERY_COLUMNS],
+                )
 
     async def lane() -> None:
         while queue:
@@ -109,6 +116,31 @@ async def bare_writes(
     finally:
         await pool.close()
     return len(activities) / (time.perf_counter() - started)
+
+
+def skip_redistribution() -> None:
+    """Diagnosis only: make the intake's redistribution a no-op, to cost the rest of the Create path alone."""
+    from server.groups import intake
+
+    async def nothing(*_args: Any, **_kwargs: Any) -> list[dict[str, Any]]:
+        return []
+
+    intake.redistribute = nothing  # type: ignore[assignment]
+
+
+def count_statements(engine: Any) -> dict[str, int]:
+    """Count the statements and transactions the engine runs from now on (a live dict)."""
+    counts = {"statements": 0, "begins": 0}
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def on_execute(*_args: Any) -> None:
+        counts["statements"] += 1
+
+    @event.listens_for(engine, "begin")
+    def on_begin(*_args: Any) -> None:
+        counts["begins"] += 1
+
+    return counts
 
 
 async def run(args: argparse.Namespace) -> bool:
@@ -138,7 +170,7 @@ async def run(args: argparse.Namespace) -> bool:
         conn = await asyncpg.connect(url)
         try:
             await insert_members(conn, group_id, await insert_actors(conn, actors))
-            for table in ("posts", "outbound_activities", "deliveries"):
+            for table in ("posts", "outbound_activities", "fanouts", "deliveries"):
                 await conn.execute(f"CREATE TABLE bare_{table} (LIKE {table} INCLUDING ALL)")
             await store_creates(conn, activities)
             await conn.execute("ANALYZE")
@@ -147,8 +179,8 @@ async def run(args: argparse.Namespace) -> bool:
 
         shared = [a.shared_inbox for a in actors]
         half = len(bare_activities) // 2
-        many_rate = await bare_writes(url, group_id, bare_activities[:half], shared, args.jobs, copy=False)
-        bare_rate = await bare_writes(url, group_id, bare_activities[half:], shared, args.jobs, copy=True)
+        bare_rate = await bare_writes(url, group_id, bare_activities[:half], shared, args.jobs, per_inbox=False)
+        per_inbox_rate = await bare_writes(url, group_id, bare_activities[half:], shared, args.jobs, per_inbox=True)
 
         from server.jobs import build_worker
         from server.services import Services
@@ -160,6 +192,9 @@ async def run(args: argparse.Namespace) -> bool:
         services = await Services.open(settings, migrate=False)
         worker = build_worker(services)
         worker.kinds = [k for k in worker.kinds if k.name == "inbox"]  # process only: send nothing
+        counts = count_statements(services.db.engine.sync_engine)
+        if args.without_redistribution:
+            skip_redistribution()
         cpu = common.cpu_seconds(os.getpid())
         pg_cpu = common.cpu_seconds_of("postgres")
         started = time.perf_counter()
@@ -178,30 +213,52 @@ async def run(args: argparse.Namespace) -> bool:
             states = dict(await conn.fetch("SELECT state, count(*) FROM inbox_items GROUP BY state"))
             post_states = dict(await conn.fetch("SELECT state, count(*) FROM posts GROUP BY state"))
             announces = await conn.fetchval("SELECT count(*) FROM outbound_activities WHERE type = 'Announce'")
-            queued = await conn.fetchval("SELECT count(*) FROM deliveries WHERE state = 'queued'")
-            per_server = await conn.fetchval(
-                "SELECT count(*) FROM (SELECT activity_id FROM deliveries GROUP BY activity_id "
-                "HAVING count(*) = $1 AND count(DISTINCT domain) = $1) x",
-                args.servers,
+            queued = await conn.fetchval("SELECT count(*) FROM deliveries")
+            # Each post's fan-out row carries both its Announces, to be sent to every member server.
+            fanned = await conn.fetchval(
+                "SELECT count(*) FROM fanouts f WHERE f.cursor IS NULL AND f.until IS NULL AND f.state = 'queued' "
+                "AND (SELECT count(*) FROM outbound_activities a WHERE a.post_id IS NOT NULL "
+                "AND f.activity_ids::jsonb @> to_jsonb(a.id)) = 2"
+            )
+            members = await conn.fetchval(
+                "SELECT count(DISTINCT coalesce(r.shared_inbox, r.inbox)) FROM follows f "
+                "JOIN remote_actors r ON r.id = f.actor_id WHERE f.state = 'accepted'"
             )
         finally:
             await conn.close()
 
         rate = states.get("done", 0) / elapsed
         print()
-        print(f"bare writes    {bare_rate:>7.0f} activities/s (raw asyncpg, {args.jobs} at once, deliveries by COPY)")
-        print(f"               {many_rate:>7.0f} activities/s (the same, delivery rows by executemany)")
+        print(
+            f"bare writes    {bare_rate:>7.0f} activities/s "
+            f"(raw asyncpg, {args.jobs} at once; post, Announces, fan-out row)"
+        )
+        print(
+            f"               {per_inbox_rate:>7.0f} activities/s (the same with a delivery row per server and "
+            "Announce by COPY instead: the design before fan-out rows)"
+        )
         print(
             f"Kith worker    {rate:>7.0f} activities/s ({states.get('done', 0)} done in {elapsed:.2f} s; worker CPU "
             f"{cpu / max(1, args.activities) * 1e3:.2f} ms, PostgreSQL CPU {pg_cpu / max(1, args.activities) * 1e3:.2f}"
             " ms per activity)"
         )
+        per = max(1, args.activities)
+        print(
+            f"               {counts['statements'] / per:.1f} SQL statements and {counts['begins'] / per:.2f} "
+            "transactions per activity (the worker's claims and updates included; executemany counts once)"
+        )
         print(f"ratio:      Kith / bare writes = {rate / bare_rate:.2f}")
         print(
-            f"result:     inbox items {states}; posts {post_states}; {announces} Announces, "
-            f"{per_server} of them queued once to each of the {args.servers} servers; {queued} deliveries queued"
+            f"result:     inbox items {states}; posts {post_states}; {announces} Announces; {fanned} fan-outs of "
+            f"both a post's Announces to the group's {members} member servers; {queued} delivery rows"
         )
-        complete = states.get("done", 0) == args.activities and announces == 2 * args.activities == per_server
+        complete = (
+            states.get("done", 0) == args.activities
+            and announces == 2 * args.activities
+            and fanned == args.activities
+            and members == args.servers
+            and queued == 0
+        )
         print(
             f"targets:    rate >= {TARGET_RATE:.0f}/s: {'met' if rate >= TARGET_RATE else 'MISSED'}; "
             f"every Create became a post and two Announces to every server: {'yes' if complete else 'NO'}"
@@ -222,6 +279,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=20, help="bare writes at once (the worker runs 20 inbox jobs)")
     parser.add_argument("--limit", type=float, default=300.0, help="stop after this many seconds (default 300)")
     parser.add_argument("--profile", metavar="FILE", help="record this process with py-spy (raw stacks) to FILE")
+    parser.add_argument(
+        "--without-redistribution",
+        action="store_true",
+        help="diagnosis: skip the Announces and deliveries, to measure the rest of the Create path (fails the check)",
+    )
     args = parser.parse_args(argv)
     common.run(run(args))
     return 0

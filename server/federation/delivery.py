@@ -79,10 +79,15 @@ async def enqueue_fanout(
     (see ``server.groups.fanout``). Returns the activities' row ids.
     """
     now = utcnow()
-    ids = [
-        await store_outbound(conn, activity, actor_id=group_id, public=public, post_id=post_id, now=now)
-        for activity in activities
-    ]
+    # One INSERT for all of them (RETURNING in the order given): statements, not rows, are the cost here.
+    stored = await conn.execute(
+        _INSERT_OUTBOUND,
+        [
+            _outbound_values(activity, actor_id=group_id, public=public, post_id=post_id, now=now)
+            for activity in activities
+        ],
+    )
+    ids = list(stored.scalars())
     await conn.execute(
         sa.insert(fanouts).values(
             activity_id=ids[0], activity_ids=json.dumps(ids), group_id=group_id, next_attempt_at=now, created_at=now
@@ -101,20 +106,25 @@ async def store_outbound(
     now: datetime,
 ) -> int:
     """Insert ``activity`` into ``outbound_activities``; returns its row id."""
-    activity_row = await conn.execute(
-        sa.insert(outbound_activities)
-        .values(
-            uri=activity["id"],
-            actor_id=actor_id,
-            type=activity["type"],
-            public=public,
-            post_id=post_id,
-            body=json.dumps(activity, separators=(",", ":")),
-            created_at=now,
-        )
-        .returning(outbound_activities.c.id)
-    )
-    return activity_row.scalar_one()
+    values = _outbound_values(activity, actor_id=actor_id, public=public, post_id=post_id, now=now)
+    return (await conn.execute(_INSERT_OUTBOUND, [values])).scalar_one()
+
+
+_INSERT_OUTBOUND = sa.insert(outbound_activities).returning(outbound_activities.c.id, sort_by_parameter_order=True)
+
+
+def _outbound_values(
+    activity: dict[str, Any], *, actor_id: int, public: bool, post_id: int | None, now: datetime
+) -> dict[str, Any]:
+    return {
+        "uri": activity["id"],
+        "actor_id": actor_id,
+        "type": activity["type"],
+        "public": public,
+        "post_id": post_id,
+        "body": json.dumps(activity, separators=(",", ":")),
+        "created_at": now,
+    }
 
 
 def retry_after(value: str | None, now: datetime) -> datetime | None:

@@ -11,28 +11,39 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.errors import NotFound
 from server.federation import activities
+from server.federation.actors import REFRESH_AFTER
 from server.federation.client import FetchError
 from server.federation.delivery import enqueue
 from server.federation.urls import host_of
 from server.federation.vocab import AS_CONTEXT
 from server.groups.following import inbox_of
-from server.groups.membership import get_group, get_group_by_id, group_name_from_uri
-from server.groups.posts import find_post, find_post_by_id, insert_post, is_tombstoned
+from server.groups.membership import group_name_from_uri, member_column
+from server.groups.posts import find_post, find_post_by_id, insert_post, seen_columns
 from server.groups.redistribute import redistribute
 from server.inbox.parse import ParseError, PostEnvelope, parse_post, same_origin
-from server.moderation.authority import is_moderator
-from server.moderation.guards import ACCEPT, screen
+from server.moderation.authority import leader_name, moderator_column
+from server.moderation.guards import ACCEPT, Decision, Guards, screen
 from server.moderation.policy import may_post
-from server.moderation.settings import active_ban, known_group_uris, load_guards, recent_counts
+from server.moderation.settings import (
+    ban_columns,
+    ban_in_force,
+    guard_columns,
+    guards_from,
+    known_group_uris,
+    recent_counts,
+)
 from server.services import Services
-from server.tables import follows
+from server.tables import group_guards, local_actors, remote_actors
+from server.types import utcnow
 
 log = logging.getLogger("kith.intake")
 
 FETCH_BUDGET = 20  # remote fetches one activity may cause (parents of a reply, refetches)
+
+Chain = list[tuple[PostEnvelope, dict[str, Any]]]  # fetched ancestors, nearest first: (envelope, object)
 
 
 @dataclass
@@ -66,32 +77,106 @@ async def fetch_trusted(services: Services, uri: str, budget: Budget) -> dict[st
     return obj
 
 
-async def _group_of(services: Services, env: PostEnvelope) -> Any | None:
-    """The first of our groups the post is addressed to, mentions, or names as audience."""
+@dataclass(frozen=True)
+class Standing:
+    """The group a post goes to, its guards, and where the author stands there."""
+
+    group: Any  # the group's local_actors row
+    guards: Guards
+    member: bool
+    banned: bool
+    moderator: bool
+
+
+def _group_names(services: Services, env: PostEnvelope) -> list[str]:
+    """Names of our groups a post is addressed to, mentions, or names as audience, in that order."""
+    names: list[str] = []
     for uri in (*env.audience, *env.mentions):
         name = group_name_from_uri(uri, services.links)
-        if name is None:
-            continue
-        try:
-            async with services.db.read() as conn:
-                return await get_group(conn, name)
-        except NotFound:
-            continue
-    return None
+        if name is not None and name not in names:
+            names.append(name)
+    return names
 
 
-async def _is_member(conn: Any, group_id: int, actor_id: int) -> bool:
-    row = await conn.execute(
-        sa.select(follows.c.id).where(
-            follows.c.group_id == group_id, follows.c.actor_id == actor_id, follows.c.state == "accepted"
+def _standing_query() -> sa.Select[Any]:
+    """Candidate groups (by name, or the parent's group id) with the author's standing in each."""
+    group_id = local_actors.c.id
+    author_uri = sa.bindparam("author_uri", type_=sa.String)
+    return (
+        sa.select(
+            local_actors,
+            *guard_columns(),
+            member_column(group_id, author_uri),
+            *ban_columns(group_id, author_uri),
+            moderator_column(group_id, author_uri, sa.bindparam("leader", type_=sa.String)),
+        )
+        .outerjoin(group_guards, group_guards.c.group_id == group_id)
+        .where(
+            local_actors.c.kind == "group",
+            sa.or_(
+                local_actors.c.name.in_(sa.bindparam("names", expanding=True)),
+                group_id == sa.bindparam("parent_group_id", type_=sa.Integer),
+            ),
         )
     )
-    return row.first() is not None
 
 
-async def _ancestors(services: Services, env: PostEnvelope, budget: Budget) -> tuple[Any | None, list[tuple]]:
+# Built once, run with parameters: a statement object keeps its cache key, so each
+# run skips rebuilding the query and re-keying SQLAlchemy's compiled-SQL cache.
+_STANDING = _standing_query()
+_POST_URI = sa.bindparam("post_uri", type_=sa.String)
+_FIRST_LOOK = sa.select(remote_actors, *seen_columns(_POST_URI)).where(
+    remote_actors.c.uri == sa.bindparam("author_uri", type_=sa.String)
+)
+_SEEN = sa.select(*seen_columns(_POST_URI))
+
+
+async def _standing(
+    conn: AsyncConnection,
+    services: Services,
+    env: PostEnvelope,
+    known_parent: Any | None,
+    chain: Chain,
+    author_uri: str,
+) -> Standing | None:
+    """Which group takes the post, with the author's standing there, in one query; None: no group here.
+
+    The group is the first of ours the post itself addresses, else its known parent's,
+    else the first one an ancestor fetched on the way up addresses (nearest first).
+    Membership, ban and moderator rights are columns of the same query (keyed by the
+    author's URI), so deciding costs one round trip rather than one per question.
+    """
+    own = _group_names(services, env)
+    inherited = [name for parent_env, _ in chain for name in _group_names(services, parent_env)]
+    if not own and not inherited and known_parent is None:
+        return None
+    params = {
+        "names": own + inherited,
+        "parent_group_id": known_parent.group_id if known_parent is not None else None,
+        "author_uri": author_uri,
+        "leader": leader_name(author_uri, services.links),
+    }
+    rows = (await conn.execute(_STANDING, params)).all()
+    by_name = {r.name: r for r in rows}
+    row = next((by_name[n] for n in own if n in by_name), None)
+    if row is None and known_parent is not None:
+        row = next((r for r in rows if r.id == known_parent.group_id), None)
+    if row is None:
+        row = next((by_name[n] for n in inherited if n in by_name), None)
+    if row is None:
+        return None
+    return Standing(
+        group=row,
+        guards=guards_from(row, prefix="guard_"),
+        member=bool(row.member),
+        banned=bool(row.banned) and ban_in_force(row.ban_expires_at),
+        moderator=bool(row.moderator),
+    )
+
+
+async def _ancestors(services: Services, env: PostEnvelope, budget: Budget) -> tuple[Any | None, Chain]:
     """Walk up a reply chain: the nearest known post, and the unknown public ancestors fetched on the way."""
-    chain: list[tuple[PostEnvelope, dict[str, Any]]] = []
+    chain: Chain = []
     current = env.in_reply_to
     seen = {env.uri}
     while current and current not in seen:
@@ -114,11 +199,26 @@ async def _ancestors(services: Services, env: PostEnvelope, budget: Budget) -> t
     return None, chain
 
 
+@dataclass(frozen=True)
+class Admission:
+    """What became of a post; for a refusal, the group and author to send the Reject to."""
+
+    outcome: str  # for logs and tests: accepted, held, refused: ..., ignored: ...
+    group: Any | None = None
+    author: Any | None = None
+    refused: bool = False
+
+
 async def take_post(services: Services, obj: dict[str, Any], *, activity: dict[str, Any] | None, budget: Budget) -> str:
     """Take a trusted post object into its group; returns what happened (for logs and tests).
 
     ``activity`` is the author's own Create, wrapped unchanged in the group's
     Announce; None when the post reached us any other way (then only its id travels).
+
+    The common case (author cached and fresh; no parent, or a known one) needs no
+    network, so it runs whole in one transaction on one connection: seen before,
+    which group, may the author post, guards, store, redistribute. Otherwise the
+    fetches come first, outside any transaction, and the rest in one afterwards.
     """
     try:
         env = parse_post(obj)
@@ -128,104 +228,152 @@ async def take_post(services: Services, obj: dict[str, Any], *, activity: dict[s
         # Followers-only and direct posts are never redistributed nor shown, even when
         # they mention a group: Mastodon never boosts them, and a group must not leak them.
         return "ignored: not public"
-    async with services.db.read() as conn:
-        if await find_post(conn, env.uri) is not None:
-            return "duplicate"
-        if await is_tombstoned(conn, env.uri):
-            return "ignored: deleted"
+    admission: Admission | None = None
+    async with services.db.transaction() as conn:
+        seen, author = await _first_look(conn, env)
+        if seen is not None:
+            return seen
+        known_parent = await find_post(conn, env.in_reply_to) if env.in_reply_to else None
+        if _fresh(author) and (env.in_reply_to is None or known_parent is not None):
+            admission = await _admit(conn, services, env, obj, activity, known_parent, [], author)
+    if admission is None:
+        admission = await _admit_after_fetching(services, env, obj, activity, budget)
+    if admission.refused and activity is not None:
+        await _reject(services, admission.group, activity, admission.author)
+    if admission.outcome == "accepted":
+        services.wake.set()
+    return admission.outcome
+
+
+async def _first_look(conn: AsyncConnection, env: PostEnvelope) -> tuple[str | None, Any | None]:
+    """(why to stop: duplicate or deleted, else None; the author's cached row or None), in one query."""
+    params = {"post_uri": env.uri, "author_uri": env.author}
+    author = row = (await conn.execute(_FIRST_LOOK, params)).one_or_none()
+    if row is None:  # an author we have never seen: still ask about the post itself
+        row = (await conn.execute(_SEEN, params)).one()
+    if row.seen_post:
+        return "duplicate", author
+    if row.seen_tombstone:
+        return "ignored: deleted", author
+    return None, author
+
+
+def _fresh(author: Any | None) -> bool:
+    """Is this cached author row usable as is (``RemoteActors.get`` would not refetch it)?"""
+    return author is not None and utcnow() - author.fetched_at < REFRESH_AFTER
+
+
+async def _admit_after_fetching(
+    services: Services, env: PostEnvelope, obj: dict[str, Any], activity: dict[str, Any] | None, budget: Budget
+) -> Admission:
+    """The slow path: walk up unknown parents and (re)fetch the author, then admit in one transaction."""
     known_parent, chain = await _ancestors(services, env, budget) if env.in_reply_to else (None, [])
-    group = await _group_of(services, env)
-    if group is None and known_parent is not None:
-        async with services.db.read() as conn:
-            group = await get_group_by_id(conn, known_parent.group_id)
-    if group is None:
-        for parent_env, _ in chain:
-            group = await _group_of(services, parent_env)
-            if group is not None:
-                break
-    if group is None:
-        return "ignored: not addressed to a group here"
+    async with services.db.read() as conn:
+        # Which group, before the author costs a fetch: a post for no group here stops now.
+        if await _standing(conn, services, env, known_parent, chain, env.author) is None:
+            return Admission("ignored: not addressed to a group here")
+    author = await services.actors.get(env.author)
+    async with services.db.transaction() as conn:
+        return await _admit(conn, services, env, obj, activity, known_parent, chain, author)
+
+
+async def _admit(
+    conn: AsyncConnection,
+    services: Services,
+    env: PostEnvelope,
+    obj: dict[str, Any],
+    activity: dict[str, Any] | None,
+    known_parent: Any | None,
+    chain: Chain,
+    author: Any,
+) -> Admission:
+    """Decide and, when the group takes the post, store it (and its new ancestors) and redistribute it."""
+    standing = await _standing(conn, services, env, known_parent, chain, author.uri)
+    if standing is None:
+        return Admission("ignored: not addressed to a group here")
+    group = standing.group
     if known_parent is not None and known_parent.group_id != group.id:
         known_parent, chain = None, []  # a reply into another group's thread starts its own thread here
 
-    author = await services.actors.get(env.author)
-    async with services.db.read() as conn:
-        moderator = await is_moderator(conn, group.id, author.uri, services.links)
-        refusal = await _refusal(services, conn, group, env, author, known_parent, moderator)
-        decision = ACCEPT
-        if refusal is None and not moderator:
-            guards = await load_guards(conn, group.id)
-            member_hour, instance_hour, accepted = await recent_counts(conn, group.id, author)
-            decision = screen(
-                guards,
-                env,
-                member_posts_last_hour=member_hour,
-                instance_posts_last_hour=instance_hour,
-                member_accepted_posts=accepted,
-                known_groups=await known_group_uris(conn, list(env.mentions)),
-            )
-            if decision.action == "reject":
-                refusal = decision.reason
+    refusal = await _refusal(conn, standing, known_parent)
+    decision = ACCEPT
+    if refusal is None and not standing.moderator:
+        decision = await _screen(conn, standing, env, author)
+        if decision.action == "reject":
+            refusal = decision.reason
     if refusal is not None:
-        if activity is not None:
-            await _reject(services, group, activity, author)
-        return f"refused: {refusal}"
+        return Admission(f"refused: {refusal}", group, author, refused=True)
 
     silenced = services.blocklist is not None and services.blocklist.policy.is_silenced(host_of(env.author))
     held = silenced or decision.action == "hold"
-    async with services.db.transaction() as conn:
-        parent = known_parent
-        for parent_env, parent_obj in reversed(chain):  # context first, from the top of the thread down
-            if await find_post(conn, parent_env.uri) is None:
-                parent_author = await services.actors.cached(parent_env.author)
-                parent = await insert_post(
-                    conn,
-                    group_id=group.id,
-                    env=parent_env,
-                    raw=parent_obj,
-                    author_id=parent_author.id if parent_author else None,
-                    parent=parent,
-                )
-        post = await insert_post(
-            conn,
-            group_id=group.id,
-            env=env,
-            raw=obj,
-            author_id=author.id,
-            parent=parent,
-            state="held" if held else "visible",
+    parent = await _store_ancestors(conn, group, known_parent, chain)
+    post = await insert_post(
+        conn,
+        group_id=group.id,
+        env=env,
+        raw=obj,
+        author_id=author.id,
+        parent=parent,
+        state="held" if held else "visible",
+    )
+    if held:
+        # A silenced origin or a guard: kept for a moderator to approve, not announced, not shown.
+        log.info("held %s in %s: %s", env.uri, group.name, decision.reason or "silenced domain")
+        return Admission("held", group, author)
+    if activity is not None:
+        await redistribute(
+            conn, services, group, activity, post_id=post.id, plain_object=env.uri if parent is None else None
         )
-        if held:
-            # A silenced origin or a guard: kept for a moderator to approve, not announced, not shown.
-            log.info("held %s in %s: %s", env.uri, group.name, decision.reason or "silenced domain")
-            return "held"
-        if activity is not None:
-            await redistribute(
-                conn, services, group, activity, post_id=post.id, plain_object=env.uri if parent is None else None
+    else:
+        # Not the author's own Create: announce only the id, so every receiver
+        # fetches the post from its origin rather than trusting our copy.
+        await redistribute(conn, services, group, env.uri, post_id=post.id)
+    return Admission("accepted", group, author)
+
+
+async def _store_ancestors(conn: AsyncConnection, group: Any, known_parent: Any | None, chain: Chain) -> Any | None:
+    """Store the fetched ancestors, from the top of the thread down; returns the new post's parent."""
+    parent = known_parent
+    for parent_env, parent_obj in reversed(chain):
+        if await find_post(conn, parent_env.uri) is None:
+            author_id = (
+                await conn.execute(sa.select(remote_actors.c.id).where(remote_actors.c.uri == parent_env.author))
+            ).scalar_one_or_none()
+            parent = await insert_post(
+                conn, group_id=group.id, env=parent_env, raw=parent_obj, author_id=author_id, parent=parent
             )
-        else:
-            # Not the author's own Create: announce only the id, so every receiver
-            # fetches the post from its origin rather than trusting our copy.
-            await redistribute(conn, services, group, env.uri, post_id=post.id)
-    services.wake.set()
-    return "accepted"
+    return parent
 
 
-async def _refusal(
-    services: Services, conn: Any, group: Any, env: PostEnvelope, author: Any, parent: Any, moderator: bool
-) -> str | None:
+async def _refusal(conn: AsyncConnection, standing: Standing, parent: Any | None) -> str | None:
     """Why the group will not take this post at all, or None."""
-    member = await _is_member(conn, group.id, author.id)  # on the caller's connection: no second checkout
-    verdict = may_post(group.posting, is_member=member, is_moderator=moderator)
+    verdict = may_post(standing.group.posting, is_member=standing.member, is_moderator=standing.moderator)
     if not verdict.allowed:
         return verdict.reason
-    if await active_ban(conn, group.id, author.uri) is not None:
+    if standing.banned:
         return "the author is banned from this group"
-    if parent is not None and not moderator:
+    if parent is not None and not standing.moderator:
         root = parent if parent.root_id is None else await find_post_by_id(conn, parent.root_id)
         if root is not None and root.locked:
             return "the thread is locked"
     return None
+
+
+async def _screen(conn: AsyncConnection, standing: Standing, env: PostEnvelope, author: Any) -> Decision:
+    """The group's guards on a non-moderator's post; the counts are read only when a guard uses them."""
+    guards = standing.guards
+    member_hour, instance_hour, accepted = (
+        await recent_counts(conn, standing.group.id, author) if guards.counts_matter else (0, 0, 0)
+    )
+    known = await known_group_uris(conn, list(env.mentions)) if guards.known_groups_matter else frozenset()
+    return screen(
+        guards,
+        env,
+        member_posts_last_hour=member_hour,
+        instance_posts_last_hour=instance_hour,
+        member_accepted_posts=accepted,
+        known_groups=known,
+    )
 
 
 async def _reject(services: Services, group: Any, activity: dict[str, Any], author: Any) -> None:

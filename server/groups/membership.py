@@ -101,6 +101,16 @@ async def moderator_names(conn: AsyncConnection, group_id: int) -> list[tuple[st
     return [(r.name, r.role) for r in (await conn.execute(query)).all()]
 
 
+def member_column(group_id: sa.ColumnElement[Any], actor_uri: Any) -> sa.ColumnElement[bool]:
+    """``member``: is ``actor_uri`` (a URI or a bind parameter) an accepted member, per group row of a larger query."""
+    return (
+        sa.exists()
+        .select_from(follows.join(remote_actors, remote_actors.c.id == follows.c.actor_id))
+        .where(follows.c.group_id == group_id, remote_actors.c.uri == actor_uri, follows.c.state == "accepted")
+        .label("member")
+    )
+
+
 async def count_members(conn: AsyncConnection, group_id: int) -> int:
     query = sa.select(sa.func.count()).where(follows.c.group_id == group_id, follows.c.state == "accepted")
     return int((await conn.execute(query)).scalar_one())

@@ -17,12 +17,35 @@ from server.types import UTCDateTime, utcnow
 REACTION_COLUMN = {"Like": "likes", "Dislike": "dislikes"}
 
 
+# Statements built once: SQLAlchemy keys its compiled-SQL cache on a statement's structure,
+# and a statement object remembers its key, so reusing one skips rebuilding and re-keying it.
+_FIND_POST = sa.select(posts).where(posts.c.uri == sa.bindparam("uri"))
+_FIND_POST_BY_ID = sa.select(posts).where(posts.c.id == sa.bindparam("post_id"))
+_INSERT_POST = sa.insert(posts).returning(*posts.c)
+
+
+def _bump_root(dialect: str) -> sa.Update:
+    """A reply counts in its thread and moves it up (never back: a late reply keeps the newest time)."""
+    published = sa.bindparam("reply_published", type_=posts.c.last_activity_at.type)
+    later = sa.func.greatest if dialect == "postgresql" else sa.func.max
+    return (
+        sa.update(posts)
+        .where(posts.c.id == sa.bindparam("thread_root"))
+        .values(replies=posts.c.replies + 1, last_activity_at=later(posts.c.last_activity_at, published))
+    )
+
+
+_BUMP_ROOT = {dialect: _bump_root(dialect) for dialect in ("postgresql", "sqlite")}
+
+
 async def find_post(conn: AsyncConnection, uri: str) -> Any | None:
-    return (await conn.execute(sa.select(posts).where(posts.c.uri == uri))).one_or_none()
+    """The post stored under ``uri``, or None."""
+    return (await conn.execute(_FIND_POST, {"uri": uri})).one_or_none()
 
 
 async def find_post_by_id(conn: AsyncConnection, post_id: int) -> Any | None:
-    return (await conn.execute(sa.select(posts).where(posts.c.id == post_id))).one_or_none()
+    """The post with this id, or None."""
+    return (await conn.execute(_FIND_POST_BY_ID, {"post_id": post_id})).one_or_none()
 
 
 async def insert_post(
@@ -39,43 +62,29 @@ async def insert_post(
     now = utcnow()
     published = min(env.published or now, now)  # a claimed future date cannot pin a thread on top
     root_id = (parent.root_id or parent.id) if parent is not None else None
-    row = (
-        await conn.execute(
-            sa.insert(posts)
-            .values(
-                uri=env.uri,
-                group_id=group_id,
-                author_id=author_id,
-                author_uri=env.author,
-                type=env.type,
-                in_reply_to=env.in_reply_to,
-                parent_id=parent.id if parent is not None else None,
-                root_id=root_id,
-                name=env.name,
-                summary=env.summary,
-                content_html=env.content_html,
-                url=env.url,
-                sensitive=env.sensitive,
-                state=state,
-                raw=json.dumps(raw, separators=(",", ":")),
-                published=published,
-                last_activity_at=published,
-                created_at=now,
-            )
-            .returning(*posts.c)
-        )
-    ).one()
+    values = {
+        "uri": env.uri,
+        "group_id": group_id,
+        "author_id": author_id,
+        "author_uri": env.author,
+        "type": env.type,
+        "in_reply_to": env.in_reply_to,
+        "parent_id": parent.id if parent is not None else None,
+        "root_id": root_id,
+        "name": env.name,
+        "summary": env.summary,
+        "content_html": env.content_html,
+        "url": env.url,
+        "sensitive": env.sensitive,
+        "state": state,
+        "raw": json.dumps(raw, separators=(",", ":")),
+        "published": published,
+        "last_activity_at": published,
+        "created_at": now,
+    }
+    row = (await conn.execute(_INSERT_POST, values)).one()
     if root_id is not None and state == "visible":
-        await conn.execute(
-            sa.update(posts)
-            .where(posts.c.id == root_id)
-            .values(
-                replies=posts.c.replies + 1,
-                last_activity_at=sa.func.greatest(posts.c.last_activity_at, published)
-                if conn.dialect.name == "postgresql"
-                else sa.func.max(posts.c.last_activity_at, published),
-            )
-        )
+        await conn.execute(_BUMP_ROOT[conn.dialect.name], {"thread_root": root_id, "reply_published": published})
     return row
 
 
@@ -115,6 +124,14 @@ async def delete_post(conn: AsyncConnection, post: Any) -> None:
 async def record_tombstone(conn: AsyncConnection, db: Any, uri: str) -> None:
     """Remember the Delete of an object we never had, so its late Create cannot bring it back."""
     await conn.execute(db.insert_ignore(tombstones, ["uri"]).values(uri=uri, deleted_at=utcnow()))
+
+
+def seen_columns(uri: str | sa.BindParameter[str]) -> list[sa.ColumnElement[bool]]:
+    """``seen_post`` and ``seen_tombstone``: is ``uri`` stored, or deleted before it came; to fold into a query."""
+    return [
+        sa.exists().where(posts.c.uri == uri).label("seen_post"),
+        sa.exists().where(tombstones.c.uri == uri).label("seen_tombstone"),
+    ]
 
 
 async def is_tombstoned(conn: AsyncConnection, uri: str) -> bool:

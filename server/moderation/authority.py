@@ -6,6 +6,8 @@ comes from the group's own origin (us) or from an actor in its moderators collec
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -45,6 +47,31 @@ async def moderator_uris(conn: AsyncConnection, group_id: int, links: Links) -> 
 async def is_moderator(conn: AsyncConnection, group_id: int, actor_uri: str, links: Links) -> bool:
     """True when ``actor_uri`` may moderate the group (a local leader or a listed remote moderator)."""
     return actor_uri in await moderator_uris(conn, group_id, links)
+
+
+def leader_name(actor_uri: str, links: Links) -> str | None:
+    """The local account an actor URI names as a person of ours (``links.actor("person", name)``), else None."""
+    prefix = links.actor("person", "")
+    return actor_uri[len(prefix) :] if actor_uri.startswith(prefix) else None
+
+
+def moderator_column(group_id: sa.ColumnElement[Any], actor_uri: Any, leader: Any) -> sa.ColumnElement[bool]:
+    """``is_moderator`` as a column for each group row of a larger query.
+
+    True when ``actor_uri`` is a listed remote moderator, or when ``leader`` (its
+    ``leader_name``; NULL matches nobody) is a local owner or moderator. Both may be
+    bind parameters, so the query can be built once.
+    """
+    remote = sa.exists().where(remote_moderators.c.group_id == group_id, remote_moderators.c.actor_uri == actor_uri)
+    person = local_actors.alias("leader")  # the outer query reads local_actors for the group itself
+    local = (
+        sa.exists()
+        .select_from(
+            group_roles.join(users, users.c.id == group_roles.c.user_id).join(person, person.c.id == users.c.actor_id)
+        )
+        .where(group_roles.c.group_id == group_id, person.c.name == leader)
+    )
+    return sa.or_(remote, local).label("moderator")
 
 
 async def local_role(conn: AsyncConnection, group_id: int, user_name: str) -> str | None:

@@ -28,6 +28,16 @@ class Guards:
     instance_posts_per_hour: int = 0
     max_group_mentions: int = 0
 
+    @property
+    def counts_matter(self) -> bool:
+        """Does screening read the author's recent post counts (so they are worth a query)?"""
+        return bool(self.member_posts_per_hour or self.instance_posts_per_hour or self.hold_first_posts)
+
+    @property
+    def known_groups_matter(self) -> bool:
+        """Does screening ask which mentioned actors are known groups?"""
+        return bool(self.max_group_mentions)
+
 
 @dataclass(frozen=True)
 class Decision:

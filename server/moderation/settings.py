@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,20 +14,48 @@ from server.moderation.guards import Guards
 from server.tables import bans, group_guards, posts, remote_actors
 from server.types import utcnow
 
+GUARD_COLUMNS = (
+    "hold_first_posts",
+    "keywords",
+    "link_domains",
+    "filter_action",
+    "member_posts_per_hour",
+    "instance_posts_per_hour",
+    "max_group_mentions",
+)
+
+
+def guard_columns() -> list[sa.ColumnElement[Any]]:
+    """The guard settings as ``guard_*`` columns, to outer-join into a query about a group."""
+    return [group_guards.c[name].label(f"guard_{name}") for name in GUARD_COLUMNS]
+
+
+def guards_from(values: Any, prefix: str = "") -> Guards:
+    """Guards from a row of ``group_guards`` (or of ``guard_columns()`` with ``prefix="guard_"``).
+
+    A group without a guards row (every column None from an outer join) has every guard off.
+    """
+    if getattr(values, prefix + "filter_action") is None:
+        return Guards()
+
+    def get(name: str) -> Any:
+        return getattr(values, prefix + name)
+
+    return Guards(
+        hold_first_posts=get("hold_first_posts"),
+        keywords=tuple(w.strip() for w in get("keywords").splitlines() if w.strip()),
+        link_domains=tuple(d.strip().lower() for d in get("link_domains").splitlines() if d.strip()),
+        filter_action=get("filter_action"),
+        member_posts_per_hour=get("member_posts_per_hour"),
+        instance_posts_per_hour=get("instance_posts_per_hour"),
+        max_group_mentions=get("max_group_mentions"),
+    )
+
 
 async def load_guards(conn: AsyncConnection, group_id: int) -> Guards:
+    """A group's guard settings (all off when it never set any)."""
     row = (await conn.execute(sa.select(group_guards).where(group_guards.c.group_id == group_id))).one_or_none()
-    if row is None:
-        return Guards()
-    return Guards(
-        hold_first_posts=row.hold_first_posts,
-        keywords=tuple(w.strip() for w in row.keywords.splitlines() if w.strip()),
-        link_domains=tuple(d.strip().lower() for d in row.link_domains.splitlines() if d.strip()),
-        filter_action=row.filter_action,
-        member_posts_per_hour=row.member_posts_per_hour,
-        instance_posts_per_hour=row.instance_posts_per_hour,
-        max_group_mentions=row.max_group_mentions,
-    )
+    return Guards() if row is None else guards_from(row)
 
 
 GUARD_FIELDS = {
@@ -74,41 +102,61 @@ async def save_guards(conn: AsyncConnection, db: Database, group_id: int, change
     return await load_guards(conn, group_id)
 
 
+def ban_in_force(expires_at: datetime | None) -> bool:
+    """Does a ban with this expiry (None: never) still hold now?"""
+    return expires_at is None or expires_at > utcnow()
+
+
 async def active_ban(conn: AsyncConnection, group_id: int, actor_uri: str) -> Any | None:
     """The actor's ban from the group, unless it has expired."""
     row = (
         await conn.execute(sa.select(bans).where(bans.c.group_id == group_id, bans.c.actor_uri == actor_uri))
     ).one_or_none()
-    if row is None or (row.expires_at is not None and row.expires_at <= utcnow()):
+    if row is None or not ban_in_force(row.expires_at):
         return None
     return row
 
 
+def ban_columns(group_id: sa.ColumnElement[Any], actor_uri: Any) -> list[sa.ColumnElement[Any]]:
+    """``banned`` (a ban row exists) and ``ban_expires_at`` for each group row of a larger query.
+
+    ``actor_uri`` is a URI or a bind parameter (so the query can be built once).
+    The expiry is judged in Python by ``ban_in_force``, exactly as ``active_ban`` does.
+    """
+    where = (bans.c.group_id == group_id, bans.c.actor_uri == actor_uri)
+    return [
+        sa.exists().where(*where).label("banned"),
+        sa.select(bans.c.expires_at).where(*where).scalar_subquery().label("ban_expires_at"),
+    ]
+
+
 async def recent_counts(conn: AsyncConnection, group_id: int, author: Any) -> tuple[int, int, int]:
-    """(member's posts in the last hour, their server's posts in the last hour, member's accepted posts)."""
+    """(member's posts in the last hour, their server's posts in the last hour, member's accepted posts).
+
+    One statement: three scalar subqueries, one round trip.
+    """
     since = utcnow() - timedelta(hours=1)
-    member_hour = (
-        await conn.execute(
-            sa.select(sa.func.count()).where(
-                posts.c.group_id == group_id, posts.c.author_id == author.id, posts.c.created_at > since
-            )
-        )
-    ).scalar_one()
+    member_hour = sa.select(sa.func.count()).where(
+        posts.c.group_id == group_id, posts.c.author_id == author.id, posts.c.created_at > since
+    )
     instance_hour = (
+        sa.select(sa.func.count())
+        .select_from(posts.join(remote_actors, remote_actors.c.id == posts.c.author_id))
+        .where(posts.c.group_id == group_id, remote_actors.c.domain == author.domain, posts.c.created_at > since)
+    )
+    accepted = sa.select(sa.func.count()).where(
+        posts.c.group_id == group_id, posts.c.author_id == author.id, posts.c.state == "visible"
+    )
+    row = (
         await conn.execute(
-            sa.select(sa.func.count())
-            .select_from(posts.join(remote_actors, remote_actors.c.id == posts.c.author_id))
-            .where(posts.c.group_id == group_id, remote_actors.c.domain == author.domain, posts.c.created_at > since)
-        )
-    ).scalar_one()
-    accepted = (
-        await conn.execute(
-            sa.select(sa.func.count()).where(
-                posts.c.group_id == group_id, posts.c.author_id == author.id, posts.c.state == "visible"
+            sa.select(
+                member_hour.scalar_subquery().label("member_hour"),
+                instance_hour.scalar_subquery().label("instance_hour"),
+                accepted.scalar_subquery().label("accepted"),
             )
         )
-    ).scalar_one()
-    return int(member_hour), int(instance_hour), int(accepted)
+    ).one()
+    return int(row.member_hour), int(row.instance_hour), int(row.accepted)
 
 
 async def known_group_uris(conn: AsyncConnection, uris: list[str]) -> frozenset[str]:
