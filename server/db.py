@@ -8,16 +8,23 @@ over this same layer.
 SQLite is the embedded default. It allows one writer at a time, so write
 transactions start with ``BEGIN IMMEDIATE``: a writer waits for the lock up front
 (``busy_timeout``) instead of failing half-way when a read lock cannot be upgraded.
+
+On PostgreSQL the inbox's two hot statements (store an activity, look up a key on a
+cache miss) may bypass SQLAlchemy through :meth:`Database.raw_pool`, a plain asyncpg
+pool: around a single autocommit statement SQLAlchemy's checkout, reset, BEGIN/COMMIT
+and statement caching cost several times the statement itself (see bench/README.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,6 +38,7 @@ from server.tables import metadata
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same in every Kith process.
 _MIGRATION_LOCK = 7_114_851
+_RAW_POOL_CLOSE_SECONDS = 10.0
 
 
 def driver_url(url: str) -> str:
@@ -48,7 +56,7 @@ def driver_url(url: str) -> str:
 class Database:
     """An engine plus the few ways Kith uses it: read, transaction, migrate, claim."""
 
-    def __init__(self, url: str, *, pool_size: int = 20, echo: bool = False) -> None:
+    def __init__(self, url: str, *, pool_size: int = 20, raw_pool_size: int = 20, echo: bool = False) -> None:
         self.url = driver_url(url)
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
@@ -65,6 +73,11 @@ class Database:
                 self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
             )
         self._read_engine = self.engine.execution_options(kith_read_only=True)
+        # 20 as in the bare endpoint of bench.inbox: with 10, commits queued for a
+        # connection and the inbox's p99 under 50 requests in flight was ~1.4 times worse.
+        self._raw_pool_size = raw_pool_size
+        self._raw_pool: asyncpg.Pool | None = None
+        self._raw_pool_lock = asyncio.Lock()
 
     @property
     def is_sqlite(self) -> bool:
@@ -95,7 +108,41 @@ class Database:
         async with self._read_engine.connect() as conn:
             yield conn
 
+    async def raw_pool(self) -> asyncpg.Pool | None:
+        """A plain asyncpg pool on the same database, for hot single statements; None on SQLite.
+
+        Created on first use (most processes never need it). Each statement run on it
+        is its own transaction (autocommit). Callers must leave no session state behind
+        (no SET, LISTEN, advisory locks, cursors): released connections skip asyncpg's
+        reset query (see ``_keep_session``). Everything else keeps to
+        :meth:`transaction` and :meth:`read`.
+        """
+        if self.dialect != "postgresql":
+            return None
+        if self._raw_pool is None:
+            async with self._raw_pool_lock:
+                # Checked again: another task may have created it while this one waited.
+                if self._raw_pool is None:
+                    self._raw_pool = await asyncpg.create_pool(
+                        self._libpq_url(), min_size=1, max_size=self._raw_pool_size, reset=_keep_session
+                    )
+        return self._raw_pool
+
+    def _libpq_url(self) -> str:
+        """The URL as asyncpg reads it: ``postgresql://`` without SQLAlchemy's driver suffix."""
+        return make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+
     async def dispose(self) -> None:
+        """Close every connection: the engine's pool and the raw pool, if one was made."""
+        pool, self._raw_pool = self._raw_pool, None
+        if pool is not None:
+            try:
+                # close() waits for every borrowed connection to come back; a statement
+                # stuck on a dead server must not hang shutdown (the engine does not wait).
+                async with asyncio.timeout(_RAW_POOL_CLOSE_SECONDS):
+                    await pool.close()
+            except TimeoutError:
+                pool.terminate()
         await self.engine.dispose()
 
     def insert_ignore(self, table: sa.Table, index_elements: Sequence[str]) -> Any:
@@ -170,6 +217,17 @@ class Database:
                     await conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
                     await conn.commit()
         return [] if before == after else [str(after)]
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The raw pool's reset on release: nothing beyond asyncpg's own cleanup.
+
+    asyncpg always rolls back an open transaction and drops listeners first; its
+    default reset then sends ``RESET ALL; UNLISTEN *; CLOSE ALL`` and an advisory unlock,
+    a round trip per release that doubles the cost of the one-statement uses this pool
+    is for, which change no session state.
+    """
+    return None
 
 
 def _sqlite_pragmas(engine: AsyncEngine) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import httpx
 
@@ -17,6 +18,12 @@ from server.instance import Instance, ensure_instance
 from server.links import Links
 from server.moderation.blocklist import Blocklist
 from server.settings import Settings
+
+
+class Waker(Protocol):
+    """Anything with ``set()``: an ``asyncio.Event``, or the worker's ``Wake`` of every loop."""
+
+    def set(self) -> None: ...
 
 
 def always_open(_host: str) -> bool:
@@ -43,7 +50,8 @@ class Services:
     actors: RemoteActors
     is_blocked: Callable[[str], bool] = always_open
     blocklist: Blocklist | None = None
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # Told when work was queued (``.set()``): the worker's ``Wake`` once a worker runs here.
+    wake: Waker = field(default_factory=asyncio.Event)
 
     @property
     def instance_key_id(self) -> str:

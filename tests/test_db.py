@@ -105,3 +105,55 @@ async def test_check_reports_unreachable_database():
     with pytest.raises(ConfigError, match="cannot connect"):
         await bad.check()
     await bad.dispose()
+
+
+async def test_raw_pool_is_postgresql_only_shared_and_closed_on_dispose(settings):
+    import asyncio
+
+    db = Database(settings.database_url)
+    try:
+        if db.dialect != "postgresql":
+            assert await db.raw_pool() is None
+            return
+        # Concurrent first uses make one pool, not one each.
+        pools = await asyncio.gather(*(db.raw_pool() for _ in range(5)))
+        assert all(p is pools[0] for p in pools) and pools[0] is not None
+        assert await pools[0].fetchval("SELECT 1") == 1
+    finally:
+        await db.dispose()
+    assert pools[0].is_closing()
+    # A disposed database makes a fresh pool if used again.
+    again = await db.raw_pool()
+    try:
+        assert again is not pools[0] and await again.fetchval("SELECT 2") == 2
+    finally:
+        await db.dispose()
+
+
+async def test_raw_pool_sees_what_sqlalchemy_wrote_and_the_other_way(db):
+    pool = await db.raw_pool()
+    if db.is_sqlite:  # SQLite has no raw pool: its callers keep to SQLAlchemy
+        assert pool is None
+        return
+    assert pool is not None
+    now = utcnow()
+    async with db.transaction() as conn:
+        await conn.execute(
+            sa.insert(inbox_items).values(
+                activity_uri="https://a.example/s", actor_uri="u", body="{}", next_attempt_at=now, created_at=now
+            )
+        )
+    assert await pool.fetchval("SELECT count(*) FROM inbox_items") == 1
+    await pool.execute(
+        "INSERT INTO inbox_items (activity_uri, actor_uri, body, next_attempt_at, created_at)"
+        " VALUES ($1, $2, $3, $4, $4)",
+        "https://a.example/r",
+        "u",
+        "{}",
+        now,
+    )
+    async with db.read() as conn:
+        row = (
+            await conn.execute(sa.select(inbox_items).where(inbox_items.c.activity_uri == "https://a.example/r"))
+        ).one()
+    assert row.state == "queued" and row.next_attempt_at == now

@@ -1050,3 +1050,80 @@ async def test_mutated_headers_only_ever_raise_signature_error(scheme: str) -> N
                     await verify("POST", INBOX, {**base, field: changed}, BODY, StrictLookup(ALICE.public_pem))
                 reasons.add(info.value.reason)
     assert len(reasons) >= 3
+
+
+# ---------------------------------------------------------------------------
+# The parsed-signature cache (the inbox reads the key id, then verifies the same header)
+
+
+@pytest.mark.asyncio
+async def test_key_id_then_verify_gives_the_same_answers_as_verify_alone() -> None:
+    from server.federation import httpsig
+
+    headers = cavage_sign(ALICE.private_pem, "POST", INBOX, post_headers(), POST_NAMES)
+    httpsig._cached_cavage_signature.cache_clear()
+    alone = await verify("POST", INBOX, headers, BODY)
+    assert signature_key_id(headers) == KEY_ID
+    assert await verify("POST", INBOX, headers, BODY) == alone
+    assert httpsig._cached_cavage_signature.cache_info().hits >= 2
+    # The cache is keyed by the whole header: a tampered value is parsed afresh and fails.
+    tampered = {**headers, "Signature": headers["Signature"].replace('signature="', 'signature="AAAA')}
+    assert await rejected("POST", INBOX, tampered, BODY) == "signature mismatch"
+    assert await verify("POST", INBOX, headers, BODY) == alone
+
+
+@pytest.mark.asyncio
+async def test_a_garbled_header_fails_every_time() -> None:
+    headers = {"Host": "kith.example", "Date": http_date(NOW), "Signature": 'keyId="a",keyId="b",signature="c"'}
+    for _ in range(3):
+        assert signature_key_id(headers) is None
+        assert await rejected("GET", INBOX, headers) == "malformed signature header"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('keyId="a\\"b",signature="c"', {"keyid": 'a"b', "signature": "c"}),
+        ('keyId="a\\\\",signature="c"', {"keyid": "a\\", "signature": "c"}),
+        ('keyId="",signature=c', {"keyid": "", "signature": "c"}),
+        (' keyId = "a" , signature="' + "A" * 400 + '"', {"keyid": "a", "signature": "A" * 400}),
+    ],
+)
+def test_cavage_params_quoting(value: str, expected: dict[str, str]) -> None:
+    from server.federation.httpsig import _parse_cavage_params
+
+    assert _parse_cavage_params(value) == expected
+
+
+@pytest.mark.parametrize("value", ['keyId="a\\"', 'keyId="a', 'keyId="a"b', 'keyId="a"signature="b"'])
+def test_cavage_params_refuses_unterminated_quotes(value: str) -> None:
+    from server.federation.httpsig import _parse_cavage_params
+
+    with pytest.raises(SignatureError):
+        _parse_cavage_params(value)
+
+
+@pytest.mark.asyncio
+async def test_rfc9421_key_id_then_verify() -> None:
+    from server.federation import httpsig
+
+    headers = {
+        "Signature-Input": 'sig1=("@method");keyid="https://f.example/k";created=1',
+        "Signature": "sig1=:AAAA:",
+    }
+    httpsig._cached_rfc9421_signature.cache_clear()
+    assert signature_key_id(headers) == signature_key_id(headers) == "https://f.example/k"
+    assert httpsig._cached_rfc9421_signature.cache_info().hits == 1
+    assert signature_key_id({"Signature-Input": headers["Signature-Input"], "Signature": "x=:AAAA:"}) is None
+
+
+@pytest.mark.asyncio
+async def test_an_overlong_signature_header_is_parsed_without_the_cache() -> None:
+    from server.federation import httpsig
+
+    headers = cavage_sign(ALICE.private_pem, "POST", INBOX, post_headers(), POST_NAMES)
+    headers["Signature"] += ',padding="' + "x" * 10_000 + '"'  # unknown parameters are ignored
+    httpsig._cached_cavage_signature.cache_clear()
+    assert signature_key_id(headers) == KEY_ID
+    assert (await verify("POST", INBOX, headers, BODY)).key_id == KEY_ID
+    assert httpsig._cached_cavage_signature.cache_info().currsize == 0

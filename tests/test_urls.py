@@ -305,3 +305,38 @@ def test_authority_keeps_a_non_default_port(url, authority):
     from server.federation.urls import authority_of
 
     assert authority_of(url) == authority
+
+
+# The caches on host_of / authority_of / origin_of
+
+
+@pytest.mark.parametrize("value", [None, 42, ["https://a.example/"], {"id": "https://a.example/"}])
+def test_url_helpers_refuse_non_strings_as_unsafe(value) -> None:
+    from server.federation.urls import authority_of, origin_of
+
+    for helper in (host_of, authority_of, origin_of):
+        with pytest.raises(UnsafeUrl):
+            helper(value)
+
+
+def test_url_helpers_answer_the_same_from_the_cache() -> None:
+    from server.federation.urls import authority_of, origin_of
+
+    url = "https://Cache.Example:8443/users/a"
+    first = (host_of(url), authority_of(url), origin_of(url))
+    assert first == ("cache.example", "cache.example:8443", ("https", "cache.example:8443"))
+    assert (host_of(url), authority_of(url), origin_of(url)) == first
+    for _ in range(2):  # failures are not cached: each call raises
+        with pytest.raises(UnsafeUrl):
+            origin_of("https:///nohost")
+
+
+def test_long_urls_are_parsed_without_the_cache() -> None:
+    from server.federation import urls
+
+    url = "https://Long.Example:8443/" + "x" * 5000
+    before = urls._cached_origin_of.cache_info().currsize
+    assert host_of(url) == "long.example"
+    assert urls.authority_of(url) == "long.example:8443"
+    assert urls.origin_of(url) == ("https", "long.example:8443")
+    assert urls._cached_origin_of.cache_info().currsize == before

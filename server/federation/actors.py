@@ -10,8 +10,8 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 from urllib.parse import urldefrag
 
 import sqlalchemy as sa
@@ -31,6 +31,16 @@ REFRESH_AFTER = timedelta(days=1)  # a cached actor older than this is refetched
 MIN_REFETCH = timedelta(seconds=60)
 KEY_CACHE_SECONDS = 300.0
 KEY_CACHE_SIZE = 50_000  # a key is refetched at most this often, whatever a peer sends
+# The columns _lookup_key reads, by key id (remote_actors.key_id is indexed).
+_PG_KEY_QUERY = "SELECT uri, public_key_pem, fetched_at FROM remote_actors WHERE key_id = $1 LIMIT 1"
+
+
+class _StoredKey(NamedTuple):
+    """What the key lookup reads of a stored actor (the columns of ``_PG_KEY_QUERY``)."""
+
+    uri: str
+    public_key_pem: str | None
+    fetched_at: datetime
 
 
 class InvalidActor(ValueError):
@@ -173,9 +183,21 @@ class RemoteActors:
             self._keys.pop(key_id, None)
         return key
 
-    async def _lookup_key(self, key_id: str, *, refresh: bool) -> ResolvedKey | None:
+    async def _stored_key(self, key_id: str) -> _StoredKey | None:
+        """The stored actor holding ``key_id``, if any."""
+        pool = await self.db.raw_pool()
+        if pool is not None:
+            # Straight to asyncpg on PostgreSQL: every new peer's first request misses the
+            # in-process cache, and SQLAlchemy's overhead is most of this one-row read.
+            record = await pool.fetchrow(_PG_KEY_QUERY, key_id)
+            return None if record is None else _StoredKey(*record)
+        columns = (remote_actors.c.uri, remote_actors.c.public_key_pem, remote_actors.c.fetched_at)
         async with self.db.read() as conn:
-            row = (await conn.execute(sa.select(remote_actors).where(remote_actors.c.key_id == key_id))).first()
+            row = (await conn.execute(sa.select(*columns).where(remote_actors.c.key_id == key_id))).first()
+        return None if row is None else _StoredKey(*row)
+
+    async def _lookup_key(self, key_id: str, *, refresh: bool) -> ResolvedKey | None:
+        row = await self._stored_key(key_id)
         if row is not None and row.public_key_pem and (not refresh or utcnow() - row.fetched_at < MIN_REFETCH):
             return ResolvedKey(key_id, row.uri, row.public_key_pem)
         owner_uri = row.uri if row is not None else urldefrag(key_id).url

@@ -340,7 +340,11 @@ class _CavageSignature:
     expires: str | None
 
 
-_CAVAGE_PARAM = re.compile(r'\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^",\s]*))\s*')
+_CAVAGE_ESCAPE = re.compile(r"\\(.)")
+# A quoted value is written [^"\\]*(?:\\.[^"\\]*)* ("unrolled"), the same strings as
+# (?:[^"\\]|\\.)* but matched in runs instead of one alternation per character: the
+# base64 signature is several hundred characters long.
+_CAVAGE_PARAM = re.compile(r'\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"([^"\\]*(?:\\.[^"\\]*)*)"|([^",\s]*))\s*')
 
 
 def _parse_cavage_params(value: str) -> dict[str, str]:
@@ -355,7 +359,10 @@ def _parse_cavage_params(value: str) -> dict[str, str]:
         if name in params:
             raise SignatureError("malformed signature header")
         quoted = m.group(2)
-        params[name] = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else m.group(3)
+        if quoted is None:
+            params[name] = m.group(3)
+        else:
+            params[name] = _CAVAGE_ESCAPE.sub(r"\1", quoted) if "\\" in quoted else quoted
         pos = m.end()
         if pos < len(value):
             if value[pos] != ",":
@@ -373,6 +380,20 @@ def _cavage_signature(headers: Mapping[str, str]) -> _CavageSignature:
         if scheme.lower() != "signature":
             raise SignatureError("missing signature")
         raw = rest
+    if len(raw) > _SIGNATURE_CACHE_MAX_LENGTH:
+        return _parse_cavage_signature(raw)
+    return _cached_cavage_signature(raw)
+
+
+# The inbox reads the key id first (to refuse blocked domains before any key fetch),
+# then verifies: the same header would be parsed twice per request. Parsing is pure and
+# the result frozen, so a small cache of the latest headers serves the second call.
+# Headers longer than any real signature are parsed uncached (bounded memory).
+_SIGNATURE_CACHE_SIZE = 256
+_SIGNATURE_CACHE_MAX_LENGTH = 8192
+
+
+def _parse_cavage_signature(raw: str) -> _CavageSignature:
     params = _parse_cavage_params(raw)
     key_id = params.get("keyid")
     signature = params.get("signature")
@@ -391,6 +412,9 @@ def _cavage_signature(headers: Mapping[str, str]) -> _CavageSignature:
         created=params.get("created"),
         expires=params.get("expires"),
     )
+
+
+_cached_cavage_signature = lru_cache(maxsize=_SIGNATURE_CACHE_SIZE)(_parse_cavage_signature)
 
 
 def _cavage_policy(sig: _CavageSignature, method: str, body: bytes) -> None:
@@ -533,9 +557,19 @@ class _Rfc9421Signature:
 def _rfc9421_signature(headers: Mapping[str, str]) -> _Rfc9421Signature:
     """Parse ``Signature-Input``/``Signature`` and pick the first complete label."""
     try:
-        inputs = http_sf.parse(headers["signature-input"].encode("ascii"), tltype="dictionary")
-        signatures = http_sf.parse(headers["signature"].encode("ascii"), tltype="dictionary")
-    except (ValueError, TypeError, KeyError):
+        signature_input, signature = headers["signature-input"], headers["signature"]
+    except KeyError:
+        raise SignatureError("malformed signature-input") from None
+    if len(signature_input) + len(signature) > _SIGNATURE_CACHE_MAX_LENGTH:
+        return _parse_rfc9421_signature(signature_input, signature)
+    return _cached_rfc9421_signature(signature_input, signature)
+
+
+def _parse_rfc9421_signature(signature_input: str, signature: str) -> _Rfc9421Signature:
+    try:
+        inputs = http_sf.parse(signature_input.encode("ascii"), tltype="dictionary")
+        signatures = http_sf.parse(signature.encode("ascii"), tltype="dictionary")
+    except (ValueError, TypeError):
         raise SignatureError("malformed signature-input") from None
     for label, member in inputs.items():
         items, params = member
@@ -572,6 +606,10 @@ def _rfc9421_signature(headers: Mapping[str, str]) -> _Rfc9421Signature:
         input_field=http_sf.ser({label: member}),
         signature_field=http_sf.ser({label: sig_member}),
     )
+
+
+# Cached for the same reason as _cached_cavage_signature.
+_cached_rfc9421_signature = lru_cache(maxsize=_SIGNATURE_CACHE_SIZE)(_parse_rfc9421_signature)
 
 
 def _rfc9421_policy(sig: _Rfc9421Signature, method: str, body: bytes) -> None:

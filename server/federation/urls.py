@@ -19,6 +19,7 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Iterable
+from functools import lru_cache
 
 import httpx
 
@@ -87,13 +88,32 @@ def _host_of_parsed(parsed: httpx.URL, url: str) -> str:
     return host
 
 
+# host_of, authority_of and origin_of are pure and called on the same few thousand actor
+# and key URLs by every request; httpx.URL parsing is the costly part, so their answers
+# are cached (exceptions are not, so a bad URL is parsed again each time, as before).
+# Only URLs of ordinary length are cached, so that a peer sending huge URLs cannot make
+# the cache hold gigabytes; those are parsed each time. The public functions check the
+# type first: lru_cache would raise TypeError on an unhashable value (a JSON list or
+# object) where the parser raises UnsafeUrl.
+_URL_CACHE_SIZE = 16_384
+_URL_CACHE_MAX_LENGTH = 2048  # the longest URL a column holds
+
+
+def _text(url: str) -> str:
+    if not isinstance(url, str):
+        raise UnsafeUrl("malformed URL")
+    return url
+
+
 def host_of(url: str) -> str:
     """The URL's host: lowercased, IDNA (punycode) form, no port, no trailing dot.
 
     IPv6 literals come back without brackets. Raises ``UnsafeUrl`` when the URL
     cannot be parsed or has no host.
     """
-    return _host_of_parsed(_parse(url), url)
+    if len(_text(url)) > _URL_CACHE_MAX_LENGTH:
+        return _host_of_parsed(_parse(url), url)
+    return _cached_host_of(url)
 
 
 def authority_of(url: str) -> str:
@@ -102,15 +122,41 @@ def authority_of(url: str) -> str:
     ``http://127.0.0.1:8701`` and ``http://127.0.0.1:8702`` are two servers, and a
     handle or a per-server queue must tell them apart (Mastodon keeps the port too).
     """
-    parsed = _parse(url)
+    if len(_text(url)) > _URL_CACHE_MAX_LENGTH:
+        return _authority_of_parsed(_parse(url), url)
+    return _cached_authority_of(url)
+
+
+def origin_of(url: str) -> tuple[str, str]:
+    """(scheme, authority): what two URLs must share to be trusted as one origin."""
+    if len(_text(url)) > _URL_CACHE_MAX_LENGTH:
+        return _origin_of_parsed(_parse(url), url)
+    return _cached_origin_of(url)
+
+
+def _authority_of_parsed(parsed: httpx.URL, url: str) -> str:
     host = _host_of_parsed(parsed, url)
     shown = f"[{host}]" if ":" in host else host
     return f"{shown}:{parsed.port}" if parsed.port is not None else shown
 
 
-def origin_of(url: str) -> tuple[str, str]:
-    """(scheme, authority): what two URLs must share to be trusted as one origin."""
-    return _parse(url).scheme.lower(), authority_of(url)
+def _origin_of_parsed(parsed: httpx.URL, url: str) -> tuple[str, str]:
+    return parsed.scheme.lower(), _authority_of_parsed(parsed, url)
+
+
+@lru_cache(maxsize=_URL_CACHE_SIZE)
+def _cached_host_of(url: str) -> str:
+    return _host_of_parsed(_parse(url), url)
+
+
+@lru_cache(maxsize=_URL_CACHE_SIZE)
+def _cached_authority_of(url: str) -> str:
+    return _authority_of_parsed(_parse(url), url)
+
+
+@lru_cache(maxsize=_URL_CACHE_SIZE)
+def _cached_origin_of(url: str) -> tuple[str, str]:
+    return _origin_of_parsed(_parse(url), url)
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:

@@ -22,7 +22,7 @@ from server.federation.urls import UnsafeUrl, host_of
 from server.federation.vocab import id_of
 from server.groups.membership import get_group, group_name_from_uri
 from server.inbox.parse import same_origin
-from server.inbox.store import store_activity
+from server.inbox.store import body_text, store_activity
 from server.services import Services
 
 log = logging.getLogger("kith.inbox")
@@ -65,6 +65,15 @@ def parse_body(body: bytes) -> dict[str, Any]:
     return doc
 
 
+def _first_values(request: Request) -> dict[str, str]:
+    """The request's headers as a plain dict, the first value of a repeated name winning.
+
+    The same dict as ``dict(request.headers)``, built in one pass: that form looks up
+    every name again in Starlette's header list.
+    """
+    return dict(reversed(request.headers.items()))
+
+
 def _host(url: str) -> str | None:
     try:
         return host_of(url)
@@ -92,8 +101,9 @@ async def receive(request: Request, services: Services, group_name: str | None) 
     if key_id is None:
         raise Unauthorized("missing signature")
     key_host = _host(key_id)
-    # Blocked origins are refused before any signature work or key fetch.
-    if services.is_blocked(actor_host) or (key_host and services.is_blocked(key_host)):
+    # Blocked origins are refused before any signature work or key fetch. The key is
+    # nearly always on the actor's host, which needs asking only once.
+    if services.is_blocked(actor_host) or (key_host and key_host != actor_host and services.is_blocked(key_host)):
         raise Forbidden("the domain is blocked")
     if services.blocklist is not None and services.blocklist.policy.actor_suspended(actor):
         raise Forbidden("the account is suspended")
@@ -103,7 +113,7 @@ async def receive(request: Request, services: Services, group_name: str | None) 
         return Response(status_code=202)
 
     url = services.settings.base_url + request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    incoming = IncomingRequest(request.method, url, dict(request.headers), body)
+    incoming = IncomingRequest(request.method, url, _first_values(request), body)
     try:
         verified = await verify_request(incoming, services.actors.lookup_key)
     except SignatureError as exc:
@@ -121,7 +131,8 @@ async def receive(request: Request, services: Services, group_name: str | None) 
                 raise NotFound("the Follow's object is not a group here")
             await get_group(conn, target)
 
-    if await store_activity(services.db, doc, actor=actor, group_id=group_id):
+    # The body as received is what was digested and signed; store it, not a re-dump.
+    if await store_activity(services.db, doc, actor=actor, group_id=group_id, raw=body_text(body)):
         services.wake.set()
     return Response(status_code=202)
 

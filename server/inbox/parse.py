@@ -37,8 +37,48 @@ def origin_or_none(url: str | None) -> tuple[str, str] | None:
 
 def same_origin(*urls: str | None) -> bool:
     """True when every URL is present and all share scheme, host and port (trust by origin)."""
+    prefix = _shared_plain_prefix(urls)
+    if prefix is not None:
+        # The URLs differ only after the same "scheme://authority/", so they have one
+        # origin, and parse exactly when that prefix does (cached: actors repeat).
+        return origin_or_none(prefix) is not None
+    return _same_origin_parsed(urls)
+
+
+def _same_origin_parsed(urls: tuple[str | None, ...]) -> bool:
+    """``same_origin`` by parsing every URL in full: the rule itself, and the slow path."""
     origins = {origin_or_none(u) for u in urls}
     return len(origins) == 1 and None not in origins
+
+
+def _shared_plain_prefix(urls: tuple[str | None, ...]) -> str | None:
+    """The ``http(s)://authority/`` every URL starts with, when that alone settles their origin.
+
+    An activity id is new on every request, so parsing it in full (httpx.URL) would miss
+    every cache. The shortcut holds only where httpx's parser provably reads the same
+    scheme and authority from the prefix as from the whole URL and cannot fail on the
+    rest: http(s), the authority ended by "/" (not "?" or "#"), and a short URL of
+    printable characters (httpx refuses control characters and over-long URLs, and
+    cannot encode lone surrogates). Anything else returns None and is parsed in full.
+    """
+    prefix: str | None = None
+    for url in urls:
+        if not isinstance(url, str) or len(url) > 2048 or not url.isprintable():
+            return None
+        if url.startswith("https://"):
+            start = 8
+        elif url.startswith("http://"):
+            start = 7
+        else:
+            return None
+        slash = url.find("/", start)
+        if slash < 0 or "?" in url[start:slash] or "#" in url[start:slash]:
+            return None
+        if prefix is None:
+            prefix = url[: slash + 1]
+        elif url[: slash + 1] != prefix:
+            return None
+    return prefix
 
 
 def parse_time(value: Any) -> datetime | None:
