@@ -7,7 +7,8 @@ import contextlib
 import gc
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from http import HTTPStatus
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -24,9 +25,11 @@ from server.errors import KithError
 from server.federation.httpsig import signature_key_id
 from server.federation.urls import UnsafeUrl, host_of
 from server.inbox import endpoint as inbox_endpoint
+from server.negotiation import wants_activity_json
 from server.services import Services
 from server.settings import Settings
 from server.web import actors, modlog, threads
+from server.web.templating import templates
 
 log = logging.getLogger("kith.app")
 
@@ -42,12 +45,21 @@ async def kith_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, KithError)
     if exc.detail != exc.reason:
         log.info("%s %s -> %s: %s", request.method, request.url.path, exc.status, exc.detail)
-    return JSONResponse({"error": exc.reason}, status_code=exc.status)
+    return error_response(request, exc.status, exc.reason)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    return error_response(request, exc.status_code, exc.detail, exc.headers)
+
+
+def error_response(request: Request, status: int, reason: str, headers: Mapping[str, str] | None = None) -> Response:
+    """``{"error": reason}`` for programs; a page saying the same for a person's browser."""
+    accept = request.headers.get("accept", "")
+    if request.method in ("GET", "HEAD") and "text/html" in accept and not wants_activity_json(request):
+        context = {"status": status, "title": f"{status} {HTTPStatus(status).phrase}", "reason": reason}
+        return templates.TemplateResponse(request, "error.html", context, status_code=status, headers=headers)
+    return JSONResponse({"error": reason}, status_code=status, headers=headers)
 
 
 class RefuseSuspendedSigners:

@@ -10,16 +10,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.errors import NotFound
-from server.federation.serialize import actor_document, ordered_collection
-from server.groups.membership import count_members, list_groups, moderator_names
+from server.federation.serialize import actor_document, ordered_collection, text_to_html
+from server.groups.membership import count_members, list_groups
 from server.groups.posts import list_pinned
 from server.links import INSTANCE_ACTOR_NAME
 from server.local_actors import get_local_actor
 from server.moderation.authority import moderator_uris
 from server.negotiation import activity_response, wants_activity_json
 from server.services import Services
+from server.web.queries import REPLIES_PER_THREAD, load_group_page
 from server.web.templating import templates
-from server.web.threads import load_threads
+from server.web.threads import parse_before
+from server.web.views import root_view, thread_views
 
 GROUP_COLLECTIONS = ("followers", "following", "featured", "moderators")
 PERSON_COLLECTIONS = ("outbox", "followers", "following")
@@ -36,30 +38,38 @@ async def _load(request: Request, kind: str, name: str) -> Any:
 
 
 async def group_actor(request: Request) -> Response:
+    """The group: its actor document for servers, its page (threads, pins, facts) for people."""
     services = _services(request)
     name = request.path_params["name"]
-    async with services.db.read() as conn:
-        group = await get_local_actor(conn, name, "group")
-        members = await count_members(conn, group.id)
-        leaders = await moderator_names(conn, group.id)
-    doc = actor_document(group, services.links, host=services.settings.host)
     if wants_activity_json(request):
-        return activity_response(request, doc)
-    _, page = await load_threads(request, services, name)
-    async with services.db.read() as conn:
-        pinned = await list_pinned(conn, group.id) if "before" not in request.query_params else []
-    pinned_ids = {p.id for p in pinned}
+        async with services.db.read() as conn:
+            group = await get_local_actor(conn, name, "group")
+        return activity_response(request, actor_document(group, services.links, host=services.settings.host))
+    before = parse_before(request)
+    async with services.db.read() as conn:  # one checkout for every read of the page
+        data = await load_group_page(conn, name, before=before)
+    group = data.group
+    doc = actor_document(group, services.links, host=services.settings.host)
+    pinned = [root_view(p, group.name) for p in data.pinned]
     context = {
-        "page": page,
+        "threads": thread_views(
+            data.roots,
+            data.replies,
+            group=group.name,
+            shown=REPLIES_PER_THREAD,
+            hide=frozenset(p.id for p in data.pinned),
+        ),
+        "next_cursor": data.next.encode() if data.next else None,
         "pinned": pinned,
-        "pinned_ids": pinned_ids,
         "rules": [r.strip() for r in group.rules.splitlines() if r.strip()],
         "group": group,
         "doc": doc,
-        "summary_html": Markup(doc["summary"]),  # built by text_to_html, which escapes
+        # The purpose alone: the actor's summary adds the rules for Mastodon's profile view,
+        # and this page lists them in a section of their own.
+        "summary_html": Markup(text_to_html(group.summary or "")),  # text_to_html escapes
         "handle": f"@{group.name}@{services.settings.domain}",
-        "members": members,
-        "leaders": leaders,
+        "members": group.members,
+        "leaders": data.leaders,
     }
     return templates.TemplateResponse(request, "group.html", context, headers={"Vary": "Accept"})
 

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from markupsafe import Markup
 from starlette.templating import Jinja2Templates
 
-from server.groups.posts import handle_of, poll_results
-
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-templates.env.globals["handle_of"] = handle_of
-templates.env.globals["poll_of"] = poll_results
-templates.env.filters["html"] = Markup  # only ever applied to content sanitised on arrival
+# Templates ship with the code and change only with a deploy (a restart), so never stat
+# their files: with auto_reload every get_template (each extends, import, include) did.
+templates.env.auto_reload = False

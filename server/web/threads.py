@@ -1,9 +1,11 @@
-"""A group's conversations: the outbox (servers), dereferenceable activities, and the JSON API."""
+"""A group's conversations: the outbox (servers), dereferenceable activities, the JSON API,
+and one thread's HTML page."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from starlette.requests import Request
@@ -18,6 +20,9 @@ from server.groups.posts import Cursor, handle_of, poll_results, thread_page
 from server.negotiation import activity_response
 from server.services import Services
 from server.tables import outbound_activities
+from server.web.queries import MAX_POST_ID, REPLIES_PER_THREAD_PAGE, load_thread_page
+from server.web.templating import templates
+from server.web.views import thread_page_view
 
 OUTBOX_PAGE = 20
 
@@ -130,12 +135,18 @@ def _tree_json(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**_post_json(n["post"]), "replies": _tree_json(n["children"])} for n in nodes]
 
 
-async def load_threads(request: Request, services: Services, name: str) -> tuple[Any, Any]:
-    """The group and one page of its threads, from the ``before`` cursor in the query."""
+def parse_before(request: Request) -> Cursor | None:
+    """The ``before`` cursor in the query, if any (``BadRequest`` when it is malformed)."""
     raw = request.query_params.get("before")
     before = Cursor.decode(raw) if raw else None
     if raw and before is None:
         raise BadRequest("before is not a valid cursor")
+    return before
+
+
+async def load_threads(request: Request, services: Services, name: str) -> tuple[Any, Any]:
+    """The group and one page of its threads, from the ``before`` cursor in the query."""
+    before = parse_before(request)
     async with services.db.read() as conn:
         group = await get_group(conn, name)
         page = await thread_page(conn, group.id, before=before)
@@ -157,8 +168,45 @@ async def api_threads(request: Request) -> Response:
     return JSONResponse(doc)
 
 
+def _host(url: str) -> str | None:
+    """The host part of a stored URL, or None when it has none (remote servers send odd ones)."""
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
+
+
+def parse_post_id(raw: str) -> int:
+    """The post id in a thread URL (``NotFound`` unless it is a number a post id can be)."""
+    # isascii: str.isdigit also takes digits int() refuses, such as "²".
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_POST_ID:
+        raise NotFound(f"no post {raw[:40]!r}: a thread is named by its first post's number")
+    return int(raw)
+
+
+async def thread_html(request: Request) -> Response:
+    """``GET /groups/{name}/threads/{post_id}``: one thread, every reply (up to a cap) nested."""
+    services = _services(request)
+    name = request.path_params["name"]
+    post_id = parse_post_id(request.path_params["post_id"])
+    async with services.db.read() as conn:  # one checkout for every read of the page
+        page = await load_thread_page(conn, name, post_id)
+    thread = thread_page_view(page)
+    context = {
+        "thread": thread,
+        "page_title": thread.title or f"Post by {thread.author_label}",
+        "group_title": page.group_title,
+        "group_path": f"/groups/{page.group_name}",
+        "handle": f"@{page.group_name}@{services.settings.domain}",
+        "origin": _host(thread.link),
+        "shown": REPLIES_PER_THREAD_PAGE,
+    }
+    return templates.TemplateResponse(request, "thread.html", context)
+
+
 routes = [
     Route("/groups/{name}/outbox", outbox),
     Route("/activities/{uid}", activity),
     Route("/api/kith/v1/groups/{name}/threads", api_threads),
+    Route("/groups/{name}/threads/{post_id}", thread_html),
 ]
