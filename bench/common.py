@@ -257,6 +257,54 @@ def bench_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{path}" if path else str(REPO)}
 
 
+def spawn(module: str, *args: str) -> subprocess.Popen[str]:
+    """``python -m module args`` as a child that talks JSON lines on stdin and stdout."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=bench_env(),
+        text=True,
+    )
+
+
+def read_json(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
+    """The next JSON object line the child prints (other lines are skipped), within ``timeout``."""
+    import selectors
+
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                line = proc.stdout.readline()
+                if not line:
+                    raise RuntimeError(f"process {proc.args} ended without answering")
+                if line.startswith("{"):
+                    return dict(json.loads(line))
+    raise TimeoutError(f"no answer from {proc.args} within {timeout} s")
+
+
+def tell(proc: subprocess.Popen[str], text: str) -> None:
+    """Write one line to the child's stdin."""
+    assert proc.stdin is not None
+    proc.stdin.write(text + "\n")
+    proc.stdin.flush()
+
+
+def stop(proc: subprocess.Popen[str] | None) -> None:
+    """Terminate the child if it still runs (killed after 15 s)."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=15)
+
+
 def kith_env(database: str, domain: str) -> dict[str, str]:
     env = {
         **bench_env(),

@@ -268,50 +268,6 @@ async def worker(url: str, transport: str, limit: float) -> None:
 # -- the run ------------------------------------------------------------------------------
 
 
-def _spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bench.fanout", *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=common.bench_env(),
-        text=True,
-    )
-
-
-def _read_json(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    import selectors
-
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while time.monotonic() < deadline:
-            if sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                line = proc.stdout.readline()
-                if not line:
-                    raise RuntimeError(f"process {proc.args} ended without answering")
-                if line.startswith("{"):
-                    return dict(json.loads(line))
-    raise TimeoutError(f"no answer from {proc.args} within {timeout} s")
-
-
-def _tell(proc: subprocess.Popen[str], text: str) -> None:
-    assert proc.stdin is not None
-    proc.stdin.write(text + "\n")
-    proc.stdin.flush()
-
-
-def _stop(proc: subprocess.Popen[str] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=15)
-
-
 async def _sessions() -> int:
     conn = await asyncpg.connect(common.database_url(DB_NAME))
     try:
@@ -346,8 +302,8 @@ async def run(args: argparse.Namespace) -> bool:
     worker_procs: list[subprocess.Popen[str]] = []
     ok = True
     try:
-        inbox_proc = _spawn("--role", "receivers", "--addresses", str(addresses))
-        base = int(_read_json(inbox_proc, 60)["base_port"])
+        inbox_proc = common.spawn("bench.fanout", "--role", "receivers", "--addresses", str(addresses))
+        base = int(common.read_json(inbox_proc, 60)["base_port"])
         group_id = await make_group(url)
         actors = [
             actor_on(f"127.0.10.{1 + i // PORTS_PER_ADDRESS}:{base + i % PORTS_PER_ADDRESS}", f"member{i}", keys[0])
@@ -376,15 +332,25 @@ async def run(args: argparse.Namespace) -> bool:
 
         for _ in range(args.workers):
             worker_procs.append(
-                _spawn("--role", "worker", "--database", url, "--transport", args.transport, "--limit", str(args.limit))
+                common.spawn(
+                    "bench.fanout",
+                    "--role",
+                    "worker",
+                    "--database",
+                    url,
+                    "--transport",
+                    args.transport,
+                    "--limit",
+                    str(args.limit),
+                )
             )
-        readies = [_read_json(p, 60) for p in worker_procs]
+        readies = [common.read_json(p, 60) for p in worker_procs]
         ready = readies[0]
         sessions_before = await _sessions()
         with common.Profiler(worker_procs[0].pid, args.profile):
             for p in worker_procs:
-                _tell(p, "go")
-            reports = [_read_json(p, args.limit + 60) for p in worker_procs]
+                common.tell(p, "go")
+            reports = [common.read_json(p, args.limit + 60) for p in worker_procs]
         report = {
             **reports[0],
             "t0": min(r["t0"] for r in reports),
@@ -396,8 +362,10 @@ async def run(args: argparse.Namespace) -> bool:
         await asyncio.sleep(1.0)  # PostgreSQL publishes session counts about once a second
         sessions = await _sessions() - sessions_before
         key_id = f"{group_uri}#main-key"
-        _tell(inbox_proc, json.dumps({"key_id": key_id, "owner": group_uri, "public_pem": group["public_key_pem"]}))
-        seen = _read_json(inbox_proc, 300)
+        common.tell(
+            inbox_proc, json.dumps({"key_id": key_id, "owner": group_uri, "public_pem": group["public_key_pem"]})
+        )
+        seen = common.read_json(inbox_proc, 300)
 
         sign_rate = bare_signing(
             group["private_key_pem"],
@@ -444,8 +412,8 @@ async def run(args: argparse.Namespace) -> bool:
         ok = all(met for _, met in checks)
     finally:
         for p in worker_procs:
-            _stop(p)
-        _stop(inbox_proc)
+            common.stop(p)
+        common.stop(inbox_proc)
         await common.drop_database(DB_NAME)
         common.print_footer()
     return ok

@@ -4,10 +4,11 @@
 
 A group has one member on each of 100 servers; members' Creates (public Notes that
 mention the group) already sit in ``inbox_items``, as the inbox stored them. Kith's own
-worker (``server.jobs.build_worker``, inbox kind only: nothing is sent) runs in this
-process until every item is done. The figure is activities per second; each one becomes
-a post, the group's two Announces (the Create wrapped, and the plain object for
-Mastodon) and one fan-out row that sends both to every member server later.
+worker (``server.jobs.build_worker``, inbox kind only: nothing is sent, in its own loop
+as ``kith worker`` runs it) runs in ``--workers`` processes until every item is done.
+The figure is activities per second; each one becomes a post, the group's two
+Announces (the Create wrapped, and the plain object for Mastodon) and one fan-out row
+that sends both to every member server later.
 
 Bare cost: the same rows (post, two activities, the fan-out row) written with raw
 asyncpg, one transaction per activity, as many at once as the worker runs jobs. For
@@ -147,12 +148,12 @@ async def run(args: argparse.Namespace) -> bool:
     common.print_header("Processing (bench.processing)", await common.postgres_version())
     print(
         f"scenario:   {args.activities} stored Creates from members of a group with {args.servers} member servers; "
-        "Kith's worker (inbox jobs only, in this process) until all are done"
+        f"Kith's worker (inbox jobs only) in {args.workers} process(es) until all are done"
     )
     sys.stdout.flush()
     keys = common.rsa_keypairs(args.servers)
     url = await common.create_database(DB_NAME)
-    services = None
+    procs: list[Any] = []
     ok = True
     try:
         group_id = await make_group(url)
@@ -182,31 +183,25 @@ async def run(args: argparse.Namespace) -> bool:
         bare_rate = await bare_writes(url, group_id, bare_activities[:half], shared, args.jobs, per_inbox=False)
         per_inbox_rate = await bare_writes(url, group_id, bare_activities[half:], shared, args.jobs, per_inbox=True)
 
-        from server.jobs import build_worker
-        from server.services import Services
-        from server.settings import Settings
-
-        settings = Settings(
-            domain=DOMAIN, scheme="http", database_url=url, allow_private_addresses=True, secret_key=common.SECRET
-        )
-        services = await Services.open(settings, migrate=False)
-        worker = build_worker(services)
-        worker.kinds = [k for k in worker.kinds if k.name == "inbox"]  # process only: send nothing
-        counts = count_statements(services.db.engine.sync_engine)
-        if args.without_redistribution:
-            skip_redistribution()
-        cpu = common.cpu_seconds(os.getpid())
+        flags = ["--without-redistribution"] if args.without_redistribution else []
+        for _ in range(args.workers):
+            procs.append(
+                common.spawn(
+                    "bench.processing", "--role", "worker", "--database", url, "--limit", str(args.limit), *flags
+                )
+            )
+        for proc in procs:
+            common.read_json(proc, 60)  # ready
         pg_cpu = common.cpu_seconds_of("postgres")
-        started = time.perf_counter()
-        done = 0
-        with common.Profiler(os.getpid(), args.profile):
-            while done < args.activities and time.perf_counter() - started < args.limit:
-                done += await worker.run_once()
-        elapsed = time.perf_counter() - started
-        cpu = common.cpu_seconds(os.getpid()) - cpu
+        started = time.monotonic()
+        with common.Profiler(procs[0].pid, args.profile):
+            for proc in procs:
+                common.tell(proc, "go")
+            reports = [common.read_json(proc, args.limit + 60) for proc in procs]
+        elapsed = max(r["t_end"] for r in reports) - started
         pg_cpu = common.cpu_seconds_of("postgres") - pg_cpu
-        await services.close()
-        services = None
+        cpu = sum(r["cpu"] for r in reports)
+        counts = {k: sum(r[k] for r in reports) for k in ("statements", "begins")}
 
         conn = await asyncpg.connect(url)
         try:
@@ -238,7 +233,8 @@ async def run(args: argparse.Namespace) -> bool:
             "Announce by COPY instead: the design before fan-out rows)"
         )
         print(
-            f"Kith worker    {rate:>7.0f} activities/s ({states.get('done', 0)} done in {elapsed:.2f} s; worker CPU "
+            f"Kith worker    {rate:>7.0f} activities/s ({states.get('done', 0)} done in {elapsed:.2f} s by "
+            f"{args.workers} process(es); worker CPU "
             f"{cpu / max(1, args.activities) * 1e3:.2f} ms, PostgreSQL CPU {pg_cpu / max(1, args.activities) * 1e3:.2f}"
             " ms per activity)"
         )
@@ -265,11 +261,52 @@ async def run(args: argparse.Namespace) -> bool:
         )
         ok = rate >= TARGET_RATE and complete
     finally:
-        if services is not None:
-            await services.close()
+        for proc in procs:
+            common.stop(proc)
         await common.drop_database(DB_NAME)
         common.print_footer()
     return ok
+
+
+async def worker(url: str, limit: float, without_redistribution: bool) -> None:
+    """Role: Kith's worker (inbox kind only: nothing is sent), started on "go", until no Create is left."""
+    import sqlalchemy as sa
+
+    from server.jobs import build_worker
+    from server.services import Services
+    from server.settings import Settings
+    from server.tables import inbox_items
+
+    settings = Settings(
+        domain=DOMAIN, scheme="http", database_url=url, allow_private_addresses=True, secret_key=common.SECRET
+    )
+    services = await Services.open(settings, migrate=False)
+    try:
+        kith_worker = build_worker(services)
+        kith_worker.kinds = [k for k in kith_worker.kinds if k.name == "inbox"]  # process only: send nothing
+        counts = count_statements(services.db.engine.sync_engine)
+        if without_redistribution:
+            skip_redistribution()
+        print(json.dumps({"ready": True}), flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        cpu, t0 = common.cpu_seconds(os.getpid()), time.monotonic()
+        stop = asyncio.Event()
+
+        async def until_empty() -> None:
+            # Kith's own loop (``kith worker`` runs the same), stopped once no Create is left.
+            left = sa.select(sa.func.count()).select_from(inbox_items).where(inbox_items.c.state == "queued")
+            while time.monotonic() - t0 < limit:
+                await asyncio.sleep(0.02)
+                async with services.db.read() as conn:
+                    if (await conn.execute(left)).scalar_one() == 0:
+                        break
+            stop.set()
+
+        await asyncio.gather(kith_worker.run_forever(stop), until_empty())
+        report = {"t_end": time.monotonic(), "cpu": common.cpu_seconds(os.getpid()) - cpu, **counts}
+        print(json.dumps(report), flush=True)
+    finally:
+        await services.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,13 +315,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--servers", type=int, default=100, help="member servers, one member each (default 100)")
     parser.add_argument("--jobs", type=int, default=20, help="bare writes at once (the worker runs 20 inbox jobs)")
     parser.add_argument("--limit", type=float, default=300.0, help="stop after this many seconds (default 300)")
-    parser.add_argument("--profile", metavar="FILE", help="record this process with py-spy (raw stacks) to FILE")
+    parser.add_argument("--profile", metavar="FILE", help="record the first worker with py-spy (raw stacks) to FILE")
     parser.add_argument(
         "--without-redistribution",
         action="store_true",
         help="diagnosis: skip the Announces and deliveries, to measure the rest of the Create path (fails the check)",
     )
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--role", choices=["worker"], help=argparse.SUPPRESS)
+    parser.add_argument("--database", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.role == "worker":
+        common.run(worker(args.database, args.limit, args.without_redistribution))
+        return 0
     common.run(run(args))
     return 0
 
