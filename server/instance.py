@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from server.db import Database
+from server.errors import Conflict
 from server.links import INSTANCE_ACTOR_NAME
 from server.local_actors import insert_local_actor
 from server.tables import instance_settings, local_actors
@@ -24,7 +25,19 @@ class Instance:
 
 
 async def ensure_instance(db: Database, configured_secret: str | None = None) -> Instance:
-    """Load the instance actor and secret, creating them on first start."""
+    """Load the instance actor and secret, creating them on first start.
+
+    Processes started together on a fresh database (``kith worker & kith worker &``)
+    race to create them: the loser's insert fails on the unique name, and it then
+    loads what the winner committed.
+    """
+    try:
+        return await _load_or_create(db, configured_secret)
+    except (Conflict, sa.exc.IntegrityError):  # Conflict: the actor's name; IntegrityError: the secret's key
+        return await _load_or_create(db, configured_secret)
+
+
+async def _load_or_create(db: Database, configured_secret: str | None) -> Instance:
     async with db.transaction() as conn:
         row = (
             await conn.execute(sa.select(local_actors).where(local_actors.c.name == INSTANCE_ACTOR_NAME))

@@ -1,3 +1,4 @@
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -7,7 +8,8 @@ from alembic.migration import MigrationContext
 
 from server.db import Database, driver_url
 from server.errors import ConfigError
-from server.tables import inbox_items, metadata
+from server.instance import ensure_instance
+from server.tables import inbox_items, local_actors, metadata
 from server.types import utcnow
 
 
@@ -157,3 +159,16 @@ async def test_raw_pool_sees_what_sqlalchemy_wrote_and_the_other_way(db):
             await conn.execute(sa.select(inbox_items).where(inbox_items.c.activity_uri == "https://a.example/r"))
         ).one()
     assert row.state == "queued" and row.next_attempt_at == now
+
+
+async def test_processes_starting_together_share_one_instance_actor(settings, db):
+    """Workers started at once on a fresh database race to create the instance actor; all get the one."""
+    others = [Database(settings.database_url) for _ in range(3)]
+    try:
+        found = await asyncio.gather(*(ensure_instance(d) for d in [db, *others]))
+    finally:
+        for other in others:
+            await other.dispose()
+    assert len({i.actor_id for i in found}) == 1 and len({i.secret_key for i in found}) == 1
+    async with db.read() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(local_actors))).scalar_one() == 1
