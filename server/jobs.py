@@ -58,7 +58,18 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
                 before_batch=refresh_policy,
             ),
             # One per loop, four loops: each sends to many servers at once (``in_flight`` shared by all).
-            JobKind("fanout", fanouts, fanout, batch=1, loops=4, lease=fanout_lease, before_batch=refresh_policy),
+            # A remote's failure never fails a fan-out (it becomes a delivery row), so a fan-out
+            # that keeps failing is our fault (the database, a bug): give up after ~8 hours.
+            JobKind(
+                "fanout",
+                fanouts,
+                fanout,
+                batch=1,
+                loops=4,
+                lease=fanout_lease,
+                max_attempts=10,
+                before_batch=refresh_policy,
+            ),
         ],
     )
     services.wake = worker.wake

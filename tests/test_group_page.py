@@ -160,26 +160,31 @@ async def test_a_deleted_post_leaves_the_page_at_once(client, services):
     assert "soon gone" not in await page(client)
 
 
-async def test_the_page_checks_out_one_connection(client, services, monkeypatch):
-    s = await seeded(services)
-    root = await s.post("<p>root</p>")
-    await s.post("<p>reply</p>", parent=root)
-    checkouts = 0
+def count_checkouts(services: Any, monkeypatch: Any) -> list[int]:
+    """Count ``services.db.read()`` checkouts from now on: the one-element list holds the count."""
+    checkouts = [0]
     read = services.db.read
 
     @asynccontextmanager
-    async def counting_read():
-        nonlocal checkouts
-        checkouts += 1
+    async def counting_read() -> Any:
+        checkouts[0] += 1
         async with read() as conn:
             yield conn
 
     monkeypatch.setattr(services.db, "read", counting_read)
+    return checkouts
+
+
+async def test_the_page_checks_out_one_connection(client, services, monkeypatch):
+    s = await seeded(services)
+    root = await s.post("<p>root</p>")
+    await s.post("<p>reply</p>", parent=root)
+    checkouts = count_checkouts(services, monkeypatch)
     await page(client)
-    assert checkouts == 1
-    checkouts = 0
+    assert checkouts == [1]
+    checkouts[0] = 0
     r = await client.get("/groups/bookclub", headers={"Accept": "application/activity+json"})
-    assert r.status_code == 200 and checkouts == 1
+    assert r.status_code == 200 and checkouts == [1]
 
 
 async def test_missing_group_is_404(client, services):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from html import unescape
 from html.parser import HTMLParser
@@ -15,7 +14,7 @@ from server.groups.membership import GroupSpec, create_group
 from server.tables import posts
 from server.web.queries import REPLIES_PER_THREAD, REPLIES_PER_THREAD_PAGE
 from server.web.views import MAX_DEPTH
-from tests.test_group_page import HTML, T0, Seeder, seeded
+from tests.test_group_page import HTML, T0, Seeder, count_checkouts, seeded
 
 
 class Depths(HTMLParser):
@@ -243,22 +242,12 @@ async def test_the_page_checks_out_one_connection(client, services, monkeypatch)
     s = await seeded(services)
     root = await s.post("<p>root</p>")
     reply = await s.post("<p>reply</p>", parent=root)
-    checkouts = 0
-    read = services.db.read
-
-    @asynccontextmanager
-    async def counting_read():
-        nonlocal checkouts
-        checkouts += 1
-        async with read() as conn:
-            yield conn
-
-    monkeypatch.setattr(services.db, "read", counting_read)
+    checkouts = count_checkouts(services, monkeypatch)
     await thread(client, root)
-    assert checkouts == 1
-    checkouts = 0
+    assert checkouts == [1]
+    checkouts[0] = 0
     assert (await client.get(f"/groups/bookclub/threads/{reply}", headers=HTML)).status_code == 404
-    assert checkouts == 1
+    assert checkouts == [1]
 
 
 async def test_a_browser_gets_an_error_page_and_a_program_json(client):
