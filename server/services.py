@@ -12,7 +12,7 @@ import httpx
 from server.db import Database
 from server.federation.actors import RemoteActors
 from server.federation.auth import HttpSignatureAuth
-from server.federation.client import Fetcher, make_http_client
+from server.federation.client import Fetcher, default_transport, make_http_client
 from server.federation.urls import Resolver, UrlGuard
 from server.instance import Instance, ensure_instance
 from server.links import Links
@@ -87,9 +87,10 @@ class Services:
             return services is not None and services.is_blocked(host)
 
         guard = UrlGuard(allow_private=settings.allow_private_addresses, is_blocked=hook, resolver=resolver)
+        transport = transport or default_transport()
         http = make_http_client(transport=transport)
         auth = HttpSignatureAuth(links.instance_actor + "#main-key", instance.private_key_pem)
-        fetcher = Fetcher(http, guard, auth=auth)
+        fetcher = Fetcher(http, guard, transport=transport, auth=auth)
         services = cls(
             settings,
             db,

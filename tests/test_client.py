@@ -63,9 +63,10 @@ class Recorder:
 
 def make_fetcher(answer: Handler, **kwargs: Any) -> tuple[Fetcher, Recorder]:
     recorder = Recorder(answer)
-    http = make_http_client(transport=httpx.MockTransport(recorder))
+    transport = httpx.MockTransport(recorder)
+    http = make_http_client(transport=transport)
     guard = UrlGuard(allow_private=False, resolver=fake_resolver)
-    return Fetcher(http, guard, **kwargs), recorder
+    return Fetcher(http, guard, transport=transport, **kwargs), recorder
 
 
 def json_response(data: Any, status: int = 200) -> httpx.Response:
@@ -79,8 +80,11 @@ class HeaderAuth(httpx.Auth):
         self.value = value
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Signature"] = self.value
+        self.sign(request)
         yield request
+
+    def sign(self, request: httpx.Request) -> None:  # what Fetcher.post calls, as on HttpSignatureAuth
+        request.headers["Signature"] = self.value
 
 
 ACTOR = {"id": "https://remote.example/users/a", "type": "Person"}

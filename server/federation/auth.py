@@ -28,6 +28,11 @@ class HttpSignatureAuth(httpx.Auth):
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         """Add Host, Date, Digest (with a body) and Signature to the request, then send it."""
+        self.sign(request)
+        yield request
+
+    def sign(self, request: httpx.Request) -> None:
+        """Add Host, Date, Digest (with a body) and Signature to ``request``, now."""
         added = sign_request(
             request.method,
             str(request.url),
@@ -38,4 +43,3 @@ class HttpSignatureAuth(httpx.Auth):
         )
         for name, value in added.items():
             request.headers[name] = value
-        yield request
