@@ -16,7 +16,7 @@ import httpx
 import httpx_aiohttp
 
 from server import __version__
-from server.federation.urls import UnsafeUrl, UrlGuard
+from server.federation.urls import UnsafeUrl, UrlGuard, parse_url
 
 if TYPE_CHECKING:
     from server.federation.auth import HttpSignatureAuth
@@ -288,12 +288,12 @@ class Fetcher:
         try:
             request = httpx.Request(
                 "POST",
-                url,
+                parse_url(url),  # parsed once for the guard and the request
                 content=body,
                 headers={"Content-Type": content_type, "User-Agent": USER_AGENT},
                 extensions={"timeout": self._timeout},
             )
-        except httpx.InvalidURL:
+        except (httpx.InvalidURL, UnsafeUrl):
             raise FetchFailed("invalid URL", url) from None
         auth.sign(request)
         try:

@@ -69,6 +69,23 @@ async def system_resolver(host: str, port: int) -> list[str]:
 
 
 def _parse(url: str) -> httpx.URL:
+    if isinstance(url, str) and len(url) <= _URL_CACHE_MAX_LENGTH:
+        return parse_url(url)
+    return _parse_uncached(url)
+
+
+def parse_url(url: str) -> httpx.URL:
+    """``httpx.URL(url)``, cached (httpx.URL is immutable); raises ``UnsafeUrl`` if it cannot be parsed.
+
+    Every delivery parses its inbox's URL in the guard and again to build the request;
+    a post's Announces go to the same inboxes one after another.
+    """
+    if len(url) > _URL_CACHE_MAX_LENGTH:
+        return _parse_uncached(url)
+    return _cached_parse(url)
+
+
+def _parse_uncached(url: str) -> httpx.URL:
     try:
         return httpx.URL(url)
     except (httpx.InvalidURL, TypeError, ValueError):
@@ -142,6 +159,13 @@ def _authority_of_parsed(parsed: httpx.URL, url: str) -> str:
 
 def _origin_of_parsed(parsed: httpx.URL, url: str) -> tuple[str, str]:
     return parsed.scheme.lower(), _authority_of_parsed(parsed, url)
+
+
+# Small: the reuse it serves is immediate (the guard, then the request; one inbox, then
+# the same inbox again for a post's second Announce), and an httpx.URL is ~1 KiB.
+@lru_cache(maxsize=2048)
+def _cached_parse(url: str) -> httpx.URL:
+    return _parse_uncached(url)
 
 
 @lru_cache(maxsize=_URL_CACHE_SIZE)
