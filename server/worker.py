@@ -148,18 +148,21 @@ class Worker:
         """One kind's loop: run batches while there are any; sleep when idle, waking early on ``wake``."""
         wake = asyncio.Event()
         self.wake.events.append(wake)
-        while not stop.is_set():
-            wake.clear()  # before claiming: news arriving during the batch is kept for the next look
-            try:
-                ran = await self.run_batch(kind)
-            except Exception:  # keep the loop alive through a database hiccup
-                log.exception("worker round for %s failed", kind.name)
-                ran = 0
-            if ran == 0:
-                waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
-                await asyncio.wait(waiters, timeout=self.idle_sleep, return_when=asyncio.FIRST_COMPLETED)
-                for w in waiters:
-                    w.cancel()
+        try:
+            while not stop.is_set():
+                wake.clear()  # before claiming: news arriving during the batch is kept for the next look
+                try:
+                    ran = await self.run_batch(kind)
+                except Exception:  # keep the loop alive through a database hiccup
+                    log.exception("worker round for %s failed", kind.name)
+                    ran = 0
+                if ran == 0:
+                    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+                    await asyncio.wait(waiters, timeout=self.idle_sleep, return_when=asyncio.FIRST_COMPLETED)
+                    for w in waiters:
+                        w.cancel()
+        finally:
+            self.wake.events.remove(wake)  # a worker run again (tests, benchmarks) starts with fresh loops
 
     async def _run(self, kind: JobKind, row: Any) -> Outcome:
         try:

@@ -134,10 +134,6 @@ def seen_columns(uri: str | sa.BindParameter[str]) -> list[sa.ColumnElement[bool
     ]
 
 
-async def is_tombstoned(conn: AsyncConnection, uri: str) -> bool:
-    return (await conn.execute(sa.select(tombstones.c.uri).where(tombstones.c.uri == uri))).first() is not None
-
-
 async def add_reaction(
     conn: AsyncConnection, db: Any, post: Any, *, actor_uri: str, kind: str, emoji: str, activity_uri: str
 ) -> bool:
