@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from server import api, wellknown
 from server.errors import KithError
 from server.federation.httpsig import signature_key_id
-from server.federation.urls import UnsafeUrl, host_of
+from server.federation.objects import refused
 from server.inbox import endpoint as inbox_endpoint
 from server.negotiation import wants_activity_json
 from server.services import Services
@@ -78,14 +78,9 @@ class RefuseSuspendedSigners:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in self._HEADERS}
             key_id = signature_key_id(headers) if headers else None
-            if key_id is not None:
-                try:
-                    blocked = scope["app"].state.services.is_blocked(host_of(key_id))
-                except UnsafeUrl:
-                    blocked = True
-                if blocked:
-                    await JSONResponse({"error": "the domain is blocked"}, status_code=403)(scope, receive, send)
-                    return
+            if key_id is not None and refused(key_id, scope["app"].state.services.is_blocked):
+                await JSONResponse({"error": "the domain is blocked"}, status_code=403)(scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
 

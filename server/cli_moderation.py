@@ -85,12 +85,12 @@ def cmd_mod(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_mod_log(settings: Settings, args: argparse.Namespace) -> int:
     from server.groups.membership import get_group
-    from server.web.modlog import entry_json, log_entries
+    from server.moderation.modlog import entries, entry_json
 
     async def run(services: Any) -> Any:
         async with services.db.read() as conn:
             group = await get_group(conn, args.group)
-            return [entry_json(e, with_moderator=True) for e in await log_entries(conn, group.id)]
+            return [entry_json(e, with_moderator=True) for e in await entries(conn, group.id)]
 
     _print(asyncio.run(_with_services(settings, run)))
     return 0
@@ -121,7 +121,7 @@ def cmd_mod_guards(settings: Settings, args: argparse.Namespace) -> int:
 
     from server.groups.membership import get_group
     from server.moderation import actions
-    from server.moderation.settings import load_guards, save_guards
+    from server.moderation.rulebook import load_guards, save_guards
 
     changes: dict[str, Any] = {}
     for key in ("hold_first_posts", "member_posts_per_hour", "instance_posts_per_hour", "max_group_mentions"):

@@ -8,9 +8,10 @@ from typing import Any
 from server.federation.delivery import DeliverySender
 from server.groups.fanout import FanoutSender
 from server.inbox.dispatch import dispatch
+from server.queue import Outcome
 from server.services import Services
 from server.tables import deliveries, fanouts, inbox_items
-from server.worker import JobKind, Outcome, Worker
+from server.worker import JobKind, Worker
 
 
 def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Worker:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,35 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from server.db import Database
+from server.queue import Outcome, backoff
 from server.types import UTCDateTime, utcnow
 
 log = logging.getLogger("kith.worker")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one job: ``done``, ``dead``, ``gone``, or ``queued`` again at a time."""
-
-    state: str
-    error: str | None = None
-    retry_at: datetime | None = None
-    # A long job that renewed its lease while running (a fan-out) records its outcome
-    # under the lease it now holds, not the one it was claimed with.
-    lease_until: datetime | None = None
-
-    @classmethod
-    def done(cls, *, lease_until: datetime | None = None) -> Outcome:
-        return cls("done", lease_until=lease_until)
-
-    @classmethod
-    def retry(cls, at: datetime, error: str) -> Outcome:
-        return cls("queued", error, at)
-
-
-def backoff(attempts: int, *, base: float = 30.0, cap: float = 6 * 3600.0) -> timedelta:
-    """Exponential backoff with jitter: 30 s, 1 min, 2 min ... at most ``cap``."""
-    delay = min(cap, base * (2 ** max(0, attempts - 1)))
-    return timedelta(seconds=delay * random.uniform(0.8, 1.2))
 
 
 @dataclass

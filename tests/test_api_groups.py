@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from server.accounts import create_user
 from server.groups.membership import GroupSpec, create_group
-from server.moderation.settings import load_guards
+from server.moderation.rulebook import load_guards
 from server.oauth import create_user_token
 from server.tables import bans, follows, group_roles, mod_log, posts, remote_moderators
 from server.tables import reports as reports_table

@@ -269,8 +269,8 @@ async def test_threads_page_by_keyset(client, services):
     """25 threads: a first page of 20 and a second of 5, newest activity first, none twice."""
     from datetime import UTC, datetime, timedelta
 
+    from server.federation.objects import parse_post
     from server.groups.posts import insert_post
-    from server.inbox.parse import parse_post
 
     group = await create_group(services.db, GroupSpec(name="bookclub"))
     base = datetime(2026, 1, 1, tzinfo=UTC)

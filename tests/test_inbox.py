@@ -311,7 +311,7 @@ SAME_ORIGIN_CASES = [
 
 @pytest.mark.parametrize("urls", SAME_ORIGIN_CASES)
 def test_same_origin_shortcut_agrees_with_full_parsing(urls):
-    from server.inbox.parse import _same_origin_parsed, same_origin
+    from server.federation.objects import _same_origin_parsed, same_origin
 
     assert same_origin(*urls) == _same_origin_parsed(urls)
 

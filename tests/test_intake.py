@@ -12,7 +12,7 @@ from server.groups.intake import Budget, take_post
 from server.groups.membership import GroupSpec, create_group, get_group
 from server.moderation import actions
 from server.moderation.authority import leader_name, moderator_column
-from server.moderation.settings import save_guards
+from server.moderation.rulebook import save_guards
 from server.tables import bans, posts, remote_actors
 from server.types import utcnow
 from tests.fakes.mastodon import FakeMastodon

@@ -9,7 +9,7 @@ from server.accounts import create_user
 from server.errors import Forbidden
 from server.groups.membership import GroupSpec, create_group, get_group
 from server.moderation import actions
-from server.moderation.settings import save_guards
+from server.moderation.rulebook import save_guards
 from server.tables import mod_log, posts
 from tests.fakes.mastodon import FakeMastodon
 

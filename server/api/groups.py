@@ -34,12 +34,11 @@ from server.federation.serialize import iso
 from server.federation.urls import UnsafeUrl
 from server.groups.membership import get_group, moderator_names
 from server.groups.posts import find_post, handle_of
-from server.moderation import actions, reports
-from server.moderation.settings import GUARD_FIELDS, load_guards, save_guards
+from server.moderation import actions, modlog, reports
+from server.moderation.rulebook import GUARD_FIELDS, load_guards, save_guards
 from server.services import Services
 from server.tables import bans, follows, posts, remote_actors, remote_moderators
 from server.types import utcnow
-from server.web.modlog import entry_json, log_entries
 
 PREFIX = "/api/kith/v1"
 GROUP = PREFIX + "/groups/{name}"
@@ -163,12 +162,12 @@ def paged(request: Request, docs: list[Any], last_id: int | None, limit: int, **
 
 
 @moderation_endpoint(*READ)
-async def modlog(request: Request, mod: Moderating) -> Response:
+async def show_modlog(request: Request, mod: Moderating) -> Response:
     """``GET .../modlog``: the moderation log, with the moderator of each entry."""
     max_id, limit = page_params(request)
     async with mod.services.db.read() as conn:
-        entries = await log_entries(conn, mod.group.id, max_id=max_id, limit=limit)
-    docs = [entry_json(e, with_moderator=True) for e in entries]
+        entries = await modlog.entries(conn, mod.group.id, max_id=max_id, limit=limit)
+    docs = [modlog.entry_json(e, with_moderator=True) for e in entries]
     return paged(request, docs, entries[-1].id if entries else None, limit)
 
 
@@ -498,7 +497,7 @@ async def create_report(request: Request, caller: Caller) -> Response:
 
 
 routes: list[Route] = [
-    Route(GROUP + "/modlog", modlog, methods=["GET"]),
+    Route(GROUP + "/modlog", show_modlog, methods=["GET"]),
     Route(GROUP + "/held", held, methods=["GET"]),
     Route(GROUP + "/guards", show_guards, methods=["GET"]),
     Route(GROUP + "/guards", update_guards, methods=["PATCH"]),

@@ -25,9 +25,9 @@ from server.db import Database, upsert
 from server.federation.auth import HttpSignatureAuth
 from server.federation.client import Fetcher, FetchError, FetchFailed
 from server.federation.urls import UnsafeUrl, authority_of, host_of
+from server.queue import Outcome, backoff
 from server.tables import deliveries, fanouts, local_actors, outbound_activities, server_health
 from server.types import utcnow
-from server.worker import Outcome, backoff
 
 log = logging.getLogger("kith.delivery")
 

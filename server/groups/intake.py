@@ -17,17 +17,17 @@ from server.federation import activities
 from server.federation.actors import REFRESH_AFTER
 from server.federation.client import FetchError
 from server.federation.delivery import enqueue
+from server.federation.objects import ParseError, PostEnvelope, parse_post, same_origin
 from server.federation.urls import host_of
 from server.federation.vocab import AS_CONTEXT
 from server.groups.following import inbox_of
 from server.groups.membership import group_name_from_uri, member_column
 from server.groups.posts import find_post, find_post_by_id, insert_post, seen_columns
 from server.groups.redistribute import redistribute
-from server.inbox.parse import ParseError, PostEnvelope, parse_post, same_origin
 from server.moderation.authority import leader_name, moderator_column
 from server.moderation.guards import ACCEPT, Decision, Guards, screen
 from server.moderation.policy import may_post
-from server.moderation.settings import (
+from server.moderation.rulebook import (
     ban_columns,
     ban_in_force,
     guard_columns,

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.inbox.parse import PostEnvelope, poll_options
+from server.federation.objects import PostEnvelope, poll_options
 from server.tables import outbound_activities, posts, reactions, remote_actors, tombstones
 from server.types import UTCDateTime, utcnow
 

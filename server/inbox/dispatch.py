@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from server.federation.urls import UnsafeUrl, host_of
+from server.federation.objects import refused
 from server.inbox.handlers import announce, content, create, flag, follow, moderation, reaction, undo
 from server.services import Services
 
@@ -42,12 +42,9 @@ HANDLERS: dict[str, Handler] = {
 
 def cut_off(services: Services, actor_uri: str) -> bool:
     """Has the sender been blocked or suspended since its activity was accepted?"""
-    try:
-        host = host_of(actor_uri)
-    except UnsafeUrl:
+    if refused(actor_uri, services.is_blocked):
         return True
-    policy = services.blocklist.policy if services.blocklist is not None else None
-    return services.is_blocked(host) or (policy is not None and policy.actor_suspended(actor_uri))
+    return services.blocklist is not None and services.blocklist.policy.actor_suspended(actor_uri)
 
 
 async def dispatch(services: Services, item: Any) -> None:

@@ -18,10 +18,9 @@ from starlette.routing import Route
 from server.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized
 from server.federation.client import FetchError
 from server.federation.httpsig import IncomingRequest, SignatureError, signature_key_id, verify_request
-from server.federation.urls import UnsafeUrl, host_of
+from server.federation.objects import host_or_none, same_origin
 from server.federation.vocab import id_of
 from server.groups.membership import get_group, group_name_from_uri
-from server.inbox.parse import same_origin
 from server.inbox.store import body_text, store_activity
 from server.services import Services
 
@@ -74,13 +73,6 @@ def _first_values(request: Request) -> dict[str, str]:
     return dict(reversed(request.headers.items()))
 
 
-def _host(url: str) -> str | None:
-    try:
-        return host_of(url)
-    except UnsafeUrl:
-        return None
-
-
 async def receive(request: Request, services: Services, group_name: str | None) -> Response:
     """Accept one activity at a group's inbox (``group_name``) or the shared inbox."""
     group_id = None
@@ -91,7 +83,7 @@ async def receive(request: Request, services: Services, group_name: str | None) 
     doc = parse_body(body)
     actor = id_of(doc["actor"])
     assert actor is not None
-    actor_host = _host(actor)
+    actor_host = host_or_none(actor)
     if actor_host is None:
         raise BadRequest("actor is not an http(s) URL")
     if not same_origin(doc["id"], actor):
@@ -100,7 +92,7 @@ async def receive(request: Request, services: Services, group_name: str | None) 
     key_id = signature_key_id(request.headers)
     if key_id is None:
         raise Unauthorized("missing signature")
-    key_host = _host(key_id)
+    key_host = host_or_none(key_id)
     # Blocked origins are refused before any signature work or key fetch. The key is
     # nearly always on the actor's host, which needs asking only once.
     if services.is_blocked(actor_host) or (key_host and key_host != actor_host and services.is_blocked(key_host)):

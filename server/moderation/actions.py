@@ -26,13 +26,13 @@ from server.groups.following import decide_follow, inbox_of
 from server.groups.membership import get_group
 from server.groups.posts import find_post
 from server.groups.redistribute import announce, redistribute
+from server.moderation import modlog
 from server.moderation.authority import is_moderator, local_role
 from server.services import Services
 from server.tables import (
     bans,
     follows,
     group_roles,
-    mod_log,
     outbound_activities,
     posts,
     remote_actors,
@@ -69,16 +69,8 @@ async def _log(
     reason: str = "",
     expires_at: datetime | None = None,
 ) -> None:
-    await conn.execute(
-        sa.insert(mod_log).values(
-            group_id=group.id,
-            moderator=by.name,
-            action=action,
-            target=target,
-            reason=reason,
-            expires_at=expires_at,
-            created_at=utcnow(),
-        )
+    await modlog.write(
+        conn, group_id=group.id, moderator=by.name, action=action, target=target, reason=reason, expires_at=expires_at
     )
 
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from server.inbox.parse import PostEnvelope
+from server.federation.objects import PostEnvelope
 
 GROUP_PATH = re.compile(r"/(c|m|g|groups|communities|magazines)/[^/]+/?$")
 

@@ -19,7 +19,7 @@ from server.accounts import get_user
 from server.errors import BadRequest, Forbidden, NotFound
 from server.federation import activities
 from server.federation.delivery import enqueue
-from server.federation.urls import UnsafeUrl, host_of
+from server.federation.objects import host_or_none, refused
 from server.federation.vocab import ids_of
 from server.groups.following import inbox_of
 from server.groups.membership import get_group, get_group_by_id, group_name_from_uri
@@ -38,9 +38,8 @@ STATES = ("open", "assigned", "resolved", "rejected")
 
 async def receive_flag(services: Services, flag: dict[str, Any], sender: str) -> Any | None:
     """Store an incoming report (Mastodon, Lemmy and Mbin shapes); None when ignored."""
-    try:
-        sender_host = host_of(sender)
-    except UnsafeUrl:
+    sender_host = host_or_none(sender)
+    if sender_host is None:
         return None
     if services.blocklist is not None and services.blocklist.policy.rejects_reports(sender_host):
         log.info("report %s from %s ignored: reject_reports", flag.get("id"), sender_host)
@@ -214,7 +213,7 @@ async def forward(services: Services, report_id: int, user_name: str) -> list[st
                 )
             ).all()
             inboxes += [inbox_of(m) for m in mods]
-        inboxes = [i for i in dict.fromkeys(inboxes) if not _blocked(services, i)]
+        inboxes = [i for i in dict.fromkeys(inboxes) if not refused(i, services.is_blocked)]
         if not inboxes:
             raise BadRequest("there is no server to forward this report to")
         flag = activities.flag(
@@ -278,13 +277,6 @@ async def report_remote(services: Services, user_name: str, uris: list[str], com
         ).one()
     services.wake.set()
     return row
-
-
-def _blocked(services: Services, inbox: str) -> bool:
-    try:
-        return services.is_blocked(host_of(inbox))
-    except UnsafeUrl:
-        return True
 
 
 def report_json(report: Any) -> dict[str, Any]:

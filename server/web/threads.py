@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from starlette.requests import Request
@@ -13,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from server.errors import BadRequest, NotFound
+from server.federation.objects import host_or_none
 from server.federation.serialize import iso
 from server.federation.vocab import AS_CONTEXT
 from server.groups.membership import get_group
@@ -168,14 +168,6 @@ async def api_threads(request: Request) -> Response:
     return JSONResponse(doc)
 
 
-def _host(url: str) -> str | None:
-    """The host part of a stored URL, or None when it has none (remote servers send odd ones)."""
-    try:
-        return urlsplit(url).hostname
-    except ValueError:
-        return None
-
-
 def parse_post_id(raw: str) -> int:
     """The post id in a thread URL (``NotFound`` unless it is a number a post id can be)."""
     # isascii: str.isdigit also takes digits int() refuses, such as "²".
@@ -198,7 +190,7 @@ async def thread_html(request: Request) -> Response:
         "group_title": page.group_title,
         "group_path": f"/groups/{page.group_name}",
         "handle": f"@{page.group_name}@{services.settings.domain}",
-        "origin": _host(thread.link),
+        "origin": host_or_none(thread.link),
         "shown": REPLIES_PER_THREAD_PAGE,
     }
     return templates.TemplateResponse(request, "thread.html", context)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from server.federation.objects import POST_TYPES, same_origin
 from server.federation.vocab import as_list, id_of, ids_of
 from server.groups.intake import Budget, fetch_trusted, take_post
-from server.inbox.parse import POST_TYPES, same_origin
 from server.services import Services
 
 log = logging.getLogger("kith.announce")

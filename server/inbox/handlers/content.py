@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from server.federation.objects import ParseError, parse_post, same_origin
 from server.federation.vocab import id_of
 from server.groups.membership import get_group_by_id
 from server.groups.posts import delete_post, find_post, record_tombstone, update_post
 from server.groups.redistribute import redistribute
 from server.inbox.handlers import actor as actor_handlers
-from server.inbox.parse import ParseError, parse_post, same_origin
 from server.moderation import actions
 from server.moderation.policy import may_change
 from server.services import Services

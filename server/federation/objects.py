@@ -1,7 +1,12 @@
-"""Raw ActivityStreams objects -> typed envelopes, and the same-origin rule. Pure functions."""
+"""What the protocol's objects look like: posts as typed envelopes, and the same-origin rule.
+
+Pure functions over JSON: the inbox, the groups and the moderation rules all ask here
+what a Note or a Page is, and whether two URLs share an origin (trust by origin).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +23,12 @@ class ParseError(ValueError):
 
 
 def host_or_none(url: str | None) -> str | None:
-    if not url:
+    """The URL's host (as ``urls.host_of``), or None when it is missing, malformed or not a string.
+
+    The one spelling of "the host, unless the URL is unusable": callers that refuse an
+    unusable URL treat None as refused.
+    """
+    if not url or not isinstance(url, str):
         return None
     try:
         return host_of(url)
@@ -26,8 +36,19 @@ def host_or_none(url: str | None) -> str | None:
         return None
 
 
+def refused(url: str | None, is_blocked: Callable[[str], bool]) -> bool:
+    """True when ``url`` names no usable host, or its host is one ``is_blocked`` refuses.
+
+    What every door asks before it lets a URL through: the inbox of a sender, a member
+    inbox in a fan-out, a report's destination.
+    """
+    host = host_or_none(url)
+    return host is None or is_blocked(host)
+
+
 def origin_or_none(url: str | None) -> tuple[str, str] | None:
-    if not url:
+    """The URL's (scheme, authority), or None when it is missing or malformed."""
+    if not url or not isinstance(url, str):
         return None
     try:
         return origin_of(url)

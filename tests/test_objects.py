@@ -1,6 +1,6 @@
 import pytest
 
-from server.inbox.parse import ParseError, parse_post, poll_options, same_origin
+from server.federation.objects import ParseError, parse_post, poll_options, same_origin
 
 
 @pytest.mark.parametrize(

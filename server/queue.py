@@ -1,0 +1,38 @@
+"""The life of a queue row: what became of a job (``Outcome``) and when to try again.
+
+The database is the queue (``server.worker`` runs the rows); these are the shared terms of
+every queue table's ``state``, ``next_attempt_at`` and ``last_error`` columns, used by the
+worker and by the jobs that report back to it (deliveries, fan-outs).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one job: ``done``, ``dead``, ``gone``, or ``queued`` again at a time."""
+
+    state: str
+    error: str | None = None
+    retry_at: datetime | None = None
+    # A long job that renewed its lease while running (a fan-out) records its outcome
+    # under the lease it now holds, not the one it was claimed with.
+    lease_until: datetime | None = None
+
+    @classmethod
+    def done(cls, *, lease_until: datetime | None = None) -> Outcome:
+        return cls("done", lease_until=lease_until)
+
+    @classmethod
+    def retry(cls, at: datetime, error: str) -> Outcome:
+        return cls("queued", error, at)
+
+
+def backoff(attempts: int, *, base: float = 30.0, cap: float = 6 * 3600.0) -> timedelta:
+    """Exponential backoff with jitter: 30 s, 1 min, 2 min ... at most ``cap``."""
+    delay = min(cap, base * (2 ** max(0, attempts - 1)))
+    return timedelta(seconds=delay * random.uniform(0.8, 1.2))
