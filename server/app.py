@@ -84,6 +84,23 @@ class RefuseSuspendedSigners:
         await self.app(scope, receive, send)
 
 
+class RefuseNul:
+    """A NUL in the path or the query string gets a 400 at the door, whatever the route.
+
+    No handler could use one (PostgreSQL text cannot hold it, no name or id contains it),
+    and one that reached a query would fail as a server error instead of the client's.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope["query_string"]):
+            await JSONResponse({"error": "the URL contains a NUL character"}, status_code=400)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def freeze_heap() -> None:
     """Take everything built so far out of the garbage collector's sight (``gc.freeze``).
 
@@ -144,7 +161,7 @@ def create_app(
         ],
         exception_handlers={KithError: kith_error, HTTPException: http_error},
         lifespan=lifespan,
-        middleware=[Middleware(RefuseSuspendedSigners)],
+        middleware=[Middleware(RefuseNul), Middleware(RefuseSuspendedSigners)],
     )
     if services is not None:
         app.state.services = services

@@ -12,7 +12,6 @@ merged with a form or JSON body, with a size cap, and 400 for a body that does n
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import wraps
 from typing import Any
@@ -25,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.errors import BadRequest, PayloadTooLarge, Unprocessable
+from server.jsondoc import JsonRefused, has_nul, parse_json
 from server.oauth import AccessToken, lookup_token
 from server.services import Services
 
@@ -124,6 +124,8 @@ async def _read_capped(request: Request) -> bytes:
 
 def _put(params: dict[str, Any], key: str, value: Any) -> None:
     # Rails' ``key[]=a&key[]=b`` makes a list; a plain repeated key keeps the last value.
+    if has_nul(key, value if isinstance(value, str) else None):
+        raise BadRequest("a parameter contains a NUL character")
     if key.endswith("[]"):
         params.setdefault(key[:-2], [])
         if isinstance(params[key[:-2]], list):
@@ -145,9 +147,9 @@ async def read_params(request: Request) -> dict[str, Any]:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media == "application/json" or media.endswith("+json"):
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequest("the body is not valid JSON") from None
+            data = parse_json(body)
+        except JsonRefused as exc:
+            raise BadRequest(f"the JSON body is refused: {exc}") from None
         if not isinstance(data, dict):
             raise BadRequest("the JSON body must be an object")
         params.update(data)

@@ -7,7 +7,6 @@ many ways a request can fail into a few ``FetchError`` subclasses the caller can
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,7 @@ import httpx_aiohttp
 
 from server import __version__
 from server.federation.urls import UnsafeUrl, UrlGuard, parse_url
+from server.jsondoc import JsonRefused, parse_json
 
 if TYPE_CHECKING:
     from server.federation.auth import HttpSignatureAuth
@@ -352,10 +352,9 @@ def _raise_for_status(response: httpx.Response, url: str) -> None:
 
 def _parse_object(body: bytes, url: str, status: int) -> dict[str, Any]:
     try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
-        # ValueError covers bad UTF-8 too; RecursionError is absurdly deep nesting.
-        raise FetchFailed("invalid JSON", url, status) from None
+        data = parse_json(body)
+    except JsonRefused as exc:
+        raise FetchFailed(f"invalid JSON ({exc})", url, status) from None
     if not isinstance(data, dict):
         raise FetchFailed("not a JSON object", url, status)
     return data

@@ -7,7 +7,6 @@ activity is committed before the answer.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -22,6 +21,7 @@ from server.federation.objects import host_or_none, same_origin
 from server.federation.vocab import id_of
 from server.groups.membership import get_group, group_name_from_uri
 from server.inbox.store import body_text, store_activity
+from server.jsondoc import JsonRefused, parse_json
 from server.services import Services
 
 log = logging.getLogger("kith.inbox")
@@ -50,9 +50,9 @@ async def read_capped(request: Request, cap: int = MAX_BODY) -> bytes:
 def parse_body(body: bytes) -> dict[str, Any]:
     """The body as a JSON object with an id, a type and an actor, else 400."""
     try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        raise BadRequest("body is not JSON") from None
+        doc = parse_json(body)
+    except JsonRefused as exc:
+        raise BadRequest(f"body refused: {exc}") from None
     if not isinstance(doc, dict):
         raise BadRequest("an activity must be a JSON object")
     if not isinstance(doc.get("type"), str):

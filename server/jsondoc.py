@@ -1,0 +1,69 @@
+"""Reading JSON from strangers: one parser for every door, with a depth cap and no NUL.
+
+Every JSON body Kith reads from outside (an inbox POST, an API or OAuth request, a
+fetched remote document) goes through ``parse_json``. It refuses, with a reason:
+- nesting deeper than ``MAX_DEPTH`` (the standard parser recurses in C and gives up
+  near a thousand levels with ``RecursionError``; code walking a document recurses
+  too, and no real activity nests more than a dozen levels);
+- a NUL character anywhere, in a key or a string: PostgreSQL's text columns cannot
+  hold one, so an accepted activity carrying it would fail on every retry;
+- anything that is not JSON.
+
+Hand-written because it is a dozen lines around the standard library's parser, not a
+problem a library solves better.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+MAX_DEPTH = 64
+# In JSON text a NUL can only appear escaped (a raw control character is invalid), so
+# this search finds every NUL a document can carry at C speed, before any parsing.
+_ESCAPED_NUL = "\\u0000"
+
+
+class JsonRefused(ValueError):
+    """A JSON document Kith will not read; the message is short and safe to show."""
+
+
+def parse_json(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
+    """The parsed document, else ``JsonRefused`` (not JSON, nested too deep, or holding a NUL)."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError:
+        raise JsonRefused("not UTF-8") from None
+    if _ESCAPED_NUL in text or "\x00" in text:
+        raise JsonRefused("contains a NUL character")
+    try:
+        doc = json.loads(text)
+    except RecursionError:
+        raise JsonRefused(f"nested deeper than {max_depth} levels") from None
+    except ValueError:
+        raise JsonRefused("not JSON") from None
+    if depth_exceeds(doc, max_depth):
+        raise JsonRefused(f"nested deeper than {max_depth} levels")
+    return doc
+
+
+def depth_exceeds(doc: Any, max_depth: int) -> bool:
+    """Whether lists and objects nest more than ``max_depth`` levels (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > max_depth:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def has_nul(*values: str | None) -> bool:
+    """Whether any of these strings (a path segment, a query value, a form field) holds a NUL."""
+    return any(v is not None and "\x00" in v for v in values)
