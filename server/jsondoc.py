@@ -31,7 +31,8 @@ class JsonRefused(ValueError):
 def parse_json(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
     """The parsed document, else ``JsonRefused`` (not JSON, nested too deep, or holding a NUL)."""
     try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        # As json.loads reads bytes: UTF-8, or UTF-16/32 recognised by their first bytes.
+        text = data.decode(json.detect_encoding(data)) if isinstance(data, bytes) else data
     except UnicodeDecodeError:
         raise JsonRefused("not UTF-8") from None
     if _ESCAPED_NUL in text or "\x00" in text:
@@ -40,6 +41,8 @@ def parse_json(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
         doc = json.loads(text)
     except RecursionError:
         raise JsonRefused(f"nested deeper than {max_depth} levels") from None
+    except UnicodeDecodeError:
+        raise JsonRefused("not UTF-8") from None
     except ValueError:
         raise JsonRefused("not JSON") from None
     if depth_exceeds(doc, max_depth):

@@ -354,7 +354,7 @@ def _parse_object(body: bytes, url: str, status: int) -> dict[str, Any]:
     try:
         data = parse_json(body)
     except JsonRefused as exc:
-        raise FetchFailed(f"invalid JSON ({exc})", url, status) from None
+        raise FetchFailed("invalid JSON", url, status) from exc
     if not isinstance(data, dict):
         raise FetchFailed("not a JSON object", url, status)
     return data
