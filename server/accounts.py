@@ -1,8 +1,11 @@
-"""Local accounts (admins, moderators): creation and passwords (argon2id)."""
+"""Local accounts (admins, moderators): creation and passwords (argon2id). The owner of ``users``."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -11,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.db import Database
 from server.errors import BadRequest, NotFound
-from server.local_actors import ensure_no_clash, insert_local_actor
+from server.local_actors import PUBLIC_COLUMNS, LocalActor, ensure_no_clash, insert_local_actor
 from server.names import validate_name
+from server.rows import chunked, record
 from server.tables import local_actors, users
 from server.types import utcnow
 
@@ -20,9 +24,21 @@ _hasher = PasswordHasher()
 MIN_PASSWORD = 10
 
 
+@dataclass(frozen=True, slots=True)
+class User:
+    """A local account and the name of its person actor."""
+
+    id: int
+    actor_id: int
+    name: str
+    is_admin: bool
+    password_hash: str = field(repr=False)
+    created_at: datetime
+
+
 async def create_user(
     db: Database, name: str, *, admin: bool = False, password: str | None = None
-) -> tuple[sa.Row, str | None]:
+) -> tuple[User, str | None]:
     """Create a local account; returns the row and the generated password, if one was made."""
     validate_name(name)
     generated = None
@@ -33,33 +49,37 @@ async def create_user(
     async with db.transaction() as conn:
         await ensure_no_clash(conn, name)
         actor = await insert_local_actor(conn, name=name, kind="person", title=name)
-        user = (
-            await conn.execute(
-                sa.insert(users)
-                .values(
-                    actor_id=actor.id,
-                    password_hash=_hasher.hash(password),
-                    is_admin=admin,
-                    created_at=utcnow(),
-                )
-                .returning(*users.c)
+        await conn.execute(
+            sa.insert(users).values(
+                actor_id=actor.id, password_hash=_hasher.hash(password), is_admin=admin, created_at=utcnow()
             )
-        ).one()
+        )
+        user = await get_user(conn, name)
     return user, generated
 
 
-async def get_user(conn: AsyncConnection, name: str) -> sa.Row:
-    """The account called ``name`` joined with its actor, else ``NotFound``."""
-    row = (
-        await conn.execute(
-            sa.select(users, local_actors.c.name)
-            .join(local_actors, local_actors.c.id == users.c.actor_id)
-            .where(local_actors.c.name == name)
-        )
-    ).one_or_none()
+_USER = sa.select(users, local_actors.c.name).join(local_actors, local_actors.c.id == users.c.actor_id)
+
+
+async def get_user(conn: AsyncConnection, name: str) -> User:
+    """The account called ``name``, else ``NotFound``."""
+    row = (await conn.execute(_USER.where(local_actors.c.name == name))).one_or_none()
     if row is None:
         raise NotFound(f"no user named {name!r}")
-    return row
+    return record(User, row)
+
+
+async def get_user_by_id(conn: AsyncConnection, user_id: int) -> User:
+    """The account with this id, else ``NotFound``."""
+    row = (await conn.execute(_USER.where(users.c.id == user_id))).one_or_none()
+    if row is None:
+        raise NotFound("no such user")
+    return record(User, row)
+
+
+async def count_users(conn: AsyncConnection) -> int:
+    """How many local accounts there are."""
+    return int((await conn.execute(sa.select(sa.func.count()).select_from(users))).scalar_one())
 
 
 def check_password(password_hash: str, password: str) -> bool:
@@ -68,3 +88,31 @@ def check_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except VerificationError:
         return False
+
+
+@dataclass(frozen=True, slots=True)
+class LocalAccount:
+    """A local actor and, for a person, its account: what reports show of local people and groups."""
+
+    actor: LocalActor
+    user_id: int | None
+    is_admin: bool | None
+
+
+async def local_accounts(
+    conn: AsyncConnection, *, names: Sequence[str] = (), user_ids: Sequence[int] = (), actor_ids: Sequence[int] = ()
+) -> list[LocalAccount]:
+    """Local actors named by name, by account id or by actor id, each with its account when it has one."""
+    query = sa.select(*PUBLIC_COLUMNS, users.c.id.label("user_id"), users.c.is_admin).outerjoin(
+        users, users.c.actor_id == local_actors.c.id
+    )
+    conditions = [
+        *(local_actors.c.name.in_(c) for c in chunked(names)),
+        *(users.c.id.in_(c) for c in chunked(user_ids)),
+        *(local_actors.c.id.in_(c) for c in chunked(actor_ids)),
+    ]
+    found: dict[int, LocalAccount] = {}
+    for condition in conditions:
+        for row in (await conn.execute(query.where(condition))).all():
+            found[row.id] = LocalAccount(record(LocalActor, row), row.user_id, row.is_admin)
+    return list(found.values())

@@ -130,10 +130,7 @@ def create_app(
         if freeze:
             freeze_heap()
         stop = asyncio.Event()
-        tasks = []
-        blocklist = app.state.services.blocklist
-        if blocklist is not None:
-            tasks.append(asyncio.create_task(blocklist.watch(stop)))
+        tasks = [asyncio.create_task(app.state.services.blocklist.watch(stop))]
         if run_worker:
             from server.jobs import build_worker
 

@@ -50,6 +50,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.instance import ensure_instance
+    from server.serving import Limits, uvicorn_options
 
     async def prepare(db: Any) -> None:
         await ensure_instance(db, settings.secret_key)
@@ -58,6 +59,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     print(f"Kith {__version__} serving {settings.base_url} on http://{args.host}:{args.port}", file=sys.stderr)
     if args.no_worker:
         os.environ["KITH_NO_WORKER"] = "1"  # read by app_from_env in each web process
+    limits = Limits(header_timeout=args.header_timeout, max_connections=args.max_connections)
     uvicorn.run(
         "server.app:app_from_env",
         factory=True,
@@ -68,6 +70,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         access_log=args.access_log,
         proxy_headers=True,
         server_header=False,
+        **uvicorn_options(limits),
     )
     return 0
 
@@ -160,7 +163,8 @@ def cmd_group_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_group_list(settings: Settings, args: argparse.Namespace) -> int:
-    from server.groups.membership import count_members, list_groups
+    from server.groups.following import count_members
+    from server.groups.membership import list_groups
 
     async def run(db: Any) -> list[dict[str, Any]]:
         async with db.read() as conn:
@@ -171,7 +175,9 @@ def cmd_group_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_group_show(settings: Settings, args: argparse.Namespace) -> int:
-    from server.groups.membership import count_members, get_group, list_follows, moderator_names
+    from server.groups.following import count_members, list_follows
+    from server.groups.membership import get_group
+    from server.moderation.authority import moderator_names
 
     async def run(db: Any) -> dict[str, Any]:
         async with db.read() as conn:
@@ -190,7 +196,8 @@ def cmd_group_show(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_group_follows(settings: Settings, args: argparse.Namespace) -> int:
-    from server.groups.membership import get_group, list_follows
+    from server.groups.following import list_follows
+    from server.groups.membership import get_group
 
     async def run(db: Any) -> list[dict[str, Any]]:
         async with db.read() as conn:
@@ -379,6 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-worker", action="store_true", help="serve HTTP only; run `kith worker` beside it")
     serve.add_argument("--workers", type=int, default=1, help="web processes (each with its own background worker)")
     serve.add_argument("--access-log", action="store_true", help="log every request (usually the proxy's job)")
+    serve.add_argument(
+        "--header-timeout", type=float, default=10.0, help="seconds a request may take to send its headers"
+    )
+    serve.add_argument("--max-connections", type=int, default=1000, help="connections served at once (beyond: 503)")
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("worker", help="run background work only").set_defaults(func=cmd_worker)

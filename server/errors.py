@@ -48,6 +48,12 @@ class Gone(KithError):
     status = 410
 
 
+class RequestTimeout(KithError):
+    """The client took too long to send its request (a trickled body)."""
+
+    status = 408
+
+
 class PayloadTooLarge(KithError):
     """A body over the cap."""
 

@@ -1,4 +1,8 @@
-"""The instance itself: its Application actor (signs our fetches) and its secret key."""
+"""The instance itself: its Application actor (signs our fetches), its secret key and its settings.
+
+The one owner of the ``instance_settings`` table (a few key/value pairs: the generated
+secret key, the federation mode, the policy version).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,13 @@ import secrets
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.db import Database
-from server.errors import Conflict
+from server.db import Database, upsert
+from server.errors import Conflict, NotFound
 from server.links import INSTANCE_ACTOR_NAME
-from server.local_actors import insert_local_actor
-from server.tables import instance_settings, local_actors
+from server.local_actors import get_local_actor, insert_local_actor, signing_key
+from server.tables import instance_settings
 
 
 @dataclass(frozen=True)
@@ -39,20 +44,31 @@ async def ensure_instance(db: Database, configured_secret: str | None = None) ->
 
 async def _load_or_create(db: Database, configured_secret: str | None) -> Instance:
     async with db.transaction() as conn:
-        row = (
-            await conn.execute(sa.select(local_actors).where(local_actors.c.name == INSTANCE_ACTOR_NAME))
-        ).one_or_none()
-        if row is None:
-            row = await insert_local_actor(conn, name=INSTANCE_ACTOR_NAME, kind="application")
+        try:
+            actor = await get_local_actor(conn, INSTANCE_ACTOR_NAME, "application")
+        except NotFound:
+            actor = await insert_local_actor(conn, name=INSTANCE_ACTOR_NAME, kind="application")
+        key = await signing_key(conn, actor.id)
         secret = configured_secret or await _stored_secret(conn)
-    return Instance(row.id, row.private_key_pem, row.public_key_pem, secret)
+    return Instance(actor.id, key.private_key_pem, actor.public_key_pem, secret)
 
 
-async def _stored_secret(conn: sa.ext.asyncio.AsyncConnection) -> str:
-    value = (
-        await conn.execute(sa.select(instance_settings.c.value).where(instance_settings.c.key == "secret_key"))
-    ).scalar_one_or_none()
+async def _stored_secret(conn: AsyncConnection) -> str:
+    value = await get_setting(conn, "secret_key")
     if value is None:
         value = secrets.token_urlsafe(48)
         await conn.execute(sa.insert(instance_settings).values(key="secret_key", value=value))
     return value
+
+
+async def get_setting(conn: AsyncConnection, key: str, default: str | None = None) -> str | None:
+    """An instance-wide setting, or ``default`` when it was never set."""
+    value = (
+        await conn.execute(sa.select(instance_settings.c.value).where(instance_settings.c.key == key))
+    ).scalar_one_or_none()
+    return default if value is None else value
+
+
+async def set_setting(conn: AsyncConnection, dialect: str, key: str, value: str) -> None:
+    """Set an instance-wide setting, in the caller's transaction."""
+    await conn.execute(upsert(dialect, instance_settings, ["key"], {"key": key, "value": value}, {"value": value}))

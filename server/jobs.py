@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
-from server.federation.delivery import DeliverySender
-from server.groups.fanout import FanoutSender
+from server.federation.delivery import Delivery
+from server.federation.sender import DeliverySender
+from server.groups.fanout import Fanout, FanoutSender
 from server.inbox.dispatch import dispatch
+from server.inbox.store import InboxItem
+from server.local_actors import signing_key
 from server.queue import Outcome
 from server.services import Services
 from server.tables import deliveries, fanouts, inbox_items
@@ -17,21 +19,20 @@ from server.worker import JobKind, Worker
 def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Worker:
     """A worker for inbox processing, deliveries and group fan-outs, sharing the services."""
 
-    async def process(item: Any) -> Outcome:
+    async def process(item: InboxItem) -> Outcome:
         await dispatch(services, item)
         return Outcome.done()
 
     async def refresh_policy() -> None:
         # A block written a moment ago by another process must hold for every row claimed after it.
-        if services.blocklist is not None:
-            await services.blocklist.refresh_if_changed()
+        await services.blocklist.refresh_if_changed()
 
-    sender = DeliverySender(
-        services.db,
-        services.fetcher,
-        is_blocked=services.is_blocked,
-        key_id_of=lambda actor: services.links.key_id(actor.kind, actor.name),
-    )
+    async def signing_key_of(actor_id: int) -> tuple[str, str]:
+        async with services.db.read() as conn:
+            key = await signing_key(conn, actor_id)
+        return services.links.key_id(key.kind, key.name), key.private_key_pem
+
+    sender = DeliverySender(services.db, services.fetcher, is_blocked=services.is_blocked, signing_key=signing_key_of)
     fanout_lease = timedelta(minutes=5)
     fanout = FanoutSender(
         services.db, sender, is_blocked=services.is_blocked, lease=fanout_lease, in_flight=delivery_concurrency
@@ -42,6 +43,7 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
             JobKind(
                 "inbox",
                 inbox_items,
+                InboxItem,
                 process,
                 batch=100,
                 concurrency=20,
@@ -52,6 +54,7 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
             JobKind(
                 "delivery",
                 deliveries,
+                Delivery,
                 sender,
                 batch=200,
                 concurrency=delivery_concurrency,
@@ -64,6 +67,7 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
             JobKind(
                 "fanout",
                 fanouts,
+                Fanout,
                 fanout,
                 batch=1,
                 loops=4,

@@ -12,6 +12,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 
+class Permanent(Exception):
+    """A job failed for a reason that retrying cannot change: the worker marks it dead at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    """The columns every queue table shares (``tables._queue_columns``): a job's state lives on its row."""
+
+    id: int
+    state: str  # queued | done | dead | gone
+    attempts: int
+    next_attempt_at: datetime
+    lease_until: datetime | None
+    last_error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What became of one job: ``done``, ``dead``, ``gone``, or ``queued`` again at a time."""
@@ -25,10 +43,12 @@ class Outcome:
 
     @classmethod
     def done(cls, *, lease_until: datetime | None = None) -> Outcome:
+        """The job succeeded (under ``lease_until`` when it renewed its lease while running)."""
         return cls("done", lease_until=lease_until)
 
     @classmethod
     def retry(cls, at: datetime, error: str) -> Outcome:
+        """Queue the job again, due at ``at``, remembering why it failed."""
         return cls("queued", error, at)
 
 

@@ -1,9 +1,14 @@
-"""The long-lived things a running Kith needs, built at start and passed in (no globals)."""
+"""The long-lived things a running Kith needs, built at start and passed in (no globals).
+
+``Services`` is the context every domain function receives: settings, the database, the
+HTTP client and its URL guard, the instance actor, the remote actor cache and the
+instance's domain policy. It sits above the moderation rules (it holds the blocklist
+cache) and below the groups that use it; ``server.jobs`` and the edges build on it.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -26,16 +31,6 @@ class Waker(Protocol):
     def set(self) -> None: ...
 
 
-def always_open(_host: str) -> bool:
-    """The default domain policy hook: nothing is blocked.
-
-    The same callable is handed to the URL guard (no fetch, no delivery), the inbox
-    (refused before any signature work) and delivery (queued rows dropped), so an
-    instance blocklist plugs in at one place and acts at every door.
-    """
-    return False
-
-
 @dataclass
 class Services:
     """Settings, database, HTTP client, the instance actor and the URL guard."""
@@ -48,14 +43,18 @@ class Services:
     instance: Instance
     links: Links
     actors: RemoteActors
-    is_blocked: Callable[[str], bool] = always_open
-    blocklist: Blocklist | None = None
+    blocklist: Blocklist
     # Told when work was queued (``.set()``): the worker's ``Wake`` once a worker runs here.
     wake: Waker = field(default_factory=asyncio.Event)
 
-    @property
-    def instance_key_id(self) -> str:
-        return self.links.instance_actor + "#main-key"
+    def is_blocked(self, host: str) -> bool:
+        """The instance's domain policy: True when nothing may be fetched from, sent to or taken from ``host``.
+
+        The same question is asked by the URL guard (no fetch, no delivery), the inbox
+        (refused before any signature work), fan-out and delivery (nothing sent), so the
+        blocklist acts at every door.
+        """
+        return self.blocklist.is_blocked(host)
 
     @classmethod
     async def open(
@@ -65,7 +64,6 @@ class Services:
         transport: httpx.AsyncBaseTransport | None = None,
         resolver: Resolver | None = None,
         migrate: bool = True,
-        is_blocked: Callable[[str], bool] | None = None,
     ) -> Services:
         """Connect, migrate, load the instance actor and build the HTTP client."""
         db = Database(settings.database_url)
@@ -80,31 +78,16 @@ class Services:
         links = Links(settings.base_url)
         blocklist = Blocklist(db)
         await blocklist.reload()
-        services: Services | None = None
-
-        def hook(host: str) -> bool:
-            # Late-bound: the guard asks whichever policy the services hold at call time.
-            return services is not None and services.is_blocked(host)
-
-        guard = UrlGuard(allow_private=settings.allow_private_addresses, is_blocked=hook, resolver=resolver)
+        guard = UrlGuard(
+            allow_private=settings.allow_private_addresses, is_blocked=blocklist.is_blocked, resolver=resolver
+        )
         transport = transport or default_transport()
         http = make_http_client(transport=transport)
         auth = HttpSignatureAuth(links.instance_actor + "#main-key", instance.private_key_pem)
         fetcher = Fetcher(http, guard, transport=transport, auth=auth)
-        services = cls(
-            settings,
-            db,
-            http,
-            guard,
-            fetcher,
-            instance,
-            links,
-            RemoteActors(db, fetcher),
-            is_blocked or blocklist.is_blocked,
-            blocklist,
-        )
-        return services
+        return cls(settings, db, http, guard, fetcher, instance, links, RemoteActors(db, fetcher), blocklist)
 
     async def close(self) -> None:
+        """Close the HTTP client and the database's connections."""
         await self.http.aclose()
         await self.db.dispose()

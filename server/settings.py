@@ -7,6 +7,7 @@ one clear line instead of failing later on the first request.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -52,7 +53,7 @@ class Settings:
             raise ConfigError(f"KITH_DOMAIN={domain!r} is not a host name (with an optional :port)")
         if ":" in domain and not 0 < int(domain.rsplit(":", 1)[1]) < 65536:
             raise ConfigError(f"KITH_DOMAIN={domain!r} has a port out of range")
-        scheme = env.get("KITH_SCHEME", cls.scheme).strip().lower()
+        scheme = env.get("KITH_SCHEME", default_scheme(domain)).strip().lower()
         if scheme not in ("https", "http"):
             raise ConfigError(f"KITH_SCHEME={scheme!r} must be 'https' or 'http'")
         database_url = env.get("KITH_DATABASE_URL", cls.database_url).strip()
@@ -67,6 +68,23 @@ class Settings:
             allow_private_addresses=_flag(env, "KITH_ALLOW_PRIVATE_ADDRESSES"),
             secret_key=secret,
         )
+
+
+def default_scheme(domain: str) -> str:
+    """``http`` for a server on this machine (localhost or a loopback address), else ``https``.
+
+    So ``kith serve`` and every other ``kith`` command agree on the ids they print without
+    ``KITH_SCHEME`` repeated in each shell: a development server on localhost has no TLS,
+    and anything with a public name sits behind a TLS proxy.
+    """
+    host = domain.rsplit(":", 1)[0] if domain.count(":") == 1 else domain
+    host = host.strip("[]")
+    if host == "localhost" or host.endswith(".localhost"):
+        return "http"
+    try:
+        return "http" if ipaddress.ip_address(host).is_loopback else "https"
+    except ValueError:
+        return "https"
 
 
 def validate_database_url(url: str) -> None:

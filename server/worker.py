@@ -8,36 +8,46 @@ SIGKILL only delays its leased rows until the lease runs out.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 
 from server.db import Database
-from server.queue import Outcome, backoff
+from server.queue import Outcome, Permanent, QueueRow, backoff
+from server.rows import record
 from server.types import UTCDateTime, utcnow
 
 log = logging.getLogger("kith.worker")
 
+# Failures that depend only on the row itself: the database refusing its data (a value out
+# of range, text it cannot hold), a body that is not JSON, or a job saying so (``Permanent``).
+PERMANENT = (Permanent, sa.exc.DataError, json.JSONDecodeError, UnicodeError)
+
+
+R = TypeVar("R", bound=QueueRow)
+
 
 @dataclass
-class JobKind:
-    """One queue table and the coroutine that runs one of its rows."""
+class JobKind(Generic[R]):
+    """One queue table, the typed row its jobs are read as, and the coroutine that runs one."""
 
     name: str
     table: sa.Table
-    run: Callable[[Any], Awaitable[Outcome]]
+    row_type: type[R]
+    run: Callable[[R], Awaitable[Outcome]]
     batch: int = 50
     lease: timedelta = timedelta(minutes=5)
     concurrency: int = 50
     max_attempts: int | None = None  # after this many failures a job is dead (None: the job decides)
-    where: Callable[[datetime], Any] | None = None  # an extra claim filter, given the time
+    where: Callable[[datetime], sa.ColumnElement[bool]] | None = None  # an extra claim filter, given the time
     # Rows with the same key run one after another, in claim order (an actor's Create before
     # its Delete); rows with different keys run side by side.
-    key: Callable[[Any], str] | None = None
+    key: Callable[[R], str] | None = None
     # Runs before each claimed batch (e.g. pick up a policy another process just changed).
     before_batch: Callable[[], Awaitable[None]] | None = None
     # Claim loops of this kind per worker: a loop waits for its whole batch before it claims
@@ -59,7 +69,7 @@ class Wake:
 class Worker:
     """Runs every job kind in a loop until stopped."""
 
-    def __init__(self, db: Database, kinds: list[JobKind], *, idle_sleep: float = 1.0) -> None:
+    def __init__(self, db: Database, kinds: list[JobKind[Any]], *, idle_sleep: float = 1.0) -> None:
         self.db = db
         self.kinds = kinds
         self.idle_sleep = idle_sleep
@@ -72,23 +82,24 @@ class Worker:
             ran += await self.run_batch(kind)
         return ran
 
-    async def run_batch(self, kind: JobKind) -> int:
+    async def run_batch(self, kind: JobKind[R]) -> int:
         """Claim one batch of ``kind``, run it, record the outcomes; returns how many jobs ran."""
         now = utcnow()
         where = kind.where(now) if kind.where is not None else None
-        rows = await self.db.claim_due(kind.table, now=now, limit=kind.batch, lease=kind.lease, where=where)
+        claimed = await self.db.claim_due(kind.table, now=now, limit=kind.batch, lease=kind.lease, where=where)
+        rows = [record(kind.row_type, r) for r in claimed]
         if not rows:
             return 0
         if kind.before_batch is not None:
             await kind.before_batch()
         sem = asyncio.Semaphore(kind.concurrency)
-        lanes: dict[Any, list[Any]] = {}
+        lanes: dict[str | int, list[R]] = {}
         for row in rows:
             lanes.setdefault(kind.key(row) if kind.key else row.id, []).append(row)
 
-        results: list[tuple[Any, Outcome]] = []
+        results: list[tuple[R, Outcome]] = []
 
-        async def lane(items: list[Any]) -> None:
+        async def lane(items: list[R]) -> None:
             for row in items:
                 async with sem:
                     results.append((row, await self._run(kind, row)))
@@ -118,7 +129,7 @@ class Worker:
         """
         await asyncio.gather(*(self._loop(kind, stop) for kind in self.kinds for _ in range(kind.loops)))
 
-    async def _loop(self, kind: JobKind, stop: asyncio.Event) -> None:
+    async def _loop(self, kind: JobKind[Any], stop: asyncio.Event) -> None:
         """One kind's loop: run batches while there are any; sleep when idle, waking early on ``wake``."""
         wake = asyncio.Event()
         self.wake.events.append(wake)
@@ -138,9 +149,14 @@ class Worker:
         finally:
             self.wake.events.remove(wake)  # a worker run again (tests, benchmarks) starts with fresh loops
 
-    async def _run(self, kind: JobKind, row: Any) -> Outcome:
+    async def _run(self, kind: JobKind[R], row: R) -> Outcome:
         try:
             return await kind.run(row)
+        except PERMANENT as exc:
+            # The same row would fail the same way on every retry: dead now, with the reason.
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            log.warning("%s job %s dead, it can never succeed: %s", kind.name, row.id, error)
+            return Outcome("dead", error)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
             if kind.max_attempts is not None and row.attempts >= kind.max_attempts:
@@ -149,7 +165,7 @@ class Worker:
             log.info("%s job %s failed (attempt %d): %s", kind.name, row.id, row.attempts, error)
             return Outcome.retry(utcnow() + backoff(row.attempts), error)
 
-    async def _finish(self, kind: JobKind, results: list[tuple[Any, Outcome]]) -> None:
+    async def _finish(self, kind: JobKind[R], results: list[tuple[R, Outcome]]) -> None:
         """Record outcomes; only the holder of a row's current lease may (a stale worker writes nothing)."""
         if not results:
             return

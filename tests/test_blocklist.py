@@ -8,7 +8,8 @@ import sqlalchemy as sa
 from server.errors import Unprocessable
 from server.federation.client import FetchRefused
 from server.federation.delivery import enqueue
-from server.groups.membership import GroupSpec, count_members, create_group, get_group
+from server.groups.following import count_members
+from server.groups.membership import GroupSpec, create_group, get_group
 from server.moderation.blocklist import (
     Block,
     BlockSpec,

@@ -10,10 +10,12 @@ import pytest
 import sqlalchemy as sa
 
 from server.federation.httpsig import IncomingRequest, ResolvedKey, verify_request
-from server.groups.fanout import LeaseLost, member_inboxes
+from server.groups.fanout import Fanout, LeaseLost
+from server.groups.following import member_inboxes
 from server.groups.membership import GroupSpec, create_group
 from server.groups.redistribute import redistribute
 from server.jobs import build_worker
+from server.rows import record
 from server.services import Services
 from server.tables import deliveries, fanouts, follows, remote_actors
 from server.types import utcnow
@@ -162,7 +164,8 @@ async def test_a_lost_lease_stops_it_writing(services, network):
     await _post(services, group)
     worker = build_worker(services)
     fanout = next(k for k in worker.kinds if k.name == "fanout")
-    [claimed] = await services.db.claim_due(fanouts, now=utcnow(), limit=5, lease=timedelta(minutes=5))
+    [row] = await services.db.claim_due(fanouts, now=utcnow(), limit=5, lease=timedelta(minutes=5))
+    claimed = record(Fanout, row)
     async with services.db.transaction() as conn:  # another worker took it over after our lease ran out
         await conn.execute(sa.update(fanouts).values(lease_until=utcnow() + timedelta(minutes=9)))
     with pytest.raises(LeaseLost):

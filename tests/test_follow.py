@@ -5,8 +5,8 @@ import json
 import pytest
 
 from server.errors import BadRequest, NotFound
-from server.groups.following import decide_follow
-from server.groups.membership import GroupSpec, count_members, create_group, get_group, list_follows
+from server.groups.following import count_members, decide_follow, list_follows
+from server.groups.membership import GroupSpec, create_group, get_group
 
 GROUP = "https://kith.test/groups/bookclub"
 AP = {"Accept": "application/activity+json"}

@@ -63,3 +63,28 @@ async def test_nul_in_the_url_is_400(client):
         response = await client.get(path) if "inbox" not in path else await client.post(path, content=b"{}")
         assert response.status_code == 400, (path, response.status_code)
         assert "NUL" in response.json()["error"]
+
+
+async def test_a_job_that_can_never_succeed_is_dead_at_once(services, worker):
+    """A stored activity that cannot be read fails the same way on every retry: dead after one try."""
+    import sqlalchemy as sa
+
+    from server.tables import inbox_items
+    from server.types import utcnow
+
+    now = utcnow()
+    async with services.db.transaction() as conn:
+        await conn.execute(
+            sa.insert(inbox_items).values(
+                activity_uri="https://m.example/a/1",
+                actor_uri="https://m.example/u/a",
+                body="{not json",
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+    await worker.drain()
+    async with services.db.read() as conn:
+        row = (await conn.execute(sa.select(inbox_items))).one()
+    assert (row.state, row.attempts) == ("dead", 1)
+    assert "JSONDecodeError" in row.last_error

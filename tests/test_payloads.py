@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from server.federation.actors import parse_actor
-from server.groups.fanout import member_inboxes
+from server.groups.following import member_inboxes
 from server.groups.membership import GroupSpec, create_group
 from server.groups.posts import poll_results
 from server.inbox.store import store_activity

@@ -7,11 +7,41 @@ from server.settings import Settings
 def test_defaults():
     s = Settings.from_env({})
     assert s.domain == "localhost:8000"
-    assert s.scheme == "https"
+    assert s.scheme == "http"  # a server on this machine: see test_scheme_follows_the_domain
     assert s.database_url == "sqlite:///kith.db"
     assert s.allow_private_addresses is False
-    assert s.base_url == "https://localhost:8000"
+    assert s.base_url == "http://localhost:8000"
     assert s.host == "localhost"
+
+
+@pytest.mark.parametrize(
+    ("domain", "scheme"),
+    [
+        ("localhost:8000", "http"),
+        ("localhost", "http"),
+        ("kith.localhost:8080", "http"),
+        ("127.0.0.1:8000", "http"),
+        ("127.0.0.2", "http"),
+        ("groups.example.org", "https"),
+        ("example.com:8443", "https"),
+        ("10.0.0.5:8000", "https"),  # a private address is another machine: TLS is its proxy's business
+    ],
+)
+def test_scheme_follows_the_domain(domain, scheme):
+    """Issue 12, item 12: every shell agrees on the scheme without KITH_SCHEME (the README sets none)."""
+    assert Settings.from_env({"KITH_DOMAIN": domain}).scheme == scheme
+    assert Settings.from_env({"KITH_DOMAIN": domain, "KITH_SCHEME": "https"}).scheme == "https"
+
+
+def test_cli_and_server_agree_from_a_second_shell(tmp_path, monkeypatch):
+    """The README's first shell runs ``kith serve``; a second runs ``kith group create``: same ids."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("KITH_DOMAIN", "KITH_SCHEME"):
+        monkeypatch.delenv(name, raising=False)
+    first, second = Settings.from_env(), Settings.from_env()
+    assert first.base_url == second.base_url == "http://localhost:8000"
+    (tmp_path / ".env").write_text("KITH_DOMAIN=groups.example.org\n")
+    assert Settings.from_env().base_url == "https://groups.example.org"
 
 
 def test_reads_every_variable():

@@ -18,242 +18,47 @@ Deviations from Mastodon, each forced by Kith's model (see ``docs/api.md``):
 
 from __future__ import annotations
 
-import hashlib
-import html
-import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from server.accounts import local_accounts
 from server.api.auth import Caller, api_endpoint, flag, services_of
-from server.api.mastodon import MAX_ID, _role, json_response, mastodon_time, page_args, path_id
+from server.api.entities import (
+    REMOTE_ID_BASE,
+    Profile,
+    admin_account_json,
+    local_profile,
+    mastodon_time,
+    remote_profile,
+    status_json,
+    unknown_profile,
+)
+from server.api.mastodon import MAX_ID, json_response, page_args, path_id
 from server.errors import NotFound, Unprocessable
-from server.federation.html import plain_text, sanitize_html
+from server.federation.actors import find_actor_by_id, find_actors
+from server.groups.posts import Post, find_posts
 from server.links import Links
+from server.local_actors import get_local_actor_by_id
 from server.moderation import reports
+from server.moderation.reports import Report, ReportFilter
 from server.services import Services
-from server.tables import group_roles, local_actors, posts, remote_actors, users
-from server.tables import reports as reports_table
 
 READ_REPORTS = ("admin:read", "admin:read:reports")
 WRITE_REPORTS = ("admin:write", "admin:write:reports")
 BASE = "/api/v1/admin/reports"
 CLOSED = ("resolved", "rejected")
 UNRESOLVED = ("open", "assigned")
-# Local accounts take their actor's id (below 2**31, as ids are 32-bit); remote accounts are
-# numbered from 2**31 up, so an account id names one account whichever side it lives on.
-REMOTE_ID_BASE = 2**31
-UNKNOWN_ID_BASE = 2**53  # accounts we hold no row for: a stable number from the URI's digest
-CHUNK = 500  # values per IN (...): well within SQLite's and PostgreSQL's parameter limits
-
-
-# --------------------------------------------------------------------------- accounts
-
-
-@dataclass(frozen=True)
-class Profile:
-    """What an Account and an Admin::Account are built from, local or remote."""
-
-    id: str
-    username: str
-    domain: str | None  # None for a local account, as Mastodon has it
-    display_name: str
-    note_html: str
-    url: str
-    uri: str
-    avatar: str
-    created_at: datetime
-    bot: bool = False
-    group: bool = False
-    locked: bool = False
-    suspended: bool = False
-    is_admin: bool | None = None  # None for a remote account (no role)
-
-
-def _midnight(dt: datetime) -> datetime:
-    # Mastodon shows an account's creation as a date only (midnight UTC).
-    return dt.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def remote_profile(row: Any) -> Profile:
-    """A remote actor from the cache; the display fields come from the stored document."""
-    try:
-        doc = json.loads(row.raw)
-    except ValueError:
-        doc = {}
-    doc = doc if isinstance(doc, dict) else {}
-    icon = doc.get("icon")
-    avatar = icon.get("url") if isinstance(icon, dict) else None
-    url = doc.get("url")
-    username = row.preferred_username or row.uri.rstrip("/").rsplit("/", 1)[-1]
-    return Profile(
-        id=str(REMOTE_ID_BASE + row.id),
-        username=username,
-        domain=row.domain,
-        display_name=plain_text(row.name) or username,
-        note_html=sanitize_html(doc.get("summary") if isinstance(doc.get("summary"), str) else None),
-        url=url if isinstance(url, str) and url.startswith(("https://", "http://")) else row.uri,
-        uri=row.uri,
-        avatar=avatar if isinstance(avatar, str) and avatar.startswith(("https://", "http://")) else "",
-        created_at=_midnight(row.fetched_at),
-        bot=row.type in ("Service", "Application"),
-        group=row.type == "Group",
-        locked=doc.get("manuallyApprovesFollowers") is True,
-        suspended=row.suspended_at is not None,
-    )
-
-
-def unknown_profile(uri: str, seen_at: datetime) -> Profile:
-    """An account we hold no row for (forgotten since): what its URI tells."""
-    parts = urlsplit(uri)
-    digest = int(hashlib.sha256(uri.encode()).hexdigest()[:12], 16)
-    name = parts.path.rstrip("/").rsplit("/", 1)[-1] or parts.hostname or "unknown"
-    return Profile(
-        id=str(UNKNOWN_ID_BASE + digest),
-        username=name,
-        domain=parts.hostname,
-        display_name=name,
-        note_html="",
-        url=uri,
-        uri=uri,
-        avatar="",
-        created_at=_midnight(seen_at),
-    )
-
-
-def local_profile(row: Any, links: Links) -> Profile:
-    """A local person or group (``row``: local_actors, with ``is_admin`` for people)."""
-    kind = "group" if row.kind == "group" else "person"
-    url = links.actor(kind, row.name)
-    return Profile(
-        id=str(row.id),
-        username=row.name,
-        domain=None,
-        display_name=row.title or row.name,
-        note_html=sanitize_html(row.summary) if row.summary else "",
-        url=url,
-        uri=url,
-        avatar=row.icon_url or "",
-        created_at=_midnight(row.created_at),
-        group=kind == "group",
-        locked=row.approval == "manual",
-        is_admin=bool(row.is_admin) if kind == "person" else None,
-    )
-
-
-def account_json(p: Profile) -> dict[str, Any]:
-    """Mastodon's Account entity (counts are not kept for accounts, so they are zero)."""
-    return {
-        "id": p.id,
-        "username": p.username,
-        "acct": p.username if p.domain is None else f"{p.username}@{p.domain}",
-        "display_name": p.display_name,
-        "locked": p.locked,
-        "bot": p.bot,
-        "discoverable": None,
-        "indexable": False,
-        "group": p.group,
-        "created_at": mastodon_time(p.created_at),
-        "note": p.note_html,
-        "url": p.url,
-        "uri": p.uri,
-        "avatar": p.avatar,
-        "avatar_static": p.avatar,
-        "header": "",
-        "header_static": "",
-        "followers_count": 0,
-        "following_count": 0,
-        "statuses_count": 0,
-        "last_status_at": None,
-        "hide_collections": None,
-        "noindex": None,
-        "emojis": [],
-        "roles": [],
-        "fields": [],
-    }
-
-
-def admin_account_json(p: Profile | None) -> dict[str, Any] | None:
-    """Mastodon's Admin::Account. Kith keeps no e-mail addresses or IPs: those are null."""
-    if p is None:
-        return None
-    local = p.domain is None and not p.group
-    return {
-        "id": p.id,
-        "username": p.username,
-        "domain": p.domain,
-        "created_at": mastodon_time(p.created_at),
-        "email": None,
-        "ip": None,
-        "ips": [],
-        "locale": None,
-        "invite_request": None,
-        "role": _role(bool(p.is_admin)) if local else None,
-        "confirmed": local,
-        "approved": local,
-        "disabled": False,
-        "silenced": False,
-        "sensitized": False,
-        "suspended": p.suspended,
-        "account": account_json(p),
-    }
-
-
-def status_json(post: Any, author: Profile) -> dict[str, Any]:
-    """A minimal Status: what a moderator needs to see what was reported."""
-    content = post.content_html or ""
-    if post.name and post.type in ("Page", "Article"):
-        # A Lemmy post's title is its name; Mastodon shows it above the content too.
-        content = f"<p><strong>{html.escape(post.name)}</strong></p>" + content
-    return {
-        "id": str(post.id),
-        "uri": post.uri,
-        "url": post.url or post.uri,
-        "created_at": mastodon_time(post.published),
-        "edited_at": mastodon_time(post.updated_at) if post.updated_at else None,
-        "account": account_json(author),
-        "content": content,
-        "visibility": "public",
-        "sensitive": bool(post.sensitive),
-        "spoiler_text": post.summary or "",
-        "media_attachments": [],
-        "application": None,
-        "mentions": [],
-        "tags": [],
-        "emojis": [],
-        "reblogs_count": 0,
-        "favourites_count": post.likes,
-        "replies_count": post.replies,
-        "in_reply_to_id": str(post.parent_id) if post.parent_id is not None else None,
-        "in_reply_to_account_id": None,
-        "reblog": None,
-        "poll": None,
-        "card": None,
-        "language": None,
-        "text": None,
-        "favourited": False,
-        "reblogged": False,
-        "muted": False,
-        "bookmarked": False,
-        "pinned": post.pinned_at is not None,
-    }
 
 
 # --------------------------------------------------------------------------- loading
-
-
-def _chunks(values: Iterable[Any]) -> list[list[Any]]:
-    items = list(dict.fromkeys(values))
-    return [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
 
 
 @dataclass
@@ -265,44 +70,31 @@ class Related:
     local: dict[str, Profile]  # by name
     groups: dict[int, Profile]  # by local actor id
     by_user: dict[int, Profile]  # by users.id
-    posts: dict[str, Any]  # by post URI
+    posts: dict[str, Post]  # by post URI
 
     @classmethod
-    async def load(cls, conn: AsyncConnection, rows: list[Any], links: Links) -> Related:
-        post_uris = [u for r in rows for u in json.loads(r.target_posts)]
-        found_posts: dict[str, Any] = {}
-        for chunk in _chunks(post_uris):
-            for post in (await conn.execute(sa.select(posts).where(posts.c.uri.in_(chunk)))).all():
-                found_posts[post.uri] = post
+    async def load(cls, conn: AsyncConnection, rows: list[Report], links: Links) -> Related:
+        found_posts = await find_posts(conn, [u for r in rows for u in r.post_uris])
         remote_uris = [r.reporter for r in rows if _is_uri(r.reporter)]
         remote_uris += [r.target_account for r in rows if r.target_account]
         remote_uris += [p.author_uri for p in found_posts.values()]
-        remote: dict[str, Profile] = {}
-        for chunk in _chunks(remote_uris):
-            for actor in (await conn.execute(sa.select(remote_actors).where(remote_actors.c.uri.in_(chunk)))).all():
-                remote[actor.uri] = remote_profile(actor)
-        local_query = sa.select(local_actors, users.c.id.label("user_id"), users.c.is_admin).outerjoin(
-            users, users.c.actor_id == local_actors.c.id
+        remote = {uri: remote_profile(a) for uri, a in (await find_actors(conn, remote_uris)).items()}
+        accounts = await local_accounts(
+            conn,
+            names=[r.reporter for r in rows if not _is_uri(r.reporter)],
+            user_ids=[r.assigned_to for r in rows if r.assigned_to is not None],
+            actor_ids=[r.group_id for r in rows if r.group_id is not None and not r.target_account],
         )
-        names = [r.reporter for r in rows if not _is_uri(r.reporter)]
-        user_ids = [r.assigned_to for r in rows if r.assigned_to is not None]
-        group_ids = [r.group_id for r in rows if r.group_id is not None and not r.target_account]
         local: dict[str, Profile] = {}
         groups: dict[int, Profile] = {}
         by_user: dict[int, Profile] = {}
-        conditions = [
-            *(local_actors.c.name.in_(c) for c in _chunks(names)),
-            *(users.c.id.in_(c) for c in _chunks(user_ids)),
-            *(local_actors.c.id.in_(c) for c in _chunks(group_ids)),
-        ]
-        for condition in conditions:
-            for row in (await conn.execute(local_query.where(condition))).all():
-                profile = local_profile(row, links)
-                local[row.name] = profile
-                if row.kind == "group":
-                    groups[row.id] = profile
-                if row.user_id is not None:
-                    by_user[row.user_id] = profile
+        for account in accounts:
+            profile = local_profile(account.actor, links, is_admin=account.is_admin)
+            local[account.actor.name] = profile
+            if account.actor.kind == "group":
+                groups[account.actor.id] = profile
+            if account.user_id is not None:
+                by_user[account.user_id] = profile
         return cls(links, remote, local, groups, by_user, found_posts)
 
     def actor(self, ref: str, seen_at: datetime) -> Profile:
@@ -320,7 +112,7 @@ def _is_uri(value: str) -> bool:
     return value.startswith(("https://", "http://"))
 
 
-def admin_report_json(row: Any, related: Related) -> dict[str, Any]:
+def admin_report_json(row: Report, related: Related) -> dict[str, Any]:
     """Mastodon's Admin::Report."""
     closed = row.state in CLOSED
     if row.target_account:
@@ -329,7 +121,7 @@ def admin_report_json(row: Any, related: Related) -> dict[str, Any]:
         # A report about a whole group names no account: the group itself is the target.
         target = related.groups.get(row.group_id) if row.group_id is not None else None
     statuses = []
-    for uri in json.loads(row.target_posts):
+    for uri in row.post_uris:
         post = related.posts.get(uri)
         if post is not None:
             statuses.append(status_json(post, related.actor(post.author_uri, post.created_at)))
@@ -351,7 +143,8 @@ def admin_report_json(row: Any, related: Related) -> dict[str, Any]:
     }
 
 
-async def render(services: Services, rows: list[Any]) -> list[dict[str, Any]]:
+async def render(services: Services, rows: list[Report]) -> list[dict[str, Any]]:
+    """Each report as Mastodon's Admin::Report, with what it points at loaded once for the page."""
     async with services.db.read() as conn:
         related = await Related.load(conn, rows, services.links)
     return [admin_report_json(r, related) for r in rows]
@@ -367,19 +160,6 @@ def _acting_user(caller: Caller) -> str:
     return caller.username
 
 
-def _visible_to(caller: Caller) -> Any:
-    """The reports a caller may see: all for admins, their groups' for group leaders."""
-    if caller.is_admin:
-        return sa.true()
-    led = sa.select(group_roles.c.group_id).where(group_roles.c.user_id == caller.user_id)
-    return reports_table.c.group_id.in_(led)
-
-
-async def _leads_a_group(conn: AsyncConnection, caller: Caller) -> bool:
-    query = sa.select(group_roles.c.group_id).where(group_roles.c.user_id == caller.user_id).limit(1)
-    return (await conn.execute(query)).first() is not None
-
-
 async def _account_ref(conn: AsyncConnection, raw: str) -> str | None:
     """What the reporter or target columns hold for an account id: a URI or a local name; None if unknown."""
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
@@ -389,16 +169,18 @@ async def _account_ref(conn: AsyncConnection, raw: str) -> str | None:
         remote_id = number - REMOTE_ID_BASE
         if remote_id > MAX_ID:  # no such row, and PostgreSQL would refuse the number
             return None
-        query = sa.select(remote_actors.c.uri).where(remote_actors.c.id == remote_id)
-        return (await conn.execute(query)).scalar_one_or_none()
-    row = (await conn.execute(sa.select(local_actors).where(local_actors.c.id == number))).one_or_none()
-    return None if row is None else row.name
+        actor = await find_actor_by_id(conn, remote_id)
+        return None if actor is None else actor.uri
+    try:
+        return (await get_local_actor_by_id(conn, number)).name
+    except NotFound:
+        return None
 
 
 # --------------------------------------------------------------------------- endpoints
 
 
-def _link_header(base: str, rows: list[Any], limit: int, given: bool, filters: dict[str, str]) -> str | None:
+def _link_header(base: str, rows: list[Report], limit: int, given: bool, filters: dict[str, str]) -> str | None:
     """Mastodon's ``Link`` (next: older, ``max_id``; prev: newer, ``min_id``), keeping the filters."""
     if not rows:
         return None
@@ -418,61 +200,35 @@ async def list_reports(request: Request, caller: Caller) -> Response:
     documents). ``account_id`` (reporter) and ``target_account_id`` narrow the list.
     """
     _acting_user(caller)
+    assert caller.user_id is not None
     services = services_of(request)
-    query_params = request.query_params
+    params = request.query_params
     bounds, limit, given = page_args(request)
-    resolved = flag(dict(query_params), "resolved")
-    unresolved = flag(dict(query_params), "unresolved")
-    filters: dict[str, str] = {}
-    query = sa.select(reports_table)
-    if resolved and unresolved:
-        filters = {"resolved": "true", "unresolved": "true"}
-    elif resolved:
-        filters = {"resolved": "true"}
-        query = query.where(reports_table.c.state.in_(CLOSED))
-    else:
-        query = query.where(reports_table.c.state.in_(UNRESOLVED))
+    resolved, unresolved = flag(dict(params), "resolved"), flag(dict(params), "unresolved")
+    filters = {k: "true" for k, on in (("resolved", resolved), ("unresolved", resolved and unresolved)) if on}
+    states = CLOSED + UNRESOLVED if resolved and unresolved else CLOSED if resolved else UNRESOLVED
     async with services.db.read() as conn:
-        if not caller.is_admin and not await _leads_a_group(conn, caller):
+        if not caller.is_admin and not await reports.leads_a_group(conn, caller.user_id):
             raise HTTPException(403, "This action is not allowed")
-        query = query.where(_visible_to(caller))
-        for key, column in (("account_id", reports_table.c.reporter), ("target_account_id", None)):
-            raw = query_params.get(key, "").strip()
-            if not raw:
-                continue
-            filters[key] = raw
-            ref = await _account_ref(conn, raw)
-            if ref is None:
-                query = query.where(sa.false())
-            elif column is not None:
-                query = query.where(column == ref)
-            else:
-                query = query.where(_target_is(ref, services.links))
-        if bounds["max_id"] is not None:
-            query = query.where(reports_table.c.id < bounds["max_id"])
-        if bounds["since_id"] is not None:
-            query = query.where(reports_table.c.id > bounds["since_id"])
-        if bounds["min_id"] is not None:
-            query = query.where(reports_table.c.id > bounds["min_id"]).order_by(reports_table.c.id.asc())
-        else:
-            query = query.order_by(reports_table.c.id.desc())
-        rows = sorted((await conn.execute(query.limit(limit))).all(), key=lambda r: r.id, reverse=True)
+        refs: dict[str, str | None] = {}
+        for key in ("account_id", "target_account_id"):
+            raw = params.get(key, "").strip()
+            if raw:
+                filters[key] = raw
+                refs[key] = await _account_ref(conn, raw)
+        which = ReportFilter(
+            states=states,
+            leader_id=None if caller.is_admin else caller.user_id,
+            reporter=refs.get("account_id"),
+            target=refs.get("target_account_id"),
+            never=any(ref is None for ref in refs.values()),
+        )
+        rows = await reports.filtered(conn, which, services.links, **bounds, limit=limit)
     link = _link_header(services.links.base, rows, limit, given, filters)
     return json_response(await render(services, rows), {"Link": link} if link else None)
 
 
-def _target_is(ref: str, links: Links) -> Any:
-    if _is_uri(ref):
-        return reports_table.c.target_account == ref
-    # A local id names a local actor: reports about a group have no target account, only the group.
-    group_ids = sa.select(local_actors.c.id).where(local_actors.c.name == ref, local_actors.c.kind == "group")
-    return sa.or_(
-        reports_table.c.target_account == links.actor("person", ref),
-        sa.and_(reports_table.c.target_account.is_(None), reports_table.c.group_id.in_(group_ids)),
-    )
-
-
-async def _handled(request: Request, caller: Caller) -> tuple[Services, Any, str]:
+async def _handled(request: Request, caller: Caller) -> tuple[Services, Report, str]:
     """The report in the path (404 when there is none) and the caller, who must be allowed to handle it."""
     user = _acting_user(caller)
     services = services_of(request)
@@ -486,7 +242,7 @@ async def _handled(request: Request, caller: Caller) -> tuple[Services, Any, str
     return services, row, user
 
 
-async def _one(services: Services, row: Any) -> Response:
+async def _one(services: Services, row: Report) -> Response:
     return json_response((await render(services, [row]))[0])
 
 
@@ -497,7 +253,7 @@ async def show_report(request: Request, caller: Caller) -> Response:
     return await _one(services, row)
 
 
-def _refuse_closed(row: Any, what: str) -> None:
+def _refuse_closed(row: Report, what: str) -> None:
     if row.state in CLOSED:
         raise Unprocessable(f"This report is resolved: reopen it before you {what} it")
 

@@ -1,11 +1,19 @@
-"""Pure builders for the activities Kith sends. Each returns a ready JSON dict."""
+"""Pure builders for every activity Kith sends: one function per family, each a ready JSON dict.
+
+The one place outbound activities take their shape: follows answered (Accept, Reject),
+a post refused (Reject), the group's redistribution (Announce), moderation as Lemmy
+sends it (Delete, Lock, Add, Remove, Block), withdrawals (Undo), reports (Flag), and the
+Tombstone an id answers once what it carried is gone. ``tests/test_activities.py``
+checks each against the shapes recorded from Lemmy and Mastodon.
+"""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
-from server.federation.vocab import AS_CONTEXT, AS_PUBLIC
+from server.federation.vocab import AS_CONTEXT, AS_PUBLIC, ids_of, is_public, iso
 
 
 def new_activity_id(base: str) -> str:
@@ -26,6 +34,41 @@ def accept_follow(base: str, group_id: str, follow: dict[str, Any]) -> dict[str,
 def reject_follow(base: str, group_id: str, follow: dict[str, Any]) -> dict[str, Any]:
     """``Reject`` of a Follow, the Follow embedded with its id."""
     return _reply("Reject", base, group_id, follow)
+
+
+def reject_post(base: str, group_id: str, create_id: str, author: str) -> dict[str, Any]:
+    """``Reject`` of an author's Create the group did not take (only the author hears of it)."""
+    return {
+        "@context": AS_CONTEXT,
+        "id": new_activity_id(base),
+        "type": "Reject",
+        "actor": group_id,
+        "object": create_id,
+        "to": [author],
+    }
+
+
+def announce(base: str, group_id: str, obj: dict[str, Any] | str, *, published: datetime) -> dict[str, Any]:
+    """The group's ``Announce`` of an activity (embedded, unchanged) or of an object (by id), to its members.
+
+    FEP-1b12: public, to the followers collection, ``audience`` the group.
+    """
+    return {
+        "@context": AS_CONTEXT,
+        "id": new_activity_id(base),
+        "type": "Announce",
+        "actor": group_id,
+        "object": obj,
+        "to": [AS_PUBLIC],
+        "cc": [f"{group_id}/followers"],
+        "audience": group_id,
+        "published": iso(published),
+    }
+
+
+def tombstone(uri: str, former_type: str, deleted: datetime) -> dict[str, Any]:
+    """What an id of ours answers (with 410) once what it carried was deleted."""
+    return {"@context": AS_CONTEXT, "id": uri, "type": "Tombstone", "formerType": former_type, "deleted": iso(deleted)}
 
 
 def _reply(kind: str, base: str, group_id: str, follow: dict[str, Any]) -> dict[str, Any]:
@@ -103,3 +146,21 @@ def flag(base: str, *, actor: str, objects: list[str], content: str, to: str | N
     if to:
         out["to"] = [to]
     return out
+
+
+def addressees(activity: dict[str, Any]) -> set[str]:
+    """Every actor an activity is addressed to (``to``, ``cc``, ``bto``, ``bcc``)."""
+    return {a for key in ("to", "cc", "bto", "bcc") for a in ids_of(activity.get(key))}
+
+
+def disclosable(activity: dict[str, Any]) -> bool:
+    """May anyone who holds its id read this activity of ours?
+
+    Not a report (it would name what was reported, and to whom), nor a direct message (a
+    Create of something not public): those are for their addressees alone. Everything else
+    a group sends (Accept, Reject, Announce, Delete, Undo ...) dereferences at its id.
+    """
+    if activity.get("type") == "Flag":
+        return False
+    inner = activity.get("object")
+    return not (activity.get("type") == "Create" and isinstance(inner, dict) and not is_public(inner))

@@ -1,5 +1,7 @@
 """Remote actors: fetched with a signed GET, cached with their keys, the key lookup for signatures.
 
+The one owner of the ``remote_actors`` table.
+
 Trust by origin: an actor document counts only when its ``id`` has the host it was
 fetched from (after redirects), and a key only when its ``owner`` is that actor.
 """
@@ -9,18 +11,21 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 from urllib.parse import urldefrag
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.db import Database, upsert
 from server.federation.client import Fetcher, FetchGone, FetchNotFound
 from server.federation.httpsig import ResolvedKey
 from server.federation.urls import UnsafeUrl, origin_of
 from server.federation.vocab import as_list, id_of
+from server.rows import chunked, record, record_or_none
 from server.tables import remote_actors
 from server.types import utcnow
 
@@ -61,6 +66,72 @@ class ActorRecord:
     key_id: str | None
     public_key_pem: str | None
     raw: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteActor:
+    """A remote actor as we keep it: where to deliver to it, its key, when we last fetched it."""
+
+    id: int
+    uri: str
+    domain: str  # its server's authority: host, plus port when not the default
+    type: str
+    preferred_username: str | None
+    name: str | None
+    inbox: str
+    shared_inbox: str | None
+    key_id: str | None
+    public_key_pem: str | None
+    raw: str = field(repr=False)  # the document as fetched (capped), for audit and profiles
+    fetched_at: datetime
+    suspended_at: datetime | None  # an admin suspended this one account instance-wide
+
+    @property
+    def delivery_inbox(self) -> str:
+        """Where to deliver to it: its server's shared inbox when it has one."""
+        return self.shared_inbox or self.inbox
+
+    @property
+    def handle(self) -> str:
+        """``@user@server``, or the URI when it has no username."""
+        return f"@{self.preferred_username}@{self.domain}" if self.preferred_username else self.uri
+
+
+_SELECT = sa.select(remote_actors)
+
+
+async def find_actor(conn: AsyncConnection, uri: str) -> RemoteActor | None:
+    """The stored actor with this URI, or None (never fetches)."""
+    return record_or_none(RemoteActor, (await conn.execute(_SELECT.where(remote_actors.c.uri == uri))).one_or_none())
+
+
+async def find_actor_by_id(conn: AsyncConnection, actor_id: int) -> RemoteActor | None:
+    """The stored actor with this row id, or None."""
+    row = (await conn.execute(_SELECT.where(remote_actors.c.id == actor_id))).one_or_none()
+    return record_or_none(RemoteActor, row)
+
+
+async def find_actors(conn: AsyncConnection, uris: Sequence[str]) -> dict[str, RemoteActor]:
+    """The stored actors among ``uris``, by URI (never fetches)."""
+    found: dict[str, RemoteActor] = {}
+    for chunk in chunked(uris):
+        rows = (await conn.execute(_SELECT.where(remote_actors.c.uri.in_(chunk)))).all()
+        found.update((r.uri, record(RemoteActor, r)) for r in rows)
+    return found
+
+
+async def set_suspended(conn: AsyncConnection, uri: str, suspended: bool) -> bool:
+    """Suspend (or lift the suspension of) one remote account; False when we do not know it."""
+    result = await conn.execute(
+        sa.update(remote_actors).where(remote_actors.c.uri == uri).values(suspended_at=utcnow() if suspended else None)
+    )
+    return result.rowcount > 0
+
+
+async def suspended_uris(conn: AsyncConnection) -> frozenset[str]:
+    """Every remote account an admin suspended."""
+    query = sa.select(remote_actors.c.uri).where(remote_actors.c.suspended_at.is_not(None))
+    return frozenset((await conn.execute(query)).scalars().all())
 
 
 def _http_url(value: Any, what: str) -> str:
@@ -131,11 +202,12 @@ class RemoteActors:
         # database round trip per request for a key that rarely changes is the cost to avoid.
         self._keys: dict[str, tuple[ResolvedKey, float]] = {}
 
-    async def cached(self, uri: str) -> Any | None:
+    async def cached(self, uri: str) -> RemoteActor | None:
+        """The stored actor, or None (never fetches)."""
         async with self.db.read() as conn:
-            return (await conn.execute(sa.select(remote_actors).where(remote_actors.c.uri == uri))).one_or_none()
+            return await find_actor(conn, uri)
 
-    async def get(self, uri: str, *, refresh: bool = False) -> Any:
+    async def get(self, uri: str, *, refresh: bool = False) -> RemoteActor:
         """The actor row for ``uri``, fetched when missing, stale or ``refresh`` is asked."""
         row = await self.cached(uri)
         if row is not None and not refresh and utcnow() - row.fetched_at < REFRESH_AFTER:
@@ -148,18 +220,20 @@ class RemoteActors:
                 return row
             raise
 
-    async def fetch(self, uri: str) -> Any:
+    async def fetch(self, uri: str) -> RemoteActor:
         """Fetch ``uri`` (signed by the instance actor) and store it; ``InvalidActor`` if unusable."""
         fetched = await self.fetcher.fetch_json(uri)
         return await self.store(parse_actor(fetched.data, fetched.url))
 
-    async def store(self, record: ActorRecord) -> Any:
+    async def store(self, parsed: ActorRecord) -> RemoteActor:
         """Insert or update an actor row from a parsed record."""
-        values = {**record.__dict__, "fetched_at": utcnow()}
+        values = {**parsed.__dict__, "fetched_at": utcnow()}
         update = {k: v for k, v in values.items() if k != "uri"}
         async with self.db.transaction() as conn:
             await conn.execute(upsert(self.db.dialect, remote_actors, ["uri"], values, update))
-            return (await conn.execute(sa.select(remote_actors).where(remote_actors.c.uri == record.uri))).one()
+            stored = await find_actor(conn, parsed.uri)
+        assert stored is not None  # just written, in this transaction
+        return stored
 
     async def remove(self, uri: str) -> bool:
         """Forget an actor that deleted itself (its memberships go with it)."""

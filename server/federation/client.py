@@ -239,12 +239,8 @@ class Fetcher:
                     return str(response.url.join(location))
                 _raise_for_status(response, url)
                 body = await self._read_body(response, url)
-        except httpx.TimeoutException:
-            raise FetchFailed("timed out", url) from None
-        except httpx.InvalidURL:
-            raise FetchFailed("invalid URL", url) from None
-        except httpx.HTTPError as exc:
-            raise FetchFailed(f"network error: {type(exc).__name__}", url) from None
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise _failed(exc, url) from None
         return FetchedJson(url=url, data=_parse_object(body, url, response.status_code))
 
     async def _read_body(self, response: httpx.Response, url: str) -> bytes:
@@ -303,12 +299,8 @@ class Fetcher:
                 captured = await _read_capped(response, POST_RESPONSE_CAP)
             finally:
                 await response.aclose()
-        except httpx.TimeoutException:
-            raise FetchFailed("timed out", url) from None
-        except httpx.InvalidURL:
-            raise FetchFailed("invalid URL", url) from None
-        except httpx.HTTPError as exc:
-            raise FetchFailed(f"network error: {type(exc).__name__}", url) from None
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise _failed(exc, url) from None
         headers = response.headers.copy()
         for name in _BODY_HEADERS:
             headers.pop(name, None)
@@ -337,6 +329,15 @@ async def _read_capped(response: httpx.Response, cap: int) -> bytes:
     except httpx.HTTPError:
         pass
     return b"".join(chunks)
+
+
+def _failed(exc: httpx.HTTPError | httpx.InvalidURL, url: str) -> FetchFailed:
+    """The one mapping of httpx's errors to ours: no answer came (status None)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return FetchFailed("timed out", url)
+    if isinstance(exc, httpx.InvalidURL):
+        return FetchFailed("invalid URL", url)
+    return FetchFailed(f"network error: {type(exc).__name__}", url)
 
 
 def _raise_for_status(response: httpx.Response, url: str) -> None:

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import html
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from server.federation.vocab import CONTEXT
+from server.federation.vocab import CONTEXT, iso
 from server.links import Links
-
-
-def iso(dt: datetime) -> str:
-    """RFC 3339 UTC with a Z, as Mastodon writes it."""
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def text_to_html(text: str) -> str:
@@ -29,7 +24,23 @@ def rules_html(rules: str) -> str:
     return "<p>Rules:</p><ol>" + "".join(f"<li>{html.escape(r)}</li>" for r in items) + "</ol>"
 
 
-def actor_document(actor: Any, links: Links, *, host: str) -> dict[str, Any]:
+class ActorProfile(Protocol):
+    """What an actor document is made from (a local group, person or the instance actor)."""
+
+    kind: str  # group | person | application
+    name: str
+    title: str
+    summary: str
+    rules: str
+    icon_url: str | None
+    public_key_pem: str
+    approval: str
+    posting: str
+    discoverable: bool
+    created_at: datetime
+
+
+def actor_document(actor: ActorProfile, links: Links, *, host: str) -> dict[str, Any]:
     """The actor document of a local group, person or the instance actor."""
     kind, name = actor.kind, actor.name
     actor_id = links.actor(kind, name)
@@ -39,7 +50,7 @@ def actor_document(actor: Any, links: Links, *, host: str) -> dict[str, Any]:
         "type": {"group": "Group", "person": "Person", "application": "Application"}[kind],
         "preferredUsername": host if kind == "application" else name,
         "name": actor.title or (host if kind == "application" else name),
-        "summary": text_to_html(actor.summary or "") + rules_html(getattr(actor, "rules", "") or ""),
+        "summary": text_to_html(actor.summary or "") + rules_html(actor.rules or ""),
         "url": actor_id if kind != "application" else links.base + "/about",
         "inbox": f"{actor_id}/inbox",
         "outbox": f"{actor_id}/outbox",
@@ -60,7 +71,7 @@ def actor_document(actor: Any, links: Links, *, host: str) -> dict[str, Any]:
             moderators=moderators,
             postingRestrictedToMods=actor.posting == "moderators",
         )
-    if getattr(actor, "icon_url", None):
+    if actor.icon_url:
         doc["icon"] = {"type": "Image", "url": actor.icon_url}
     return doc
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 AS_PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
@@ -50,3 +51,8 @@ def ids_of(value: Any) -> list[str]:
 def is_public(obj: dict[str, Any]) -> bool:
     """True when the Public collection is among ``to`` or ``cc`` (any of its spellings)."""
     return any(a in PUBLIC_ALIASES for a in ids_of(obj.get("to")) + ids_of(obj.get("cc")))
+
+
+def iso(dt: datetime) -> str:
+    """RFC 3339 UTC with a Z, as Mastodon writes it."""
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -22,7 +22,8 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -30,12 +31,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.db import Database
+from server.federation import outbound
 from server.federation.auth import HttpSignatureAuth
-from server.federation.delivery import DeliverySender
-from server.federation.objects import refused
+from server.federation.delivery import failure_row, record_failures
+from server.federation.sender import DeliverySender
 from server.federation.urls import authority_of, host_of
-from server.queue import Outcome
-from server.tables import deliveries, fanouts, follows, remote_actors
+from server.groups import following
+from server.queue import Outcome, QueueRow
+from server.tables import fanouts
 from server.types import utcnow
 
 log = logging.getLogger("kith.fanout")
@@ -47,36 +50,46 @@ CHECKPOINT_SECONDS = 2.0
 RANGE_SIZE = 1000
 
 
-async def member_inboxes(
+@dataclass(frozen=True, slots=True)
+class Fanout(QueueRow):
+    """One group event (its activities, in order) on its way to every member server, or to a range of them."""
+
+    activity_id: int  # the first of ``activity_ids``
+    activity_ids: str  # JSON list of outbound activity ids, sent in this order to each server
+    group_id: int
+    cursor: str | None  # every inbox up to and including this one is finished
+    until: str | None  # the last inbox of this row's range (None: to the end)
+    sent: int
+    failed: int
+
+    @property
+    def activity_pks(self) -> list[int]:
+        """The outbound activities to send, in order."""
+        pks: list[int] = json.loads(self.activity_ids)
+        return pks
+
+
+async def queue_fanout(
     conn: AsyncConnection,
-    group_id: int,
     *,
-    after: str | None = None,
-    until: str | None = None,
-    is_blocked: Callable[[str], bool] | None = None,
-) -> list[str]:
-    """One inbox per member server (its shared inbox where it has one), in order, in (``after``, ``until``].
+    activities: Sequence[dict[str, Any]],
+    group_id: int,
+    public: bool,
+    post_id: int | None,
+) -> list[int]:
+    """Store the group's ``activities`` once each and queue one fan-out of them to every member server.
 
-    Inboxes on a domain ``is_blocked`` refuses, or that are not http(s) URLs, are left out.
+    Two statements whatever the group's size: the worker reads the member inboxes when it
+    sends, and sends the activities in this order to each. Returns the activities' row ids.
     """
-    inbox = sa.func.coalesce(remote_actors.c.shared_inbox, remote_actors.c.inbox).label("inbox")
-    query = (
-        sa.select(inbox)
-        .distinct()
-        .join(follows, follows.c.actor_id == remote_actors.c.id)
-        .where(follows.c.group_id == group_id, follows.c.state == "accepted")
-        .order_by(inbox)
+    ids = await outbound.store_many(conn, activities, actor_id=group_id, public=public, post_id=post_id)
+    now = utcnow()
+    await conn.execute(
+        sa.insert(fanouts).values(
+            activity_id=ids[0], activity_ids=json.dumps(ids), group_id=group_id, next_attempt_at=now, created_at=now
+        )
     )
-    if after is not None:
-        query = query.where(inbox > after)
-    if until is not None:
-        query = query.where(inbox <= until)
-    found = [r.inbox for r in (await conn.execute(query)).all()]
-    return [i for i in found if not refused(i, is_blocked or _open)]
-
-
-def _open(_host: str) -> bool:
-    return False
+    return ids
 
 
 class LeaseLost(Exception):
@@ -109,10 +122,11 @@ class FanoutSender:
         # Shared by every fan-out this worker runs at once: the bound is on requests in flight.
         self._slots = asyncio.Semaphore(in_flight)
 
-    async def __call__(self, row: Any) -> Outcome:
-        loaded = [(pk, *await self.sender.load(pk)) for pk in json.loads(row.activity_ids)]
+    async def __call__(self, row: Fanout) -> Outcome:
+        """Send the row's activities to each member inbox in its range, checkpointing as it goes."""
+        loaded = [(pk, *await self.sender.load(pk)) for pk in row.activity_pks]
         async with self.db.read() as conn:
-            inboxes = await member_inboxes(
+            inboxes = await following.member_inboxes(
                 conn, row.group_id, after=row.cursor, until=row.until, is_blocked=self.is_blocked
             )
         if len(inboxes) > self.range_size:
@@ -142,7 +156,7 @@ class FanoutSender:
         return Outcome.done(lease_until=run.lease_until)
 
     async def _send_one(
-        self, row: Any, inbox: str, loaded: list[tuple[int, bytes, HttpSignatureAuth]]
+        self, row: Fanout, inbox: str, loaded: list[tuple[int, bytes, HttpSignatureAuth]]
     ) -> list[dict[str, Any]]:
         """Send each activity to one inbox in order; the ``deliveries`` rows for those it did not take."""
         domain = authority_of(inbox)  # member_inboxes left out every inbox this could refuse
@@ -161,22 +175,11 @@ class FanoutSender:
             if outcome.state == "queued":
                 unreachable = outcome
             now = utcnow()
-            failures.append(
-                {
-                    "activity_id": activity_pk,
-                    "inbox": inbox,
-                    "domain": domain,
-                    "state": outcome.state,
-                    "attempts": 1,
-                    "next_attempt_at": outcome.retry_at or now,
-                    "last_error": outcome.error,
-                    "created_at": row.created_at,  # give up three days after the post, not after the retry
-                    "finished_at": None if outcome.state == "queued" else now,
-                }
-            )
+            # Created when the post was: give up three days after it, not after the retry.
+            failures.append(failure_row(activity_pk, inbox, domain, outcome, created_at=row.created_at, now=now))
         return failures
 
-    async def _split(self, row: Any, inboxes: list[str]) -> None:
+    async def _split(self, row: Fanout, inboxes: list[str]) -> None:
         """Keep the first range of ``inboxes`` for this row; queue the rest as rows of their own."""
         size = self.range_size
         bounds = [inboxes[i - 1] for i in range(size, len(inboxes), size)]  # the last inbox of each full range
@@ -207,7 +210,7 @@ class FanoutSender:
             )
         log.info("fan-out %s split into %d ranges of %d inboxes", row.id, len(ranges) + 1, size)
 
-    async def _checkpoint(self, row: Any, run: _Progress) -> None:
+    async def _checkpoint(self, row: Fanout, run: _Progress) -> None:
         """Record the progress up to the cursor and renew the lease, if it is still ours."""
         cursor, failures, sent = run.take()
         if cursor is None and run.lease_fresh(self.lease):
@@ -228,8 +231,7 @@ class FanoutSender:
             )
             if renewed.rowcount == 0:
                 raise LeaseLost(f"fan-out {row.id} is no longer ours")
-            if failures:
-                await conn.execute(self.db.insert_ignore(deliveries, ["activity_id", "inbox"]), failures)
+            await record_failures(conn, self.db, failures)
         run.lease_until = values["lease_until"]
         run.renewed_at = time.monotonic()
 

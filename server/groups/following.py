@@ -1,39 +1,75 @@
-"""Follows of a group: accept, hold for a moderator, approve, reject, undo.
+"""Members of a group and follow requests: the one owner of the ``follows`` table.
 
-Each change and the activity that tells the follower about it are written in one
-transaction, so a crash can never leave a member accepted without an Accept queued.
+Follow, accept, hold for a moderator, approve, reject, undo, and memberships ended by a
+ban or a domain block all happen here. Each change and the activity that tells the
+follower about it are written in one transaction, so a crash can never leave a member
+accepted without an Accept queued.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.errors import BadRequest
+from server.errors import BadRequest, NotFound
 from server.federation import activities
+from server.federation.actors import RemoteActor, find_actor
 from server.federation.delivery import enqueue
-from server.groups.membership import find_follow, get_group
+from server.federation.objects import refused
+from server.groups.membership import Group, get_group
+from server.rows import record
 from server.services import Services
-from server.tables import follows
+from server.tables import follows, remote_actors
 from server.types import utcnow
 
 log = logging.getLogger("kith.following")
 
 
-def inbox_of(actor: Any) -> str:
-    """Where to deliver to an actor: its server's shared inbox when it has one."""
-    return actor.shared_inbox or actor.inbox
+@dataclass(frozen=True, slots=True)
+class Follow:
+    """A member (``accepted``) or a request awaiting a moderator (``pending``), with who it is."""
+
+    id: int
+    group_id: int
+    actor_id: int
+    activity_uri: str  # the Follow's id, echoed in Accept/Reject
+    activity_raw: str
+    state: str  # pending | accepted
+    created_at: datetime
+    decided_at: datetime | None
+    actor_uri: str
+    preferred_username: str | None
+    domain: str
+
+    @property
+    def follow_activity(self) -> dict[str, Any]:
+        """The Follow as it arrived."""
+        doc: dict[str, Any] = json.loads(self.activity_raw)
+        return doc
 
 
-async def _send(conn: AsyncConnection, services: Services, group: Any, activity: dict[str, Any], actor: Any) -> None:
-    await enqueue(conn, services.db, activity=activity, actor_id=group.id, inboxes=[inbox_of(actor)])
+_FOLLOWS = sa.select(
+    follows,
+    remote_actors.c.uri.label("actor_uri"),
+    remote_actors.c.preferred_username,
+    remote_actors.c.domain,
+).join(remote_actors, remote_actors.c.id == follows.c.actor_id)
 
 
-async def receive_follow(services: Services, group: Any, actor: Any, follow: dict[str, Any]) -> str:
+async def _send(
+    conn: AsyncConnection, services: Services, group: Group, activity: dict[str, Any], actor: RemoteActor
+) -> None:
+    await enqueue(conn, services.db, activity=activity, actor_id=group.id, inboxes=[actor.delivery_inbox])
+
+
+async def receive_follow(services: Services, group: Group, actor: RemoteActor, follow: dict[str, Any]) -> str:
     """Record a Follow of ``group`` by remote ``actor``; returns the resulting state.
 
     Auto-approving groups accept at once. A repeated Follow is idempotent: an
@@ -75,30 +111,131 @@ async def receive_follow(services: Services, group: Any, actor: Any, follow: dic
 
 async def decide_follow(services: Services, group_name: str, actor_uri: str, *, approve: bool) -> str:
     """A moderator approves (Accept) or refuses (Reject) a pending follow."""
-    actor = await services.actors.cached(actor_uri)
     async with services.db.transaction() as conn:
         group = await get_group(conn, group_name)
-        row = await find_follow(conn, group.id, actor_uri)
-        if row.state != "pending":
-            raise BadRequest(f"{actor_uri} is already a member")
-        follow = json.loads(row.activity_raw)
-        group_uri = services.links.group(group.name)
-        if approve:
-            await conn.execute(
-                sa.update(follows).where(follows.c.id == row.id).values(state="accepted", decided_at=utcnow())
-            )
-            activity = activities.accept_follow(services.links.base, group_uri, follow)
-        else:
-            await conn.execute(sa.delete(follows).where(follows.c.id == row.id))
-            activity = activities.reject_follow(services.links.base, group_uri, follow)
-        await _send(conn, services, group, activity, actor)
+        return await decide_pending(conn, services, group, actor_uri, approve=approve)
+
+
+async def decide_pending(
+    conn: AsyncConnection, services: Services, group: Group, actor_uri: str, *, approve: bool
+) -> str:
+    """Approve or refuse a pending follow in the caller's transaction (the moderation log's too)."""
+    row = await find_follow(conn, group.id, actor_uri)
+    if row.state != "pending":
+        raise BadRequest(f"{actor_uri} is already a member")
+    actor = await find_actor(conn, actor_uri)
+    assert actor is not None  # the follow row references it
+    group_uri = services.links.group(group.name)
+    if approve:
+        await conn.execute(
+            sa.update(follows).where(follows.c.id == row.id).values(state="accepted", decided_at=utcnow())
+        )
+        activity = activities.accept_follow(services.links.base, group_uri, row.follow_activity)
+    else:
+        await conn.execute(sa.delete(follows).where(follows.c.id == row.id))
+        activity = activities.reject_follow(services.links.base, group_uri, row.follow_activity)
+    await _send(conn, services, group, activity, actor)
     return "accepted" if approve else "rejected"
 
 
-async def undo_follow(services: Services, group: Any, actor: Any) -> bool:
+async def undo_follow(services: Services, group: Group, actor: RemoteActor) -> bool:
     """Remove ``actor`` from ``group`` (their Undo(Follow)); True when they were there."""
     async with services.db.transaction() as conn:
-        result = await conn.execute(
-            sa.delete(follows).where(follows.c.group_id == group.id, follows.c.actor_id == actor.id)
-        )
-    return result.rowcount > 0
+        return await end_membership(conn, group.id, actor.id)
+
+
+async def end_membership(conn: AsyncConnection, group_id: int, actor_id: int) -> bool:
+    """End a membership or a pending request (a leave, a ban), in the caller's transaction."""
+    stmt = sa.delete(follows).where(follows.c.group_id == group_id, follows.c.actor_id == actor_id)
+    return (await conn.execute(stmt)).rowcount > 0
+
+
+async def end_memberships_of(conn: AsyncConnection, actor_ids: Sequence[int]) -> int:
+    """End every membership and request of these actors, in every group (their server was blocked)."""
+    ended = 0
+    for i in range(0, len(actor_ids), 500):
+        ended += (await conn.execute(sa.delete(follows).where(follows.c.actor_id.in_(actor_ids[i : i + 500])))).rowcount
+    return ended
+
+
+def member_column(group_id: sa.ColumnElement[Any], actor_uri: Any) -> sa.ColumnElement[bool]:
+    """``member``: is ``actor_uri`` (a URI or a bind parameter) an accepted member, per group row of a larger query."""
+    return (
+        sa.exists()
+        .select_from(follows.join(remote_actors, remote_actors.c.id == follows.c.actor_id))
+        .where(follows.c.group_id == group_id, remote_actors.c.uri == actor_uri, follows.c.state == "accepted")
+        .label("member")
+    )
+
+
+def member_count_column(group_id: sa.ColumnElement[Any]) -> sa.ScalarSelect[int]:
+    """The number of accepted members, per group row of a larger query (as ``count_members``)."""
+    return (
+        sa.select(sa.func.count())
+        .where(follows.c.group_id == group_id, follows.c.state == "accepted")
+        .scalar_subquery()
+    )
+
+
+async def count_members(conn: AsyncConnection, group_id: int) -> int:
+    """How many accepted members a group has."""
+    query = sa.select(sa.func.count()).where(follows.c.group_id == group_id, follows.c.state == "accepted")
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def list_follows(conn: AsyncConnection, group_id: int, state: str | None = None) -> list[Follow]:
+    """Members and/or pending follow requests, oldest first, with each actor's URI and handle."""
+    query = _FOLLOWS.where(follows.c.group_id == group_id).order_by(follows.c.created_at, follows.c.id)
+    if state is not None:
+        query = query.where(follows.c.state == state)
+    return [record(Follow, r) for r in (await conn.execute(query)).all()]
+
+
+async def find_follow(conn: AsyncConnection, group_id: int, actor_uri: str) -> Follow:
+    """``actor_uri``'s membership or request, else ``NotFound``."""
+    row = (
+        await conn.execute(_FOLLOWS.where(follows.c.group_id == group_id, remote_actors.c.uri == actor_uri))
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"no follow of this group by {actor_uri}")
+    return record(Follow, row)
+
+
+async def find_follow_by_activity(conn: AsyncConnection, activity_uri: str, actor_uri: str) -> Follow | None:
+    """The membership a Follow of this id by this actor made (an Undo by reference), or None."""
+    row = (
+        await conn.execute(_FOLLOWS.where(follows.c.activity_uri == activity_uri, remote_actors.c.uri == actor_uri))
+    ).first()
+    return None if row is None else record(Follow, row)
+
+
+async def member_inboxes(
+    conn: AsyncConnection,
+    group_id: int,
+    *,
+    after: str | None = None,
+    until: str | None = None,
+    is_blocked: Callable[[str], bool] | None = None,
+) -> list[str]:
+    """One inbox per member server (its shared inbox where it has one), in order, in (``after``, ``until``].
+
+    Inboxes on a domain ``is_blocked`` refuses, or that are not http(s) URLs, are left out.
+    """
+    inbox = sa.func.coalesce(remote_actors.c.shared_inbox, remote_actors.c.inbox).label("inbox")
+    query = (
+        sa.select(inbox)
+        .distinct()
+        .join(follows, follows.c.actor_id == remote_actors.c.id)
+        .where(follows.c.group_id == group_id, follows.c.state == "accepted")
+        .order_by(inbox)
+    )
+    if after is not None:
+        query = query.where(inbox > after)
+    if until is not None:
+        query = query.where(inbox <= until)
+    found = [r.inbox for r in (await conn.execute(query)).all()]
+    return [i for i in found if not refused(i, is_blocked or _open)]
+
+
+def _open(_host: str) -> bool:
+    return False

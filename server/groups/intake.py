@@ -14,16 +14,16 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.federation import activities
-from server.federation.actors import REFRESH_AFTER
+from server.federation.actors import REFRESH_AFTER, RemoteActor
 from server.federation.client import FetchError
 from server.federation.delivery import enqueue
 from server.federation.objects import ParseError, PostEnvelope, parse_post, same_origin
 from server.federation.urls import host_of
-from server.federation.vocab import AS_CONTEXT
-from server.groups.following import inbox_of
-from server.groups.membership import group_name_from_uri, member_column
-from server.groups.posts import find_post, find_post_by_id, insert_post, seen_columns
+from server.groups.following import member_column
+from server.groups.membership import Group, group_name_from_uri
+from server.groups.posts import Post, find_post, find_post_by_id, insert_post, recent_counts, seen_columns
 from server.groups.redistribute import redistribute
+from server.local_actors import PUBLIC_COLUMNS
 from server.moderation.authority import leader_name, moderator_column
 from server.moderation.guards import ACCEPT, Decision, Guards, screen
 from server.moderation.policy import may_post
@@ -33,8 +33,8 @@ from server.moderation.rulebook import (
     guard_columns,
     guards_from,
     known_group_uris,
-    recent_counts,
 )
+from server.rows import record
 from server.services import Services
 from server.tables import group_guards, local_actors, remote_actors
 from server.types import utcnow
@@ -81,7 +81,7 @@ async def fetch_trusted(services: Services, uri: str, budget: Budget) -> dict[st
 class Standing:
     """The group a post goes to, its guards, and where the author stands there."""
 
-    group: Any  # the group's local_actors row
+    group: Group
     guards: Guards
     member: bool
     banned: bool
@@ -104,7 +104,7 @@ def _standing_query() -> sa.Select[Any]:
     author_uri = sa.bindparam("author_uri", type_=sa.String)
     return (
         sa.select(
-            local_actors,
+            *PUBLIC_COLUMNS,
             *guard_columns(),
             member_column(group_id, author_uri),
             *ban_columns(group_id, author_uri),
@@ -135,7 +135,7 @@ async def _standing(
     conn: AsyncConnection,
     services: Services,
     env: PostEnvelope,
-    known_parent: Any | None,
+    known_parent: Post | None,
     chain: Chain,
     author_uri: str,
 ) -> Standing | None:
@@ -166,7 +166,7 @@ async def _standing(
     if row is None:
         return None
     return Standing(
-        group=row,
+        group=record(Group, row),
         guards=guards_from(row, prefix="guard_"),
         member=bool(row.member),
         banned=bool(row.banned) and ban_in_force(row.ban_expires_at),
@@ -174,7 +174,7 @@ async def _standing(
     )
 
 
-async def _ancestors(services: Services, env: PostEnvelope, budget: Budget) -> tuple[Any | None, Chain]:
+async def _ancestors(services: Services, env: PostEnvelope, budget: Budget) -> tuple[Post | None, Chain]:
     """Walk up a reply chain: the nearest known post, and the unknown public ancestors fetched on the way."""
     chain: Chain = []
     current = env.in_reply_to
@@ -204,8 +204,8 @@ class Admission:
     """What became of a post; for a refusal, the group and author to send the Reject to."""
 
     outcome: str  # for logs and tests: accepted, held, refused: ..., ignored: ...
-    group: Any | None = None
-    author: Any | None = None
+    group: Group | None = None
+    author: RemoteActor | None = None
     refused: bool = False
 
 
@@ -238,17 +238,18 @@ async def take_post(services: Services, obj: dict[str, Any], *, activity: dict[s
             admission = await _admit(conn, services, env, obj, activity, known_parent, [], author)
     if admission is None:
         admission = await _admit_after_fetching(services, env, obj, activity, budget)
-    if admission.refused and activity is not None:
+    if admission.refused and activity is not None and admission.group and admission.author:
         await _reject(services, admission.group, activity, admission.author)
     if admission.outcome == "accepted":
         services.wake.set()
     return admission.outcome
 
 
-async def _first_look(conn: AsyncConnection, env: PostEnvelope) -> tuple[str | None, Any | None]:
+async def _first_look(conn: AsyncConnection, env: PostEnvelope) -> tuple[str | None, RemoteActor | None]:
     """(why to stop: duplicate or deleted, else None; the author's cached row or None), in one query."""
     params = {"post_uri": env.uri, "author_uri": env.author}
-    author = row = (await conn.execute(_FIRST_LOOK, params)).one_or_none()
+    row = (await conn.execute(_FIRST_LOOK, params)).one_or_none()
+    author = None if row is None else record(RemoteActor, row)
     if row is None:  # an author we have never seen: still ask about the post itself
         row = (await conn.execute(_SEEN, params)).one()
     if row.seen_post:
@@ -258,7 +259,7 @@ async def _first_look(conn: AsyncConnection, env: PostEnvelope) -> tuple[str | N
     return None, author
 
 
-def _fresh(author: Any | None) -> bool:
+def _fresh(author: RemoteActor | None) -> bool:
     """Is this cached author row usable as is (``RemoteActors.get`` would not refetch it)?"""
     return author is not None and utcnow() - author.fetched_at < REFRESH_AFTER
 
@@ -283,9 +284,9 @@ async def _admit(
     env: PostEnvelope,
     obj: dict[str, Any],
     activity: dict[str, Any] | None,
-    known_parent: Any | None,
+    known_parent: Post | None,
     chain: Chain,
-    author: Any,
+    author: RemoteActor,
 ) -> Admission:
     """Decide and, when the group takes the post, store it (and its new ancestors) and redistribute it."""
     standing = await _standing(conn, services, env, known_parent, chain, author.uri)
@@ -304,7 +305,7 @@ async def _admit(
     if refusal is not None:
         return Admission(f"refused: {refusal}", group, author, refused=True)
 
-    silenced = services.blocklist is not None and services.blocklist.policy.is_silenced(host_of(env.author))
+    silenced = services.blocklist.policy.is_silenced(host_of(env.author))
     held = silenced or decision.action == "hold"
     parent = await _store_ancestors(conn, group, known_parent, chain)
     post = await insert_post(
@@ -331,7 +332,7 @@ async def _admit(
     return Admission("accepted", group, author)
 
 
-async def _store_ancestors(conn: AsyncConnection, group: Any, known_parent: Any | None, chain: Chain) -> Any | None:
+async def _store_ancestors(conn: AsyncConnection, group: Group, known_parent: Post | None, chain: Chain) -> Post | None:
     """Store the fetched ancestors, from the top of the thread down; returns the new post's parent."""
     parent = known_parent
     for parent_env, parent_obj in reversed(chain):
@@ -345,7 +346,7 @@ async def _store_ancestors(conn: AsyncConnection, group: Any, known_parent: Any 
     return parent
 
 
-async def _refusal(conn: AsyncConnection, standing: Standing, parent: Any | None) -> str | None:
+async def _refusal(conn: AsyncConnection, standing: Standing, parent: Post | None) -> str | None:
     """Why the group will not take this post at all, or None."""
     verdict = may_post(standing.group.posting, is_member=standing.member, is_moderator=standing.moderator)
     if not verdict.allowed:
@@ -359,7 +360,7 @@ async def _refusal(conn: AsyncConnection, standing: Standing, parent: Any | None
     return None
 
 
-async def _screen(conn: AsyncConnection, standing: Standing, env: PostEnvelope, author: Any) -> Decision:
+async def _screen(conn: AsyncConnection, standing: Standing, env: PostEnvelope, author: RemoteActor) -> Decision:
     """The group's guards on a non-moderator's post; the counts are read only when a guard uses them."""
     guards = standing.guards
     member_hour, instance_hour, accepted = (
@@ -376,17 +377,9 @@ async def _screen(conn: AsyncConnection, standing: Standing, env: PostEnvelope, 
     )
 
 
-async def _reject(services: Services, group: Any, activity: dict[str, Any], author: Any) -> None:
+async def _reject(services: Services, group: Group, activity: dict[str, Any], author: RemoteActor) -> None:
     """Tell the author's server the group did not take their post."""
-    group_uri = services.links.group(group.name)
-    reject = {
-        "@context": AS_CONTEXT,
-        "id": activities.new_activity_id(services.links.base),
-        "type": "Reject",
-        "actor": group_uri,
-        "object": activity["id"],
-        "to": [author.uri],
-    }
+    reject = activities.reject_post(services.links.base, services.links.group(group.name), activity["id"], author.uri)
     async with services.db.transaction() as conn:
-        await enqueue(conn, services.db, activity=reject, actor_id=group.id, inboxes=[inbox_of(author)])
+        await enqueue(conn, services.db, activity=reject, actor_id=group.id, inboxes=[author.delivery_inbox])
     log.info("refused %s in %s", activity["id"], group.name)

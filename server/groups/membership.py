@@ -1,24 +1,32 @@
-"""Groups, their leaders, members and pending follows.
+"""Groups: creating them, finding them. The owner of the group rows of ``local_actors``.
 
-Functions take an open connection so callers compose them into one transaction
-(for example: accept a follow *and* queue the Accept delivery, atomically).
+Members and follow requests live in ``server.groups.following``; leaders (owner and
+moderators) in ``server.moderation.authority``. Functions take an open connection so
+callers compose them into one transaction.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.accounts import get_user
+from server.accounts import count_users, get_user
 from server.db import Database
-from server.errors import BadRequest, NotFound
-from server.local_actors import ensure_no_clash, get_local_actor, insert_local_actor
+from server.errors import BadRequest
+from server.links import Links
+from server.local_actors import (
+    LocalActor,
+    count_local_actors,
+    ensure_no_clash,
+    get_local_actor,
+    get_local_actor_by_id,
+    insert_local_actor,
+    list_local_actors,
+)
+from server.moderation.authority import add_role, moderator_names  # noqa: F401  (moderator_names: until api/ imports it from authority)
 from server.names import validate_name
-from server.tables import follows, group_roles, local_actors, remote_actors, users
-from server.types import utcnow
+from server.rows import record
 
 APPROVAL_MODES = ("auto", "manual")
 POSTING_MODES = ("members", "anyone", "moderators")
@@ -37,7 +45,7 @@ class GroupSpec:
     rules: str = ""  # one rule per line
 
 
-async def create_group(db: Database, spec: GroupSpec) -> sa.Row:
+async def create_group(db: Database, spec: GroupSpec) -> Group:
     """Create a group actor with its own key pair (and its owner's role, when named)."""
     validate_name(spec.name)
     if spec.approval not in APPROVAL_MODES:
@@ -64,96 +72,36 @@ async def create_group(db: Database, spec: GroupSpec) -> sa.Row:
             rules=spec.rules,
         )
         if owner is not None:
-            await conn.execute(
-                sa.insert(group_roles).values(group_id=group.id, user_id=owner.id, role="owner", created_at=utcnow())
-            )
-    return group
+            await add_role(conn, group.id, owner.id, "owner")
+    return record(Group, group)
 
 
-async def get_group(conn: AsyncConnection, name: str) -> sa.Row:
+@dataclass(frozen=True, slots=True)
+class Group(LocalActor):
+    """A local actor of kind ``group``."""
+
+
+async def get_group(conn: AsyncConnection, name: str) -> Group:
     """The group called ``name``, else ``NotFound``."""
-    return await get_local_actor(conn, name, "group")
+    return record(Group, await get_local_actor(conn, name, "group"))
 
 
-async def get_group_by_id(conn: AsyncConnection, group_id: int) -> sa.Row:
-    row = (
-        await conn.execute(sa.select(local_actors).where(local_actors.c.id == group_id, local_actors.c.kind == "group"))
-    ).one_or_none()
-    if row is None:
-        raise NotFound("no such group")
-    return row
+async def get_group_by_id(conn: AsyncConnection, group_id: int) -> Group:
+    """The group with this id, else ``NotFound``."""
+    return record(Group, await get_local_actor_by_id(conn, group_id, "group"))
 
 
-async def list_groups(conn: AsyncConnection) -> list[sa.Row]:
-    query = sa.select(local_actors).where(local_actors.c.kind == "group").order_by(local_actors.c.name)
-    return list((await conn.execute(query)).all())
-
-
-async def moderator_names(conn: AsyncConnection, group_id: int) -> list[tuple[str, str]]:
-    """(name, role) of each local leader of a group, owner first."""
-    query = (
-        sa.select(local_actors.c.name, group_roles.c.role)
-        .join(users, users.c.id == group_roles.c.user_id)
-        .join(local_actors, local_actors.c.id == users.c.actor_id)
-        .where(group_roles.c.group_id == group_id)
-        .order_by(group_roles.c.role.desc(), local_actors.c.name)
-    )
-    return [(r.name, r.role) for r in (await conn.execute(query)).all()]
-
-
-def member_column(group_id: sa.ColumnElement[Any], actor_uri: Any) -> sa.ColumnElement[bool]:
-    """``member``: is ``actor_uri`` (a URI or a bind parameter) an accepted member, per group row of a larger query."""
-    return (
-        sa.exists()
-        .select_from(follows.join(remote_actors, remote_actors.c.id == follows.c.actor_id))
-        .where(follows.c.group_id == group_id, remote_actors.c.uri == actor_uri, follows.c.state == "accepted")
-        .label("member")
-    )
-
-
-async def count_members(conn: AsyncConnection, group_id: int) -> int:
-    query = sa.select(sa.func.count()).where(follows.c.group_id == group_id, follows.c.state == "accepted")
-    return int((await conn.execute(query)).scalar_one())
-
-
-async def list_follows(conn: AsyncConnection, group_id: int, state: str | None = None) -> list[sa.Row]:
-    """Members and/or pending follow requests, with each actor's URI and handle."""
-    query = (
-        sa.select(
-            follows,
-            remote_actors.c.uri.label("actor_uri"),
-            remote_actors.c.preferred_username,
-            remote_actors.c.domain,
-        )
-        .join(remote_actors, remote_actors.c.id == follows.c.actor_id)
-        .where(follows.c.group_id == group_id)
-        .order_by(follows.c.created_at, follows.c.id)
-    )
-    if state is not None:
-        query = query.where(follows.c.state == state)
-    return list((await conn.execute(query)).all())
-
-
-async def find_follow(conn: AsyncConnection, group_id: int, actor_uri: str) -> sa.Row:
-    query = (
-        sa.select(follows, remote_actors.c.uri.label("actor_uri"))
-        .join(remote_actors, remote_actors.c.id == follows.c.actor_id)
-        .where(follows.c.group_id == group_id, remote_actors.c.uri == actor_uri)
-    )
-    row = (await conn.execute(query)).one_or_none()
-    if row is None:
-        raise NotFound(f"no follow of this group by {actor_uri}")
-    return row
+async def list_groups(conn: AsyncConnection) -> list[Group]:
+    """Every group, by name."""
+    return [record(Group, a) for a in await list_local_actors(conn, "group")]
 
 
 async def count_usage(conn: AsyncConnection) -> dict[str, int]:
-    """Real counts for NodeInfo: local users, groups, and members active in any group."""
-    n_users = (await conn.execute(sa.select(sa.func.count()).select_from(users))).scalar_one()
-    n_groups = (await conn.execute(sa.select(sa.func.count()).where(local_actors.c.kind == "group"))).scalar_one()
-    return {"users": int(n_users), "groups": int(n_groups)}
+    """Real counts for NodeInfo: local users and groups."""
+    return {"users": await count_users(conn), "groups": await count_local_actors(conn, "group")}
 
 
-def group_name_from_uri(uri: str, links: Any) -> str | None:
+def group_name_from_uri(uri: str, links: Links) -> str | None:
     """The local group name in a group actor URI of ours, else None."""
     prefix = links.base + "/groups/"
     if not uri.startswith(prefix):

@@ -1,18 +1,74 @@
-"""Threads, posts, reactions and tombstones of a group; keyset-paged reads."""
+"""Threads, posts, reactions and tombstones of a group; keyset-paged reads.
+
+The one owner of the ``posts``, ``reactions`` and ``tombstones`` tables: every change of a
+post's state (held, visible, removed, deleted, suspended), lock or pin happens here.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server.db import Database
+from server.federation import outbound
+from server.federation.actors import RemoteActor
 from server.federation.objects import PostEnvelope, poll_options
-from server.tables import outbound_activities, posts, reactions, remote_actors, tombstones
+from server.rows import chunked, record, record_or_none
+from server.tables import posts, reactions, remote_actors, tombstones
 from server.types import UTCDateTime, utcnow
+
+STATES = ("visible", "held", "removed", "deleted", "suspended")
+# What a moderator's removal may touch, and what approval may decide.
+REMOVABLE = ("visible", "held")
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """A post or comment of a group's thread (a remote object, sanitised; its raw JSON kept for audit)."""
+
+    id: int
+    uri: str
+    group_id: int
+    author_id: int | None
+    author_uri: str
+    type: str  # Note | Page | Article | Question
+    in_reply_to: str | None
+    parent_id: int | None
+    root_id: int | None  # None for a thread's first post
+    name: str | None
+    summary: str | None  # content warning
+    content_html: str
+    url: str | None
+    sensitive: bool
+    state: str  # visible | held | removed | deleted | suspended
+    likes: int
+    dislikes: int
+    replies: int
+    raw: str
+    published: datetime
+    updated_at: datetime | None
+    last_activity_at: datetime
+    locked: bool
+    pinned_at: datetime | None
+    removed_reason: str | None
+    deleted_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuthoredPost(Post):
+    """A post with its author's names, as listings show it."""
+
+    preferred_username: str | None
+    author_domain: str | None
+    author_name: str | None
+
 
 REACTION_COLUMN = {"Like": "likes", "Dislike": "dislikes"}
 
@@ -38,14 +94,23 @@ def _bump_root(dialect: str) -> sa.Update:
 _BUMP_ROOT = {dialect: _bump_root(dialect) for dialect in ("postgresql", "sqlite")}
 
 
-async def find_post(conn: AsyncConnection, uri: str) -> Any | None:
+async def find_post(conn: AsyncConnection, uri: str) -> Post | None:
     """The post stored under ``uri``, or None."""
-    return (await conn.execute(_FIND_POST, {"uri": uri})).one_or_none()
+    return record_or_none(Post, (await conn.execute(_FIND_POST, {"uri": uri})).one_or_none())
 
 
-async def find_post_by_id(conn: AsyncConnection, post_id: int) -> Any | None:
+async def find_post_by_id(conn: AsyncConnection, post_id: int) -> Post | None:
     """The post with this id, or None."""
-    return (await conn.execute(_FIND_POST_BY_ID, {"post_id": post_id})).one_or_none()
+    return record_or_none(Post, (await conn.execute(_FIND_POST_BY_ID, {"post_id": post_id})).one_or_none())
+
+
+async def find_posts(conn: AsyncConnection, uris: Sequence[str]) -> dict[str, Post]:
+    """The stored posts among ``uris``, by URI."""
+    found: dict[str, Post] = {}
+    for chunk in chunked(uris):
+        for row in (await conn.execute(sa.select(posts).where(posts.c.uri.in_(chunk)))).all():
+            found[row.uri] = record(Post, row)
+    return found
 
 
 async def insert_post(
@@ -55,9 +120,9 @@ async def insert_post(
     env: PostEnvelope,
     raw: dict[str, Any],
     author_id: int | None,
-    parent: Any | None,
+    parent: Post | None,
     state: str = "visible",
-) -> Any:
+) -> Post:
     """Store a post in a group's thread (a reply bumps its thread and counts there)."""
     now = utcnow()
     published = min(env.published or now, now)  # a claimed future date cannot pin a thread on top
@@ -85,10 +150,10 @@ async def insert_post(
     row = (await conn.execute(_INSERT_POST, values)).one()
     if root_id is not None and state == "visible":
         await conn.execute(_BUMP_ROOT[conn.dialect.name], {"thread_root": root_id, "reply_published": published})
-    return row
+    return record(Post, row)
 
 
-async def update_post(conn: AsyncConnection, post: Any, env: PostEnvelope, raw: dict[str, Any]) -> None:
+async def update_post(conn: AsyncConnection, post: Post, env: PostEnvelope, raw: dict[str, Any]) -> None:
     """Apply an author's edit (content, title, content warning, poll counts)."""
     await conn.execute(
         sa.update(posts)
@@ -104,24 +169,118 @@ async def update_post(conn: AsyncConnection, post: Any, env: PostEnvelope, raw: 
     )
 
 
-async def delete_post(conn: AsyncConnection, post: Any) -> None:
-    """Leave a tombstone: content gone, the row kept for threading, our Announces of it 410."""
-    now = utcnow()
+async def delete_post(conn: AsyncConnection, post: Post) -> None:
+    """Leave a tombstone: content gone, the row kept for threading, our activities about it 410."""
     await conn.execute(
         sa.update(posts)
         .where(posts.c.id == post.id)
-        .values(state="deleted", content_html="", name=None, summary=None, raw="{}", deleted_at=now)
+        .values(state="deleted", content_html="", name=None, summary=None, raw="{}", deleted_at=utcnow())
     )
-    await conn.execute(
-        sa.update(outbound_activities)
-        .where(outbound_activities.c.post_id == post.id, outbound_activities.c.deleted_at.is_(None))
-        .values(deleted_at=now)
-    )
+    await outbound.tombstone_for_post(conn, post.id)
     if post.root_id is not None and post.state != "deleted":
         await conn.execute(sa.update(posts).where(posts.c.id == post.root_id).values(replies=posts.c.replies - 1))
 
 
-async def record_tombstone(conn: AsyncConnection, db: Any, uri: str) -> None:
+async def set_state(conn: AsyncConnection, post: Post, state: str, *, reason: str | None = None) -> None:
+    """Move a post to ``state`` (a removal keeps its ``reason``; any other state clears it)."""
+    if state not in STATES or state == "deleted":  # a delete leaves a tombstone: ``delete_post``
+        raise ValueError(f"cannot set state {state!r}")
+    await conn.execute(
+        sa.update(posts)
+        .where(posts.c.id == post.id)
+        .values(state=state, removed_reason=reason if state == "removed" else None)
+    )
+
+
+async def set_locked(conn: AsyncConnection, root_id: int, locked: bool) -> None:
+    """Lock (no new replies) or unlock a thread, by its first post."""
+    await conn.execute(sa.update(posts).where(posts.c.id == root_id).values(locked=locked))
+
+
+async def set_pinned(conn: AsyncConnection, post_id: int, pinned: bool) -> None:
+    """Pin a thread to the group's featured collection, or unpin it."""
+    await conn.execute(sa.update(posts).where(posts.c.id == post_id).values(pinned_at=utcnow() if pinned else None))
+
+
+async def remove_by_author(conn: AsyncConnection, group_id: int, author_id: int, reason: str) -> list[int]:
+    """Remove every visible or held post of an author in a group (a ban with its content); their ids."""
+    result = await conn.execute(
+        sa.update(posts)
+        .where(posts.c.group_id == group_id, posts.c.author_id == author_id, posts.c.state.in_(REMOVABLE))
+        .values(state="removed", removed_reason=reason)
+        .returning(posts.c.id)
+    )
+    return list(result.scalars().all())
+
+
+async def suspend_by_authors(conn: AsyncConnection, author_ids: Sequence[int]) -> int:
+    """Hide the visible posts of these authors (their origin was suspended), and our activities about them."""
+    hidden = 0
+    for i in range(0, len(author_ids), 500):
+        ids = (
+            (
+                await conn.execute(
+                    sa.update(posts)
+                    .where(posts.c.author_id.in_(author_ids[i : i + 500]), posts.c.state == "visible")
+                    .values(state="suspended")
+                    .returning(posts.c.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        hidden += len(ids)
+    await outbound.set_hidden_for_posts(conn, sa.select(posts.c.id).where(posts.c.state == "suspended"), True)
+    return hidden
+
+
+async def unsuspend_except(conn: AsyncConnection, still_cut: set[int]) -> int:
+    """Show again the suspended posts of authors no longer cut off (a block lifted); how many."""
+    rows = (await conn.execute(sa.select(posts.c.id, posts.c.author_id).where(posts.c.state == "suspended"))).all()
+    restore = [r.id for r in rows if r.author_id not in still_cut]
+    for i in range(0, len(restore), 500):
+        chunk = restore[i : i + 500]
+        await conn.execute(sa.update(posts).where(posts.c.id.in_(chunk)).values(state="visible"))
+        await outbound.set_hidden_for_posts(conn, chunk, False)
+    return len(restore)
+
+
+async def count_visible(conn: AsyncConnection) -> int:
+    """How many posts are shown, in every group (the instance's status count)."""
+    query = sa.select(sa.func.count()).select_from(posts).where(posts.c.state == "visible")
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def recent_counts(conn: AsyncConnection, group_id: int, author: RemoteActor) -> tuple[int, int, int]:
+    """(member's posts in the last hour, their server's posts in the last hour, member's accepted posts).
+
+    What the group's rate and first-post guards ask; one statement of three scalar subqueries.
+    """
+    since = utcnow() - timedelta(hours=1)
+    member_hour = sa.select(sa.func.count()).where(
+        posts.c.group_id == group_id, posts.c.author_id == author.id, posts.c.created_at > since
+    )
+    instance_hour = (
+        sa.select(sa.func.count())
+        .select_from(posts.join(remote_actors, remote_actors.c.id == posts.c.author_id))
+        .where(posts.c.group_id == group_id, remote_actors.c.domain == author.domain, posts.c.created_at > since)
+    )
+    accepted = sa.select(sa.func.count()).where(
+        posts.c.group_id == group_id, posts.c.author_id == author.id, posts.c.state == "visible"
+    )
+    row = (
+        await conn.execute(
+            sa.select(
+                member_hour.scalar_subquery().label("member_hour"),
+                instance_hour.scalar_subquery().label("instance_hour"),
+                accepted.scalar_subquery().label("accepted"),
+            )
+        )
+    ).one()
+    return int(row.member_hour), int(row.instance_hour), int(row.accepted)
+
+
+async def record_tombstone(conn: AsyncConnection, db: Database, uri: str) -> None:
     """Remember the Delete of an object we never had, so its late Create cannot bring it back."""
     await conn.execute(db.insert_ignore(tombstones, ["uri"]).values(uri=uri, deleted_at=utcnow()))
 
@@ -135,7 +294,7 @@ def seen_columns(uri: str | sa.BindParameter[str]) -> list[sa.ColumnElement[bool
 
 
 async def add_reaction(
-    conn: AsyncConnection, db: Any, post: Any, *, actor_uri: str, kind: str, emoji: str, activity_uri: str
+    conn: AsyncConnection, db: Database, post: Post, *, actor_uri: str, kind: str, emoji: str, activity_uri: str
 ) -> bool:
     """Count a Like/Dislike/EmojiReact once per actor; False when it was already counted."""
     stmt = db.insert_ignore(reactions, ["post_id", "actor_uri", "kind", "emoji"]).values(
@@ -155,7 +314,7 @@ async def add_reaction(
 
 async def remove_reaction(
     conn: AsyncConnection, *, activity_uri: str, actor_uri: str, object_uri: str | None = None, kind: str | None = None
-) -> Any | None:
+) -> int | None:
     """Withdraw a reaction, found by the id of the activity that made it or, failing that,
     by what it was (actor, post, kind); returns its post id, if any."""
     row = (
@@ -207,7 +366,9 @@ _POST_COLUMNS = [
 ]
 
 
-async def list_threads(conn: AsyncConnection, group_id: int, *, before: Cursor | None, limit: int) -> list[Any]:
+async def list_threads(
+    conn: AsyncConnection, group_id: int, *, before: Cursor | None, limit: int
+) -> list[AuthoredPost]:
     """Thread roots, newest activity first, after ``before`` (keyset pagination)."""
     query = (
         sa.select(*_POST_COLUMNS)
@@ -220,10 +381,12 @@ async def list_threads(conn: AsyncConnection, group_id: int, *, before: Cursor |
         # A row-value comparison, which the index can serve (an OR of the two would be filtered).
         at = sa.bindparam("before_at", before.at, type_=UTCDateTime())
         query = query.where(sa.tuple_(posts.c.last_activity_at, posts.c.id) < sa.tuple_(at, before.id))
-    return list((await conn.execute(query)).all())
+    return [record(AuthoredPost, r) for r in (await conn.execute(query)).all()]
 
 
-async def list_replies(conn: AsyncConnection, root_ids: list[int], *, per_thread: int = 200) -> dict[int, list[Any]]:
+async def list_replies(
+    conn: AsyncConnection, root_ids: list[int], *, per_thread: int = 200
+) -> dict[int, list[AuthoredPost]]:
     """The replies of each thread, oldest first."""
     if not root_ids:
         return {}
@@ -234,28 +397,44 @@ async def list_replies(conn: AsyncConnection, root_ids: list[int], *, per_thread
         .where(posts.c.root_id.in_(root_ids), posts.c.state.in_(("visible", "deleted", "removed")))
         .order_by(posts.c.published, posts.c.id)
     )
-    out: dict[int, list[Any]] = {i: [] for i in root_ids}
+    out: dict[int, list[AuthoredPost]] = {i: [] for i in root_ids}
     for row in (await conn.execute(query)).all():
         if len(out[row.root_id]) < per_thread:
-            out[row.root_id].append(row)
+            out[row.root_id].append(record(AuthoredPost, row))
     return out
 
 
-def nest(replies: list[Any]) -> list[dict[str, Any]]:
-    """Replies as a tree: each node ``{"post": row, "children": [...]}``, oldest first."""
-    nodes = {r.id: {"post": r, "children": []} for r in replies}
-    roots: list[dict[str, Any]] = []
+@dataclass(frozen=True, slots=True)
+class ReplyNode:
+    """A reply and the replies beneath it, oldest first."""
+
+    post: AuthoredPost
+    children: list[ReplyNode]
+
+
+def nest(replies: list[AuthoredPost]) -> list[ReplyNode]:
+    """Replies (oldest first) as a tree; a reply whose parent is not among them starts a branch."""
+    nodes = {r.id: ReplyNode(r, []) for r in replies}
+    roots: list[ReplyNode] = []
     for r in replies:
-        parent = nodes.get(r.parent_id)
-        (parent["children"] if parent is not None else roots).append(nodes[r.id])
+        parent = nodes.get(r.parent_id) if r.parent_id is not None else None
+        (parent.children if parent is not None else roots).append(nodes[r.id])
     return roots
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    """A thread's first post and its replies as a tree."""
+
+    post: AuthoredPost
+    replies: list[ReplyNode]
 
 
 @dataclass(frozen=True)
 class ThreadPage:
     """One page of a group's threads, each with its replies as a tree."""
 
-    threads: list[dict[str, Any]]  # {"post": row, "replies": [node...]}
+    threads: list[Thread]
     next: Cursor | None
 
 
@@ -265,26 +444,29 @@ async def thread_page(conn: AsyncConnection, group_id: int, *, before: Cursor | 
     more = len(roots) > limit
     roots = roots[:limit]
     replies = await list_replies(conn, [r.id for r in roots])
-    threads = [{"post": r, "replies": nest(replies[r.id])} for r in roots]
+    threads = [Thread(r, nest(replies[r.id])) for r in roots]
     last = roots[-1] if roots else None
     return ThreadPage(threads, Cursor(last.last_activity_at, last.id) if more and last is not None else None)
 
 
-def handle_of(post: Any) -> str:
+def handle_of(post: AuthoredPost) -> str:
     """``@user@domain`` of a post's author, falling back to the author URI."""
-    if getattr(post, "preferred_username", None) and getattr(post, "author_domain", None):
+    if post.preferred_username and post.author_domain:
         return f"@{post.preferred_username}@{post.author_domain}"
     return post.author_uri
 
 
-def poll_results(post: Any) -> list[tuple[str, int]]:
-    """A poll's options and vote counts, as its origin last reported them."""
+def poll_results(post: Post | Any) -> list[tuple[str, int]]:
+    """A poll's options and vote counts, as its origin last reported them.
+
+    ``post`` is a ``Post`` or a page row with ``type``, ``state`` and ``raw``.
+    """
     if post.type != "Question" or post.state != "visible":
         return []
     return poll_options(json.loads(post.raw))
 
 
-async def list_pinned(conn: AsyncConnection, group_id: int) -> list[Any]:
+async def list_pinned(conn: AsyncConnection, group_id: int) -> list[AuthoredPost]:
     """The group's pinned threads, most recently pinned first."""
     query = (
         sa.select(*_POST_COLUMNS)
@@ -292,4 +474,4 @@ async def list_pinned(conn: AsyncConnection, group_id: int) -> list[Any]:
         .where(posts.c.group_id == group_id, posts.c.pinned_at.is_not(None), posts.c.state == "visible")
         .order_by(posts.c.pinned_at.desc())
     )
-    return list((await conn.execute(query)).all())
+    return [record(AuthoredPost, r) for r in (await conn.execute(query)).all()]

@@ -9,14 +9,15 @@ from typing import Any
 
 from server.federation.objects import refused
 from server.inbox.handlers import announce, content, create, flag, follow, moderation, reaction, undo
+from server.inbox.store import InboxItem
 from server.services import Services
 
 log = logging.getLogger("kith.dispatch")
 
-Handler = Callable[[Services, dict[str, Any], Any], Awaitable[None]]
+Handler = Callable[[Services, dict[str, Any], InboxItem], Awaitable[None]]
 
 
-async def ignore(services: Services, activity: dict[str, Any], item: Any) -> None:
+async def ignore(services: Services, activity: dict[str, Any], item: InboxItem) -> None:
     """Activities we receive but have nothing to do with (yet)."""
 
 
@@ -42,12 +43,10 @@ HANDLERS: dict[str, Handler] = {
 
 def cut_off(services: Services, actor_uri: str) -> bool:
     """Has the sender been blocked or suspended since its activity was accepted?"""
-    if refused(actor_uri, services.is_blocked):
-        return True
-    return services.blocklist is not None and services.blocklist.policy.actor_suspended(actor_uri)
+    return refused(actor_uri, services.is_blocked) or services.blocklist.policy.actor_suspended(actor_uri)
 
 
-async def dispatch(services: Services, item: Any) -> None:
+async def dispatch(services: Services, item: InboxItem) -> None:
     """Run the handler for one stored inbox item, unless its sender is cut off by now."""
     if cut_off(services, item.actor_uri):
         log.info("dropping %s: the sender is blocked", item.activity_uri)

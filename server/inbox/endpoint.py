@@ -7,6 +7,7 @@ activity is committed before the answer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -14,7 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from server.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized
+from server.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, RequestTimeout, Unauthorized
 from server.federation.client import FetchError
 from server.federation.httpsig import IncomingRequest, SignatureError, signature_key_id, verify_request
 from server.federation.objects import host_or_none, same_origin
@@ -27,23 +28,28 @@ from server.services import Services
 log = logging.getLogger("kith.inbox")
 
 MAX_BODY = 256 * 1024
+BODY_SECONDS = 30.0  # a body trickled in slower than this is refused (408), its connection freed
 
 
-async def read_capped(request: Request, cap: int = MAX_BODY) -> bytes:
-    """The request body, refusing (413) anything over ``cap`` without reading it all."""
+async def read_capped(request: Request, cap: int = MAX_BODY, deadline: float = BODY_SECONDS) -> bytes:
+    """The request body, refusing (413) anything over ``cap`` without reading it all, and (408) a
+    body that has not arrived within ``deadline`` seconds."""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > cap:
         raise PayloadTooLarge(f"body over {cap} bytes")
     chunks: list[bytes] = []
     size = 0
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > cap:
-                raise PayloadTooLarge(f"body over {cap} bytes")
-            chunks.append(chunk)
+        async with asyncio.timeout(deadline):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > cap:
+                    raise PayloadTooLarge(f"body over {cap} bytes")
+                chunks.append(chunk)
     except ClientDisconnect:
         raise BadRequest("client disconnected") from None
+    except TimeoutError:
+        raise RequestTimeout(f"the body did not arrive within {deadline:g} seconds") from None
     return b"".join(chunks)
 
 
@@ -73,7 +79,7 @@ def _first_values(request: Request) -> dict[str, str]:
     return dict(reversed(request.headers.items()))
 
 
-async def receive(request: Request, services: Services, group_name: str | None) -> Response:
+async def receive(request: Request, services: Services, group_name: str | None) -> Response:  # noqa: C901 (split after the httpsig merge)
     """Accept one activity at a group's inbox (``group_name``) or the shared inbox."""
     group_id = None
     if group_name is not None:
@@ -97,7 +103,7 @@ async def receive(request: Request, services: Services, group_name: str | None) 
     # nearly always on the actor's host, which needs asking only once.
     if services.is_blocked(actor_host) or (key_host and key_host != actor_host and services.is_blocked(key_host)):
         raise Forbidden("the domain is blocked")
-    if services.blocklist is not None and services.blocklist.policy.actor_suspended(actor):
+    if services.blocklist.policy.actor_suspended(actor):
         raise Forbidden("the account is suspended")
 
     if doc["type"] == "Delete" and id_of(doc.get("object")) == actor and await services.actors.cached(actor) is None:
@@ -116,12 +122,13 @@ async def receive(request: Request, services: Services, group_name: str | None) 
         raise Unauthorized("the signing key does not belong to the activity's actor")
 
     if doc["type"] == "Follow":
-        # Answer a Follow of something that is not one of our groups at once.
+        # Answer a Follow of something that is not one of our groups at once, and store the
+        # group it names (whichever inbox it came to), so its handler need not look again.
         async with services.db.read() as conn:
             target = group_name_from_uri(id_of(doc.get("object")) or "", services.links)
             if target is None:
                 raise NotFound("the Follow's object is not a group here")
-            await get_group(conn, target)
+            group_id = (await get_group(conn, target)).id
 
     # The body as received is what was digested and signed; store it, not a re-dump.
     if await store_activity(services.db, doc, actor=actor, group_id=group_id, raw=body_text(body)):

@@ -1,13 +1,26 @@
-"""Storing verified incoming activities, once each."""
+"""Verified incoming activities, stored once each: the one owner of the ``inbox_items`` table."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from server.db import Database
+from server.queue import QueueRow
 from server.tables import inbox_items
 from server.types import utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem(QueueRow):
+    """One stored activity, as the worker runs it: who sent it, its body as received."""
+
+    activity_uri: str
+    actor_uri: str
+    group_id: int | None  # the group it was addressed to: its inbox, or the group a Follow names
+    body: str
+
 
 # The same statement as the SQLAlchemy one below, written out for asyncpg: on the hot
 # path SQLAlchemy's compile, checkout and BEGIN/COMMIT cost several times the insert.

@@ -3,41 +3,31 @@
 Activities are shaped as Lemmy sends them (the moderator's actor, the group in ``cc``
 and ``audience``, the reason in ``summary``) and reach members wrapped in the group's
 ``Announce``, so Lemmy, Mbin and PieFed apply them too. Mastodon followers see a
-removed post's ``Announce`` withdrawn (``Undo``).
+removed post's ``Announce`` withdrawn (``Undo``). Every table is changed through its
+owner (posts, follows, bans, roles); this module decides, logs and tells.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.accounts import get_user
-from server.db import upsert
 from server.errors import BadRequest, Forbidden, NotFound
 from server.federation import activities
-from server.federation.delivery import enqueue, enqueue_fanout
-from server.groups.following import decide_follow, inbox_of
-from server.groups.membership import get_group
-from server.groups.posts import find_post
-from server.groups.redistribute import announce, redistribute
-from server.moderation import modlog
-from server.moderation.authority import is_moderator, local_role
+from server.federation.actors import find_actor
+from server.federation.delivery import enqueue
+from server.groups import posts
+from server.groups.following import decide_pending, end_membership
+from server.groups.membership import Group, get_group
+from server.groups.posts import Post, find_post, find_post_by_id
+from server.groups.redistribute import redistribute, withdraw_announces
+from server.moderation import authority, modlog, rulebook
 from server.services import Services
-from server.tables import (
-    bans,
-    follows,
-    group_roles,
-    outbound_activities,
-    posts,
-    remote_actors,
-    remote_moderators,
-)
 from server.types import utcnow
 
 log = logging.getLogger("kith.moderation")
@@ -52,17 +42,17 @@ class Moderator:
     local_user: str | None = None  # set for a local account
 
 
-async def local_moderator(services: Services, conn: AsyncConnection, group: Any, user_name: str) -> Moderator:
+async def local_moderator(services: Services, conn: AsyncConnection, group: Group, user_name: str) -> Moderator:
     """A local account allowed to moderate ``group`` (a leader of it, or an instance admin)."""
     user = await get_user(conn, user_name)
-    if await local_role(conn, group.id, user_name) is None and not user.is_admin:
+    if await authority.local_role(conn, group.id, user_name) is None and not user.is_admin:
         raise Forbidden(f"{user_name} is not a moderator of {group.name}")
     return Moderator(user_name, services.links.actor("person", user_name), user_name)
 
 
 async def _log(
     conn: AsyncConnection,
-    group: Any,
+    group: Group,
     by: Moderator,
     action: str,
     target: str,
@@ -74,57 +64,41 @@ async def _log(
     )
 
 
-async def _post_in(conn: AsyncConnection, group: Any, uri: str) -> Any:
+async def _post_in(conn: AsyncConnection, group: Group, uri: str) -> Post:
     post = await find_post(conn, uri)
     if post is None or post.group_id != group.id:
         raise NotFound("no such post in this group")
     return post
 
 
-def _mod_activity(services: Services, group: Any, by: Moderator, kind: str, obj: Any, **kw: Any) -> dict[str, Any]:
+def _mod_activity(services: Services, group: Group, by: Moderator, kind: str, obj: str, **kw: Any) -> dict[str, Any]:
     return activities.moderation(
         services.links.base, kind=kind, actor=by.uri, obj=obj, group_uri=services.links.group(group.name), **kw
     )
 
 
-async def _withdraw_announces(conn: AsyncConnection, services: Services, group: Any, post_id: int) -> None:
-    """Undo the group's plain Announces of a post (what Mastodon displays) and tombstone them."""
-    rows = (
-        await conn.execute(
-            sa.select(outbound_activities).where(
-                outbound_activities.c.post_id == post_id,
-                outbound_activities.c.type == "Announce",
-                outbound_activities.c.deleted_at.is_(None),
-            )
-        )
-    ).all()
-    group_uri = services.links.group(group.name)
-    undos = [
-        activities.undo(services.links.base, group_uri, body, group_uri)
-        for body in (json.loads(row.body) for row in rows)
-        if isinstance(body.get("object"), str)
-    ]
-    if undos:
-        await enqueue_fanout(conn, activities=undos, group_id=group.id, public=False, post_id=None)
-    await conn.execute(
-        sa.update(outbound_activities)
-        .where(outbound_activities.c.post_id == post_id, outbound_activities.c.deleted_at.is_(None))
-        .values(deleted_at=utcnow())
-    )
+def _undo(services: Services, group: Group, by: Moderator, activity: dict[str, Any]) -> dict[str, Any]:
+    return activities.undo(services.links.base, by.uri, activity, services.links.group(group.name))
 
 
 async def remove_post(
-    services: Services, group: Any, post_uri: str, *, by: Moderator, reason: str, activity: dict[str, Any] | None = None
+    services: Services,
+    group: Group,
+    post_uri: str,
+    *,
+    by: Moderator,
+    reason: str,
+    activity: dict[str, Any] | None = None,
 ) -> None:
     """Remove a post or comment (restorable); members' servers hide it too."""
     async with services.db.transaction() as conn:
         post = await _post_in(conn, group, post_uri)
-        if post.state not in ("visible", "held"):
+        if post.state not in posts.REMOVABLE:
             raise BadRequest("the post is not visible")
-        await conn.execute(sa.update(posts).where(posts.c.id == post.id).values(state="removed", removed_reason=reason))
+        await posts.set_state(conn, post, "removed", reason=reason)
         await _log(conn, group, by, "remove", post_uri, reason)
         if post.state == "visible":
-            await _withdraw_announces(conn, services, group, post.id)
+            await withdraw_announces(conn, services, group, post.id)
             delete = activity or _mod_activity(services, group, by, "Delete", post_uri, summary=reason or None)
             await redistribute(conn, services, group, delete, post_id=None)
     services.wake.set()
@@ -132,7 +106,7 @@ async def remove_post(
 
 async def restore_post(
     services: Services,
-    group: Any,
+    group: Group,
     post_uri: str,
     *,
     by: Moderator,
@@ -144,10 +118,9 @@ async def restore_post(
         post = await _post_in(conn, group, post_uri)
         if post.state != "removed":
             raise BadRequest("the post is not removed")
-        await conn.execute(sa.update(posts).where(posts.c.id == post.id).values(state="visible", removed_reason=None))
+        await posts.set_state(conn, post, "visible")
         await _log(conn, group, by, "restore", post_uri, reason)
-        delete = _mod_activity(services, group, by, "Delete", post_uri)
-        undo = activity or activities.undo(services.links.base, by.uri, delete, services.links.group(group.name))
+        undo = activity or _undo(services, group, by, _mod_activity(services, group, by, "Delete", post_uri))
         await redistribute(conn, services, group, undo, post_id=None)
         await redistribute(conn, services, group, post_uri, post_id=post.id)
     services.wake.set()
@@ -155,7 +128,7 @@ async def restore_post(
 
 async def set_locked(
     services: Services,
-    group: Any,
+    group: Group,
     post_uri: str,
     locked: bool,
     *,
@@ -166,22 +139,19 @@ async def set_locked(
     """Lock (no new replies) or unlock a thread, as Lemmy's ``Lock``."""
     async with services.db.transaction() as conn:
         post = await _post_in(conn, group, post_uri)
-        root_uri = post.uri
-        if post.root_id is not None:
-            root_uri = (await conn.execute(sa.select(posts.c.uri).where(posts.c.id == post.root_id))).scalar_one()
-        await conn.execute(sa.update(posts).where(posts.c.uri == root_uri).values(locked=locked))
-        await _log(conn, group, by, "lock" if locked else "unlock", root_uri, reason)
-        lock = _mod_activity(services, group, by, "Lock", root_uri, summary=reason or None)
-        out = activity or (
-            lock if locked else activities.undo(services.links.base, by.uri, lock, services.links.group(group.name))
-        )
+        root = post if post.root_id is None else await find_post_by_id(conn, post.root_id)
+        assert root is not None  # a reply's root stays (a deleted one is a tombstone row)
+        await posts.set_locked(conn, root.id, locked)
+        await _log(conn, group, by, "lock" if locked else "unlock", root.uri, reason)
+        lock = _mod_activity(services, group, by, "Lock", root.uri, summary=reason or None)
+        out = activity or (lock if locked else _undo(services, group, by, lock))
         await redistribute(conn, services, group, out, post_id=None)
     services.wake.set()
 
 
 async def set_pinned(
     services: Services,
-    group: Any,
+    group: Group,
     post_uri: str,
     pinned: bool,
     *,
@@ -193,7 +163,7 @@ async def set_pinned(
         post = await _post_in(conn, group, post_uri)
         if post.root_id is not None:
             raise BadRequest("only a thread's first post can be pinned")
-        await conn.execute(sa.update(posts).where(posts.c.id == post.id).values(pinned_at=utcnow() if pinned else None))
+        await posts.set_pinned(conn, post.id, pinned)
         await _log(conn, group, by, "pin" if pinned else "unpin", post_uri)
         featured = services.links.collection("group", group.name, "featured")
         out = activity or _mod_activity(services, group, by, "Add" if pinned else "Remove", post_uri, target=featured)
@@ -203,7 +173,7 @@ async def set_pinned(
 
 async def ban(
     services: Services,
-    group: Any,
+    group: Group,
     actor_uri: str,
     *,
     by: Moderator,
@@ -218,69 +188,32 @@ async def ban(
     banned actor's server. Returns how many posts were removed.
     """
     removed = 0
+    group_uri = services.links.group(group.name)
     async with services.db.transaction() as conn:
-        values = {
-            "group_id": group.id,
-            "actor_uri": actor_uri,
-            "reason": reason,
-            "expires_at": expires_at,
-            "created_at": utcnow(),
-        }
-        await conn.execute(
-            upsert(
-                services.db.dialect,
-                bans,
-                ["group_id", "actor_uri"],
-                values,
-                {"reason": reason, "expires_at": expires_at},
-            )
-        )
-        target = (await conn.execute(sa.select(remote_actors).where(remote_actors.c.uri == actor_uri))).one_or_none()
+        await rulebook.add_ban(conn, services.db, group.id, actor_uri, reason=reason, expires_at=expires_at)
         await _log(conn, group, by, "ban", actor_uri, reason, expires_at)
         extra: dict[str, Any] = {"removeData": remove_content}
         if expires_at is not None:
             extra["endTime"] = expires_at.isoformat().replace("+00:00", "Z")
         block = activity or _mod_activity(
-            services,
-            group,
-            by,
-            "Block",
-            actor_uri,
-            summary=reason or None,
-            target=services.links.group(group.name),
-            **extra,
+            services, group, by, "Block", actor_uri, summary=reason or None, target=group_uri, **extra
         )
         await redistribute(conn, services, group, block, post_id=None)
+        target = await find_actor(conn, actor_uri)
         if target is not None:
-            await conn.execute(
-                sa.delete(follows).where(follows.c.group_id == group.id, follows.c.actor_id == target.id)
-            )
+            await end_membership(conn, group.id, target.id)
+            # The banned actor's server hears of it too (it is no longer a member to reach through the fan-out).
             await enqueue(
                 conn,
                 services.db,
-                activity=announce(services.links.base, services.links.group(group.name), block),
+                activity=activities.announce(services.links.base, group_uri, block, published=utcnow()),
                 actor_id=group.id,
-                inboxes=[inbox_of(target)],
+                inboxes=[target.delivery_inbox],
             )
             if remove_content:
-                ids = (
-                    (
-                        await conn.execute(
-                            sa.update(posts)
-                            .where(
-                                posts.c.group_id == group.id,
-                                posts.c.author_id == target.id,
-                                posts.c.state.in_(("visible", "held")),
-                            )
-                            .values(state="removed", removed_reason=reason or "banned")
-                            .returning(posts.c.id)
-                        )
-                    )
-                    .scalars()
-                    .all()
-                )
+                ids = await posts.remove_by_author(conn, group.id, target.id, reason or "banned")
                 for post_id in ids:
-                    await _withdraw_announces(conn, services, group, post_id)
+                    await withdraw_announces(conn, services, group, post_id)
                 removed = len(ids)
     services.wake.set()
     return removed
@@ -288,7 +221,7 @@ async def ban(
 
 async def unban(
     services: Services,
-    group: Any,
+    group: Group,
     actor_uri: str,
     *,
     by: Moderator,
@@ -296,30 +229,24 @@ async def unban(
     activity: dict[str, Any] | None = None,
 ) -> None:
     async with services.db.transaction() as conn:
-        result = await conn.execute(sa.delete(bans).where(bans.c.group_id == group.id, bans.c.actor_uri == actor_uri))
-        if result.rowcount == 0:
+        if not await rulebook.lift_ban(conn, group.id, actor_uri):
             raise NotFound(f"{actor_uri} is not banned from {group.name}")
         await _log(conn, group, by, "unban", actor_uri, reason)
         block = _mod_activity(services, group, by, "Block", actor_uri, target=services.links.group(group.name))
-        out = activity or activities.undo(services.links.base, by.uri, block, services.links.group(group.name))
+        out = activity or _undo(services, group, by, block)
         await redistribute(conn, services, group, out, post_id=None)
     services.wake.set()
 
 
 async def decide_held_post(
-    services: Services, group: Any, post_uri: str, approve: bool, *, by: Moderator, reason: str = ""
+    services: Services, group: Group, post_uri: str, approve: bool, *, by: Moderator, reason: str = ""
 ) -> None:
     """Approve a held post (shown and announced now) or reject it (removed)."""
     async with services.db.transaction() as conn:
         post = await _post_in(conn, group, post_uri)
         if post.state != "held":
             raise BadRequest("the post is not waiting for approval")
-        state = "visible" if approve else "removed"
-        await conn.execute(
-            sa.update(posts)
-            .where(posts.c.id == post.id)
-            .values(state=state, removed_reason=None if approve else reason)
-        )
+        await posts.set_state(conn, post, "visible" if approve else "removed", reason=reason)
         await _log(conn, group, by, "approve_post" if approve else "reject_post", post_uri, reason)
         if approve:
             # Only the post's id travels: receivers fetch it from its origin.
@@ -327,59 +254,40 @@ async def decide_held_post(
     services.wake.set()
 
 
-async def decide_follow_request(services: Services, group: Any, actor_uri: str, approve: bool, *, by: Moderator) -> str:
-    """Approve or refuse a pending follow, logged."""
-    state = await decide_follow(services, group.name, actor_uri, approve=approve)
+async def decide_follow_request(
+    services: Services, group: Group, actor_uri: str, approve: bool, *, by: Moderator
+) -> str:
+    """Approve or refuse a pending follow, logged, in one transaction."""
     async with services.db.transaction() as conn:
+        state = await decide_pending(conn, services, group, actor_uri, approve=approve)
         await _log(conn, group, by, "approve_follow" if approve else "reject_follow", actor_uri)
+    services.wake.set()
     return state
 
 
 async def set_moderator(
-    services: Services, group: Any, who: str, add: bool, *, by: Moderator, activity: dict[str, Any] | None = None
+    services: Services, group: Group, who: str, add: bool, *, by: Moderator, activity: dict[str, Any] | None = None
 ) -> str:
     """Add or remove a moderator: a local account name or a remote actor URI. Owners only, for local callers."""
     async with services.db.transaction() as conn:
-        if by.local_user is not None and await local_role(conn, group.id, by.local_user) != "owner":
-            user = await get_user(conn, by.local_user)
-            if not user.is_admin:
-                raise Forbidden("only the group's owner adds and removes moderators")
+        if by.local_user is not None and not await _owner_or_admin(conn, group, by.local_user):
+            raise Forbidden("only the group's owner adds and removes moderators")
         if who.startswith(("https://", "http://")):
             uri = who
             if add:
-                await conn.execute(
-                    services.db.insert_ignore(remote_moderators, ["group_id", "actor_uri"]).values(
-                        group_id=group.id, actor_uri=uri, created_at=utcnow()
-                    )
-                )
-            else:
-                gone = await conn.execute(
-                    sa.delete(remote_moderators).where(
-                        remote_moderators.c.group_id == group.id, remote_moderators.c.actor_uri == uri
-                    )
-                )
-                if gone.rowcount == 0:
-                    raise NotFound(f"{uri} is not a moderator of {group.name}")
+                await authority.add_remote_moderator(conn, group.id, uri)
+            elif not await authority.remove_remote_moderator(conn, group.id, uri):
+                raise NotFound(f"{uri} is not a moderator of {group.name}")
         else:
             user = await get_user(conn, who)
             uri = services.links.actor("person", who)
-            role = await local_role(conn, group.id, who)
+            role = await authority.local_role(conn, group.id, who)
             if not add and role != "moderator":
                 raise BadRequest(f"{who} is {'the owner' if role == 'owner' else 'not a moderator'} of {group.name}")
             if add:
-                await conn.execute(
-                    services.db.insert_ignore(group_roles, ["group_id", "user_id"]).values(
-                        group_id=group.id, user_id=user.id, role="moderator", created_at=utcnow()
-                    )
-                )
+                await authority.add_role(conn, group.id, user.id, "moderator")
             else:
-                await conn.execute(
-                    sa.delete(group_roles).where(
-                        group_roles.c.group_id == group.id,
-                        group_roles.c.user_id == user.id,
-                        group_roles.c.role == "moderator",
-                    )
-                )
+                await authority.remove_moderator_role(conn, group.id, user.id)
         await _log(conn, group, by, "add_moderator" if add else "remove_moderator", uri)
         target = services.links.collection("group", group.name, "moderators")
         out = activity or _mod_activity(services, group, by, "Add" if add else "Remove", uri, target=target)
@@ -388,16 +296,22 @@ async def set_moderator(
     return uri
 
 
-async def group_and_moderator(services: Services, group_name: str, user_name: str) -> tuple[Any, Moderator]:
+async def _owner_or_admin(conn: AsyncConnection, group: Group, user_name: str) -> bool:
+    if await authority.local_role(conn, group.id, user_name) == "owner":
+        return True
+    return (await get_user(conn, user_name)).is_admin
+
+
+async def group_and_moderator(services: Services, group_name: str, user_name: str) -> tuple[Group, Moderator]:
     """Resolve a group and check that a local account may moderate it."""
     async with services.db.read() as conn:
         group = await get_group(conn, group_name)
         return group, await local_moderator(services, conn, group, user_name)
 
 
-async def remote_moderator(services: Services, group: Any, actor_uri: str) -> Moderator | None:
+async def remote_moderator(services: Services, group: Group, actor_uri: str) -> Moderator | None:
     """The sender as a moderator of ``group``, or None (FEP-1b12 authority rule)."""
     async with services.db.read() as conn:
-        if await is_moderator(conn, group.id, actor_uri, services.links):
+        if await authority.is_moderator(conn, group.id, actor_uri, services.links):
             return Moderator(actor_uri, actor_uri)
     return None

@@ -2,6 +2,7 @@
 
 FEP-1b12's authority rule: a moderation activity about a group counts only when it
 comes from the group's own origin (us) or from an actor in its moderators collection.
+The one owner of the ``group_roles`` and ``remote_moderators`` tables.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.links import Links
 from server.tables import group_roles, local_actors, remote_moderators, users
+from server.types import utcnow
+
+ROLES = ("owner", "moderator")
 
 
 async def moderator_uris(conn: AsyncConnection, group_id: int, links: Links) -> list[str]:
@@ -30,18 +34,7 @@ async def moderator_uris(conn: AsyncConnection, group_id: int, links: Links) -> 
         .scalars()
         .all()
     )
-    remote = (
-        (
-            await conn.execute(
-                sa.select(remote_moderators.c.actor_uri)
-                .where(remote_moderators.c.group_id == group_id)
-                .order_by(remote_moderators.c.created_at)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    return [links.actor("person", name) for name in local] + list(remote)
+    return [links.actor("person", name) for name in local] + await remote_moderator_uris(conn, group_id)
 
 
 async def is_moderator(conn: AsyncConnection, group_id: int, actor_uri: str, links: Links) -> bool:
@@ -84,3 +77,75 @@ async def local_role(conn: AsyncConnection, group_id: int, user_name: str) -> st
             .where(group_roles.c.group_id == group_id, local_actors.c.name == user_name)
         )
     ).scalar_one_or_none()
+
+
+async def moderator_names(conn: AsyncConnection, group_id: int) -> list[tuple[str, str]]:
+    """(name, role) of each local leader of a group, owner first."""
+    query = (
+        sa.select(local_actors.c.name, group_roles.c.role)
+        .join(users, users.c.id == group_roles.c.user_id)
+        .join(local_actors, local_actors.c.id == users.c.actor_id)
+        .where(group_roles.c.group_id == group_id)
+        .order_by(group_roles.c.role.desc(), local_actors.c.name)
+    )
+    return [(r.name, r.role) for r in (await conn.execute(query)).all()]
+
+
+async def add_role(conn: AsyncConnection, group_id: int, user_id: int, role: str) -> None:
+    """Make a local account the group's owner or a moderator (nothing when it already leads it)."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    exists = (
+        await conn.execute(
+            sa.select(group_roles.c.role).where(group_roles.c.group_id == group_id, group_roles.c.user_id == user_id)
+        )
+    ).first()
+    if exists is None:
+        await conn.execute(
+            sa.insert(group_roles).values(group_id=group_id, user_id=user_id, role=role, created_at=utcnow())
+        )
+
+
+async def remove_moderator_role(conn: AsyncConnection, group_id: int, user_id: int) -> bool:
+    """A local moderator steps down (an owner stays); False when they were not one."""
+    result = await conn.execute(
+        sa.delete(group_roles).where(
+            group_roles.c.group_id == group_id, group_roles.c.user_id == user_id, group_roles.c.role == "moderator"
+        )
+    )
+    return result.rowcount > 0
+
+
+async def add_remote_moderator(conn: AsyncConnection, group_id: int, actor_uri: str) -> None:
+    """List a remote actor as a moderator (nothing when already listed)."""
+    listed = (
+        await conn.execute(
+            sa.select(remote_moderators.c.actor_uri).where(
+                remote_moderators.c.group_id == group_id, remote_moderators.c.actor_uri == actor_uri
+            )
+        )
+    ).first()
+    if listed is None:
+        await conn.execute(
+            sa.insert(remote_moderators).values(group_id=group_id, actor_uri=actor_uri, created_at=utcnow())
+        )
+
+
+async def remove_remote_moderator(conn: AsyncConnection, group_id: int, actor_uri: str) -> bool:
+    """Unlist a remote moderator; False when they were not listed."""
+    result = await conn.execute(
+        sa.delete(remote_moderators).where(
+            remote_moderators.c.group_id == group_id, remote_moderators.c.actor_uri == actor_uri
+        )
+    )
+    return result.rowcount > 0
+
+
+async def remote_moderator_uris(conn: AsyncConnection, group_id: int) -> list[str]:
+    """The remote actors listed as the group's moderators, in the order they were added."""
+    query = (
+        sa.select(remote_moderators.c.actor_uri)
+        .where(remote_moderators.c.group_id == group_id)
+        .order_by(remote_moderators.c.created_at)
+    )
+    return list((await conn.execute(query)).scalars().all())

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.federation.serialize import iso
+from server.federation.vocab import iso
 from server.rows import record
 from server.tables import mod_log
 from server.types import utcnow

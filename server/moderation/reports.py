@@ -1,8 +1,8 @@
 """Reports (``Flag``) in and out, and their lifecycle: open, assigned, resolved or rejected.
 
-A reporter is never revealed to the reported server: reports we send or forward go
-out as a ``Flag`` from the instance actor, with the comment and the reported
-objects only.
+The one owner of the ``reports`` table. A reporter is never revealed to the reported
+server: reports we send or forward go out as a ``Flag`` from the instance actor, with
+the comment and the reported objects only.
 """
 
 from __future__ import annotations
@@ -10,24 +10,28 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.accounts import get_user
+from server.accounts import User, get_user
 from server.errors import BadRequest, Forbidden, NotFound
 from server.federation import activities
+from server.federation.actors import find_actor, find_actors
 from server.federation.delivery import enqueue
 from server.federation.objects import host_or_none, refused
 from server.federation.vocab import ids_of
-from server.groups.following import inbox_of
 from server.groups.membership import get_group, get_group_by_id, group_name_from_uri
 from server.groups.posts import find_post
+from server.links import Links
 from server.moderation import actions
-from server.moderation.authority import local_role
+from server.moderation.authority import local_role, remote_moderator_uris
+from server.rows import record, record_or_none
 from server.services import Services
-from server.tables import group_roles, remote_actors, remote_moderators, reports
+from server.tables import group_roles, local_actors, reports
 from server.types import utcnow
 
 log = logging.getLogger("kith.reports")
@@ -36,12 +40,38 @@ MAX_COMMENT = 1000
 STATES = ("open", "assigned", "resolved", "rejected")
 
 
-async def receive_flag(services: Services, flag: dict[str, Any], sender: str) -> Any | None:
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A report: who made it (never sent on), about what, and where it stands."""
+
+    id: int
+    group_id: int | None  # None: for the instance's admins
+    flag_uri: str | None  # the incoming Flag's id (or ours, for an outgoing one)
+    reporter: str  # a remote actor URI or a local user's name
+    target_account: str | None
+    target_posts: str  # JSON list of post URIs
+    comment: str
+    state: str  # open | assigned | resolved | rejected
+    assigned_to: int | None
+    action_taken: str
+    forwarded: bool
+    outgoing: bool  # ours, sent to another server
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def post_uris(self) -> list[str]:
+        """The reported posts' URIs."""
+        uris: list[str] = json.loads(self.target_posts)
+        return uris
+
+
+async def receive_flag(services: Services, flag: dict[str, Any], sender: str) -> Report | None:
     """Store an incoming report (Mastodon, Lemmy and Mbin shapes); None when ignored."""
     sender_host = host_or_none(sender)
     if sender_host is None:
         return None
-    if services.blocklist is not None and services.blocklist.policy.rejects_reports(sender_host):
+    if services.blocklist.policy.rejects_reports(sender_host):
         log.info("report %s from %s ignored: reject_reports", flag.get("id"), sender_host)
         return None
     objects = ids_of(flag.get("object"))[:50]
@@ -63,8 +93,7 @@ async def receive_flag(services: Services, flag: dict[str, Any], sender: str) ->
                 with contextlib.suppress(NotFound):
                     group_id = group_id or (await get_group(conn, name)).id
                 continue
-            known = (await conn.execute(sa.select(remote_actors.c.uri).where(remote_actors.c.uri == uri))).first()
-            if known is not None:
+            if await find_actor(conn, uri) is not None:
                 target_account = uri
         if group_id is None:
             for uri in ids_of(flag.get("to")) + ids_of(flag.get("audience")):
@@ -90,17 +119,19 @@ async def receive_flag(services: Services, flag: dict[str, Any], sender: str) ->
             updated_at=now,
         )
         await conn.execute(stmt)
-        return (await conn.execute(sa.select(reports).where(reports.c.flag_uri == flag.get("id")))).one_or_none()
+        row = (await conn.execute(sa.select(reports).where(reports.c.flag_uri == flag.get("id")))).one_or_none()
+    return record_or_none(Report, row)
 
 
-async def get_report(conn: AsyncConnection, report_id: int) -> Any:
+async def get_report(conn: AsyncConnection, report_id: int) -> Report:
+    """The report with this id, else ``NotFound``."""
     row = (await conn.execute(sa.select(reports).where(reports.c.id == report_id))).one_or_none()
     if row is None:
         raise NotFound("no such report")
-    return row
+    return record(Report, row)
 
 
-async def may_handle(conn: AsyncConnection, report: Any, user_name: str) -> Any:
+async def may_handle(conn: AsyncConnection, report: Report, user_name: str) -> User:
     """The acting user, when they may handle this report: admins always, a group's leaders its reports."""
     user = await get_user(conn, user_name)
     if user.is_admin:
@@ -118,7 +149,7 @@ async def list_reports(
     group_name: str | None = None,
     limit: int = 100,
     max_id: int | None = None,
-) -> list[Any]:
+) -> list[Report]:
     """Reports this user may see (admins: all; moderators: their groups'), newest first."""
     user = await get_user(conn, user_name)
     query = sa.select(reports).order_by(reports.c.id.desc()).limit(limit)
@@ -134,10 +165,73 @@ async def list_reports(
         # Filtered in the query, not after the LIMIT, so a moderator's pages are full.
         led = sa.select(group_roles.c.group_id).where(group_roles.c.user_id == user.id)
         query = query.where(reports.c.group_id.in_(led))
-    return list((await conn.execute(query)).all())
+    return [record(Report, r) for r in (await conn.execute(query)).all()]
 
 
-async def set_state(services: Services, report_id: int, user_name: str, state: str, *, action_taken: str = "") -> Any:
+@dataclass(frozen=True)
+class ReportFilter:
+    """Which reports a listing shows (Mastodon's admin API filters)."""
+
+    states: tuple[str, ...]
+    leader_id: int | None  # None: an admin, who sees every report; else a user who sees their groups'
+    reporter: str | None = None  # a remote actor URI or a local name
+    target: str | None = None  # a remote actor URI, or a local name (a person, or a group by name)
+    never: bool = False  # an unknown account was asked for: nothing matches
+
+
+async def leads_a_group(conn: AsyncConnection, user_id: int) -> bool:
+    """Whether a local account is the owner or a moderator of any group."""
+    query = sa.select(group_roles.c.group_id).where(group_roles.c.user_id == user_id).limit(1)
+    return (await conn.execute(query)).first() is not None
+
+
+async def filtered(
+    conn: AsyncConnection,
+    which: ReportFilter,
+    links: Links,
+    *,
+    max_id: int | None,
+    since_id: int | None,
+    min_id: int | None,
+    limit: int,
+) -> list[Report]:
+    """A page of reports, newest first (the page after ``min_id`` when it is given), Mastodon's id paging."""
+    query = sa.select(reports).where(reports.c.state.in_(which.states))
+    if which.never:
+        query = query.where(sa.false())
+    if which.leader_id is not None:
+        led = sa.select(group_roles.c.group_id).where(group_roles.c.user_id == which.leader_id)
+        query = query.where(reports.c.group_id.in_(led))
+    if which.reporter is not None:
+        query = query.where(reports.c.reporter == which.reporter)
+    if which.target is not None:
+        query = query.where(_target_is(which.target, links))
+    if max_id is not None:
+        query = query.where(reports.c.id < max_id)
+    if since_id is not None:
+        query = query.where(reports.c.id > since_id)
+    if min_id is not None:
+        query = query.where(reports.c.id > min_id).order_by(reports.c.id.asc())
+    else:
+        query = query.order_by(reports.c.id.desc())
+    rows = (await conn.execute(query.limit(limit))).all()
+    return sorted((record(Report, r) for r in rows), key=lambda r: r.id, reverse=True)
+
+
+def _target_is(ref: str, links: Links) -> sa.ColumnElement[bool]:
+    if ref.startswith(("https://", "http://")):
+        return reports.c.target_account == ref
+    # A local name: a person, or a group (reports about a group name no account, only the group).
+    group_ids = sa.select(local_actors.c.id).where(local_actors.c.name == ref, local_actors.c.kind == "group")
+    return sa.or_(
+        reports.c.target_account == links.actor("person", ref),
+        sa.and_(reports.c.target_account.is_(None), reports.c.group_id.in_(group_ids)),
+    )
+
+
+async def set_state(
+    services: Services, report_id: int, user_name: str, state: str, *, action_taken: str = ""
+) -> Report:
     """Assign to self, unassign, reject or reopen."""
     async with services.db.transaction() as conn:
         report = await get_report(conn, report_id)
@@ -156,7 +250,7 @@ async def set_state(services: Services, report_id: int, user_name: str, state: s
 
 async def resolve(
     services: Services, report_id: int, user_name: str, *, action: str | None = None, reason: str = ""
-) -> Any:
+) -> Report:
     """Resolve a report, performing its action: ``remove`` the reported posts or ``ban`` the account."""
     async with services.db.read() as conn:
         report = await get_report(conn, report_id)
@@ -170,7 +264,7 @@ async def resolve(
             by = await actions.local_moderator(services, conn, group, user_name)
         reason = reason or report.comment[:200]
         if action == "remove":
-            for uri in json.loads(report.target_posts):
+            for uri in report.post_uris:
                 async with services.db.read() as conn:
                     post = await find_post(conn, uri)
                 if post is not None and post.state in ("visible", "held"):
@@ -194,25 +288,17 @@ async def forward(services: Services, report_id: int, user_name: str) -> list[st
     async with services.db.transaction() as conn:
         report = await get_report(conn, report_id)
         await may_handle(conn, report, user_name)
-        objects = ([report.target_account] if report.target_account else []) + json.loads(report.target_posts)
+        objects = ([report.target_account] if report.target_account else []) + report.post_uris
         if not objects:
             raise BadRequest("the report names nothing to forward")
         inboxes: list[str] = []
         if report.target_account:
-            author = (
-                await conn.execute(sa.select(remote_actors).where(remote_actors.c.uri == report.target_account))
-            ).one_or_none()
+            author = await find_actor(conn, report.target_account)
             if author is not None:
-                inboxes.append(inbox_of(author))
+                inboxes.append(author.delivery_inbox)
         if report.group_id is not None:
-            mods = (
-                await conn.execute(
-                    sa.select(remote_actors)
-                    .join(remote_moderators, remote_moderators.c.actor_uri == remote_actors.c.uri)
-                    .where(remote_moderators.c.group_id == report.group_id)
-                )
-            ).all()
-            inboxes += [inbox_of(m) for m in mods]
+            moderators = await find_actors(conn, await remote_moderator_uris(conn, report.group_id))
+            inboxes += [m.delivery_inbox for m in moderators.values()]
         inboxes = [i for i in dict.fromkeys(inboxes) if not refused(i, services.is_blocked)]
         if not inboxes:
             raise BadRequest("there is no server to forward this report to")
@@ -231,7 +317,7 @@ async def forward(services: Services, report_id: int, user_name: str) -> list[st
     return inboxes
 
 
-async def report_remote(services: Services, user_name: str, uris: list[str], comment: str) -> Any:
+async def report_remote(services: Services, user_name: str, uris: list[str], comment: str) -> Report:
     """A local moderator or admin reports a remote post or account to its server."""
     if not uris:
         raise BadRequest("name at least one post or account")
@@ -254,7 +340,9 @@ async def report_remote(services: Services, user_name: str, uris: list[str], com
     )
     now = utcnow()
     async with services.db.transaction() as conn:
-        await enqueue(conn, services.db, activity=flag, actor_id=services.instance.actor_id, inboxes=[inbox_of(author)])
+        await enqueue(
+            conn, services.db, activity=flag, actor_id=services.instance.actor_id, inboxes=[author.delivery_inbox]
+        )
         row = (
             await conn.execute(
                 sa.insert(reports)
@@ -276,10 +364,10 @@ async def report_remote(services: Services, user_name: str, uris: list[str], com
             )
         ).one()
     services.wake.set()
-    return row
+    return record(Report, row)
 
 
-def report_json(report: Any) -> dict[str, Any]:
+def report_json(report: Report) -> dict[str, Any]:
     """A report for moderators (the reporter is shown here, never sent on)."""
     return {
         "id": str(report.id),
@@ -287,7 +375,7 @@ def report_json(report: Any) -> dict[str, Any]:
         "group_id": report.group_id,
         "reporter": report.reporter,
         "target_account": report.target_account,
-        "target_posts": json.loads(report.target_posts),
+        "target_posts": report.post_uris,
         "comment": report.comment,
         "action_taken": report.action_taken,
         "forwarded": report.forwarded,

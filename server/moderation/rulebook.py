@@ -1,8 +1,12 @@
-"""Loading and saving a group's guards and bans (the I/O beside the pure guards)."""
+"""A group's rulebook as stored: its guards and its bans (the I/O beside the pure guards).
+
+The one owner of the ``group_guards`` and ``bans`` tables.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from server.db import Database, upsert
 from server.errors import BadRequest
 from server.moderation.guards import Guards
-from server.tables import bans, group_guards, posts, remote_actors
+from server.rows import record
+from server.tables import bans, group_guards, remote_actors
 from server.types import utcnow
 
 GUARD_COLUMNS = (
@@ -107,56 +112,60 @@ def ban_in_force(expires_at: datetime | None) -> bool:
     return expires_at is None or expires_at > utcnow()
 
 
-async def active_ban(conn: AsyncConnection, group_id: int, actor_uri: str) -> Any | None:
-    """The actor's ban from the group, unless it has expired."""
-    row = (
-        await conn.execute(sa.select(bans).where(bans.c.group_id == group_id, bans.c.actor_uri == actor_uri))
-    ).one_or_none()
-    if row is None or not ban_in_force(row.expires_at):
-        return None
-    return row
+@dataclass(frozen=True, slots=True)
+class Ban:
+    """A remote actor banned from a group, until ``expires_at`` when set."""
+
+    group_id: int
+    actor_uri: str
+    reason: str
+    expires_at: datetime | None
+    created_at: datetime
+
+
+async def add_ban(
+    conn: AsyncConnection, db: Database, group_id: int, actor_uri: str, *, reason: str, expires_at: datetime | None
+) -> None:
+    """Ban ``actor_uri`` from the group (a new ban replaces the reason and expiry of an old one)."""
+    values = {
+        "group_id": group_id,
+        "actor_uri": actor_uri,
+        "reason": reason,
+        "expires_at": expires_at,
+        "created_at": utcnow(),
+    }
+    await conn.execute(
+        upsert(db.dialect, bans, ["group_id", "actor_uri"], values, {"reason": reason, "expires_at": expires_at})
+    )
+
+
+async def lift_ban(conn: AsyncConnection, group_id: int, actor_uri: str) -> bool:
+    """Lift a ban; False when there was none."""
+    result = await conn.execute(sa.delete(bans).where(bans.c.group_id == group_id, bans.c.actor_uri == actor_uri))
+    return result.rowcount > 0
+
+
+async def list_bans(
+    conn: AsyncConnection, group_id: int, *, max_created: datetime | None = None, limit: int = 100
+) -> list[Ban]:
+    """A group's bans, newest first."""
+    query = sa.select(bans).where(bans.c.group_id == group_id).order_by(bans.c.created_at.desc()).limit(limit)
+    if max_created is not None:
+        query = query.where(bans.c.created_at < max_created)
+    return [record(Ban, r) for r in (await conn.execute(query)).all()]
 
 
 def ban_columns(group_id: sa.ColumnElement[Any], actor_uri: Any) -> list[sa.ColumnElement[Any]]:
     """``banned`` (a ban row exists) and ``ban_expires_at`` for each group row of a larger query.
 
     ``actor_uri`` is a URI or a bind parameter (so the query can be built once).
-    The expiry is judged in Python by ``ban_in_force``, exactly as ``active_ban`` does.
+    The expiry is judged in Python by ``ban_in_force``.
     """
     where = (bans.c.group_id == group_id, bans.c.actor_uri == actor_uri)
     return [
         sa.exists().where(*where).label("banned"),
         sa.select(bans.c.expires_at).where(*where).scalar_subquery().label("ban_expires_at"),
     ]
-
-
-async def recent_counts(conn: AsyncConnection, group_id: int, author: Any) -> tuple[int, int, int]:
-    """(member's posts in the last hour, their server's posts in the last hour, member's accepted posts).
-
-    One statement: three scalar subqueries, one round trip.
-    """
-    since = utcnow() - timedelta(hours=1)
-    member_hour = sa.select(sa.func.count()).where(
-        posts.c.group_id == group_id, posts.c.author_id == author.id, posts.c.created_at > since
-    )
-    instance_hour = (
-        sa.select(sa.func.count())
-        .select_from(posts.join(remote_actors, remote_actors.c.id == posts.c.author_id))
-        .where(posts.c.group_id == group_id, remote_actors.c.domain == author.domain, posts.c.created_at > since)
-    )
-    accepted = sa.select(sa.func.count()).where(
-        posts.c.group_id == group_id, posts.c.author_id == author.id, posts.c.state == "visible"
-    )
-    row = (
-        await conn.execute(
-            sa.select(
-                member_hour.scalar_subquery().label("member_hour"),
-                instance_hour.scalar_subquery().label("instance_hour"),
-                accepted.scalar_subquery().label("accepted"),
-            )
-        )
-    ).one()
-    return int(row.member_hour), int(row.instance_hour), int(row.accepted)
 
 
 async def known_group_uris(conn: AsyncConnection, uris: list[str]) -> frozenset[str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,10 +9,11 @@ from starlette.routing import Route
 
 from server.errors import NotFound
 from server.federation.serialize import actor_document, ordered_collection, text_to_html
-from server.groups.membership import count_members, list_groups
+from server.groups.following import count_members
+from server.groups.membership import list_groups
 from server.groups.posts import list_pinned
 from server.links import INSTANCE_ACTOR_NAME
-from server.local_actors import get_local_actor
+from server.local_actors import LocalActor, get_local_actor
 from server.moderation.authority import moderator_uris
 from server.negotiation import activity_response, wants_activity_json
 from server.services import Services
@@ -31,7 +30,7 @@ def _services(request: Request) -> Services:
     return request.app.state.services
 
 
-async def _load(request: Request, kind: str, name: str) -> Any:
+async def _load(request: Request, kind: str, name: str) -> LocalActor:
     services = _services(request)
     async with services.db.read() as conn:
         return await get_local_actor(conn, name, kind)
@@ -68,7 +67,7 @@ async def group_actor(request: Request) -> Response:
         # and this page lists them in a section of their own.
         "summary_html": Markup(text_to_html(group.summary or "")),  # text_to_html escapes
         "handle": f"@{group.name}@{services.settings.domain}",
-        "members": group.members,
+        "members": data.members,
         "leaders": data.leaders,
     }
     return templates.TemplateResponse(request, "group.html", context, headers={"Vary": "Accept"})

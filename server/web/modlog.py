@@ -13,13 +13,13 @@ from starlette.routing import Route
 from server.groups.membership import get_group
 from server.moderation import modlog as modlog_store
 from server.services import Services
+from server.web.paging import id_param
 from server.web.templating import templates
 
 
 async def modlog(request: Request) -> Response:
     services: Services = request.app.state.services
-    raw = request.query_params.get("max_id")
-    max_id = int(raw) if raw and raw.isdigit() else None
+    max_id = id_param(request, "max_id")
     async with services.db.read() as conn:
         group = await get_group(conn, request.path_params["name"])
         entries = await modlog_store.entries(conn, group.id, max_id=max_id)

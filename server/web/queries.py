@@ -14,9 +14,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.errors import Gone, NotFound
-from server.groups.membership import moderator_names
+from server.groups.following import member_count_column
+from server.groups.membership import Group
 from server.groups.posts import Cursor
-from server.tables import follows, local_actors, posts, remote_actors
+from server.local_actors import PUBLIC_COLUMNS
+from server.moderation.authority import moderator_names
+from server.rows import record
+from server.tables import local_actors, posts, remote_actors
 from server.types import UTCDateTime
 
 THREADS_PER_PAGE = 20
@@ -59,6 +63,9 @@ POST_COLUMNS = [
 
 ROOT, REPLY, PINNED = "root", "reply", "pinned"  # the parts of the page's one statement
 
+PageRow = sa.Row[Any]
+"""A row of ``POST_COLUMNS`` (plus a ``part``): the page reads them by position, for speed."""
+
 
 def _posts_query(part: str) -> sa.Select[Any]:
     """Posts with their authors' names, marked as one ``part`` of the page."""
@@ -69,12 +76,8 @@ def _posts_query(part: str) -> sa.Select[Any]:
 
 def _group_query() -> sa.Select[Any]:
     """The group by name, with its member count (as server.groups.membership.count_members)."""
-    members = (
-        sa.select(sa.func.count())
-        .where(follows.c.group_id == local_actors.c.id, follows.c.state == "accepted")
-        .scalar_subquery()
-    )
-    return sa.select(local_actors, members.label("members")).where(
+    members = member_count_column(local_actors.c.id)
+    return sa.select(*PUBLIC_COLUMNS, members.label("members")).where(
         local_actors.c.name == sa.bindparam("name"), local_actors.c.kind == "group"
     )
 
@@ -132,9 +135,9 @@ _THREADS_BEFORE = _threads_query(paged=True)
 class ThreadRows:
     """The posts of one page of threads, by part."""
 
-    roots: list[Any]  # newest activity first
-    replies: dict[int, list[Any]]  # root id -> its first replies, oldest first
-    pinned: list[Any]  # most recently pinned first; only without ``before``
+    roots: list[PageRow]  # newest activity first
+    replies: dict[int, list[PageRow]]  # root id -> its first replies, oldest first
+    pinned: list[PageRow]  # most recently pinned first; only without ``before``
 
 
 async def thread_rows(
@@ -146,12 +149,12 @@ async def thread_rows(
     if before is not None:
         params.update(before_at=before.at, before_id=before.id)
     rows = (await conn.execute(_THREADS if before is None else _THREADS_BEFORE, params)).all()
-    parts: dict[str, list[Any]] = {ROOT: [], REPLY: [], PINNED: []}
+    parts: dict[str, list[PageRow]] = {ROOT: [], REPLY: [], PINNED: []}
     for row in rows:
         parts[row.part].append(row)
     # A UNION ALL keeps no order across its parts: sort each here (a few dozen rows).
     roots = sorted(parts[ROOT], key=lambda r: (r.last_activity_at, r.id), reverse=True)
-    replies: dict[int, list[Any]] = {r.id: [] for r in roots}
+    replies: dict[int, list[PageRow]] = {r.id: [] for r in roots}
     for row in sorted(parts[REPLY], key=lambda r: (r.published, r.id)):
         replies[row.root_id].append(row)
     pinned = sorted(parts[PINNED], key=lambda r: r.pinned_at, reverse=True)
@@ -162,11 +165,12 @@ async def thread_rows(
 class GroupPage:
     """Everything the group's HTML page shows, read in one unit of work."""
 
-    group: Any  # the local_actors row, with ``members``
+    group: Group
+    members: int
     leaders: list[tuple[str, str]]
-    roots: list[Any]  # thread roots, newest activity first
-    replies: dict[int, list[Any]]  # root id -> its first replies, oldest first (one more than shown)
-    pinned: list[Any]  # the first page only
+    roots: list[PageRow]  # thread roots, newest activity first
+    replies: dict[int, list[PageRow]]  # root id -> its first replies, oldest first (one more than shown)
+    pinned: list[PageRow]  # the first page only
     next: Cursor | None
 
 
@@ -183,9 +187,10 @@ async def load_group_page(
     One connection for all of it (each checkout costs a pool round and a reset, and one
     snapshot keeps the page consistent), and three statements.
     """
-    group = (await conn.execute(_GROUP, {"name": name})).one_or_none()
-    if group is None:
+    found = (await conn.execute(_GROUP, {"name": name})).one_or_none()
+    if found is None:
         raise NotFound(f"no group named {name!r}")
+    group = record(Group, found)
     leaders = await moderator_names(conn, group.id)
     # One more root than shown tells whether there is a next page; one more reply, whether
     # the page should link to the rest of the thread.
@@ -193,7 +198,7 @@ async def load_group_page(
     roots = rows.roots[:threads]
     last = roots[-1] if roots else None
     cursor = Cursor(last.last_activity_at, last.id) if len(rows.roots) > threads and last is not None else None
-    return GroupPage(group, leaders, roots, rows.replies, rows.pinned, cursor)
+    return GroupPage(group, found.members, leaders, roots, rows.replies, rows.pinned, cursor)
 
 
 # The thread page shows a whole thread, but one thread can hold tens of thousands of replies
@@ -250,12 +255,12 @@ class ThreadPage:
 
     group_name: str
     group_title: str
-    root: Any  # the root post, a row of POST_COLUMNS
-    replies: list[Any]  # oldest first, at most ``limit``
+    root: PageRow  # the root post
+    replies: list[PageRow]  # oldest first, at most ``limit``
     truncated: bool  # the thread has more replies than ``replies`` holds
 
 
-def _check_root(name: str, post_id: int, row: Any) -> None:
+def _check_root(name: str, post_id: int, row: PageRow | None) -> None:
     """Raise unless ``row`` (from ``_THREAD_ROOT``) is a thread root of group ``name`` that may be shown.
 
     Held and suspended posts answer exactly as unknown ids do, so the page does not reveal

@@ -3,23 +3,23 @@ and one thread's HTML page."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from server.errors import BadRequest, NotFound
+from server.federation import activities, outbound
+from server.federation.client import FetchError
+from server.federation.httpsig import IncomingRequest, SignatureError, signature_key_id, verify_request
 from server.federation.objects import host_or_none
-from server.federation.serialize import iso
-from server.federation.vocab import AS_CONTEXT
-from server.groups.membership import get_group
-from server.groups.posts import Cursor, handle_of, poll_results, thread_page
+from server.federation.vocab import AS_CONTEXT, iso
+from server.groups.membership import Group, get_group
+from server.groups.posts import AuthoredPost, Cursor, ReplyNode, ThreadPage, handle_of, poll_results, thread_page
 from server.negotiation import activity_response
 from server.services import Services
-from server.tables import outbound_activities
+from server.web.paging import id_param
 from server.web.queries import MAX_POST_ID, REPLIES_PER_THREAD_PAGE, load_thread_page
 from server.web.templating import templates
 from server.web.views import thread_page_view
@@ -31,83 +31,72 @@ def _services(request: Request) -> Services:
     return request.app.state.services
 
 
-def _outbox_filter(group_id: int) -> Any:
-    return sa.and_(
-        outbound_activities.c.actor_id == group_id,
-        outbound_activities.c.type == "Announce",
-        outbound_activities.c.public.is_(True),
-        outbound_activities.c.deleted_at.is_(None),
-        outbound_activities.c.hidden.is_(False),
-    )
-
-
 async def outbox(request: Request) -> Response:
     """The group's Announces, newest first: a collection pointing to keyset-paged pages."""
     services = _services(request)
     name = request.path_params["name"]
     outbox_id = services.links.collection("group", name, "outbox")
+    max_id = id_param(request, "max_id")
     async with services.db.read() as conn:
         group = await get_group(conn, name)
         if request.query_params.get("page") != "true":
-            total = (
-                await conn.execute(
-                    sa.select(sa.func.count()).select_from(outbound_activities).where(_outbox_filter(group.id))
-                )
-            ).scalar_one()
             doc = {
                 "@context": AS_CONTEXT,
                 "id": outbox_id,
                 "type": "OrderedCollection",
-                "totalItems": total,
+                "totalItems": await outbound.outbox_count(conn, group.id),
                 "first": f"{outbox_id}?page=true",
             }
             return activity_response(request, doc)
-        max_id = request.query_params.get("max_id")
-        if max_id is not None and not max_id.isdigit():
-            raise BadRequest("max_id must be a number")
-        query = (
-            sa.select(outbound_activities.c.id, outbound_activities.c.body)
-            .where(_outbox_filter(group.id))
-            .order_by(outbound_activities.c.id.desc())
-            .limit(OUTBOX_PAGE + 1)
-        )
-        if max_id is not None:
-            query = query.where(outbound_activities.c.id < int(max_id))
-        rows = (await conn.execute(query)).all()
-    page_id = f"{outbox_id}?page=true" + (f"&max_id={max_id}" if max_id else "")
+        rows = await outbound.outbox_page(conn, group.id, max_id=max_id, limit=OUTBOX_PAGE + 1)
+    page_id = f"{outbox_id}?page=true" + (f"&max_id={max_id}" if max_id is not None else "")
     doc = {
         "@context": AS_CONTEXT,
         "id": page_id,
         "type": "OrderedCollectionPage",
         "partOf": outbox_id,
-        "orderedItems": [json.loads(r.body) for r in rows[:OUTBOX_PAGE]],
+        "orderedItems": [activity for _, activity in rows[:OUTBOX_PAGE]],
     }
     if len(rows) > OUTBOX_PAGE:
-        doc["next"] = f"{outbox_id}?page=true&max_id={rows[OUTBOX_PAGE - 1].id}"
+        doc["next"] = f"{outbox_id}?page=true&max_id={rows[OUTBOX_PAGE - 1][0]}"
     return activity_response(request, doc)
 
 
 async def activity(request: Request) -> Response:
-    """One of our public activities by its id; a tombstone (410) once what it carried is deleted."""
+    """Any activity we sent, by its id (a servers re-fetches what an Announce wraps, microblog.pub
+    among them); a tombstone (410) once what it carried is deleted.
+
+    What would disclose something not public (a report, a direct message) answers 404 to
+    anyone but its addressees, who prove who they are with a signed GET.
+    """
     services = _services(request)
     uri = services.links.activity(request.path_params["uid"])
     async with services.db.read() as conn:
-        row = (await conn.execute(sa.select(outbound_activities).where(outbound_activities.c.uri == uri))).one_or_none()
-    if row is None or not row.public or row.hidden:
+        found = await outbound.find(conn, uri)
+    if found is None or found.hidden:
         raise NotFound("no such activity")
-    if row.deleted_at is not None:
-        tombstone = {
-            "@context": AS_CONTEXT,
-            "id": uri,
-            "type": "Tombstone",
-            "formerType": row.type,
-            "deleted": iso(row.deleted_at),
-        }
-        return activity_response(request, tombstone, status=410)
-    return activity_response(request, json.loads(row.body))
+    doc = found.document()
+    if not activities.disclosable(doc) and await _signer(request, services) not in activities.addressees(doc):
+        raise NotFound("no such activity")
+    if found.deleted_at is not None:
+        return activity_response(request, activities.tombstone(uri, found.type, found.deleted_at), status=410)
+    return activity_response(request, doc)
 
 
-def _post_json(post: Any) -> dict[str, Any]:
+async def _signer(request: Request, services: Services) -> str | None:
+    """The actor whose key signed this GET, or None when it is unsigned or does not verify."""
+    if signature_key_id(request.headers) is None:
+        return None
+    url = services.settings.base_url + request.url.path
+    incoming = IncomingRequest(request.method, url, dict(request.headers), b"")
+    try:
+        verified = await verify_request(incoming, services.actors.lookup_key)
+    except (SignatureError, FetchError):
+        return None
+    return verified.owner
+
+
+def _post_json(post: AuthoredPost) -> dict[str, Any]:
     shown = post.state == "visible"
     return {
         "id": post.uri,
@@ -131,8 +120,8 @@ def _post_json(post: Any) -> dict[str, Any]:
     }
 
 
-def _tree_json(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{**_post_json(n["post"]), "replies": _tree_json(n["children"])} for n in nodes]
+def _tree_json(nodes: list[ReplyNode]) -> list[dict[str, Any]]:
+    return [{**_post_json(n.post), "replies": _tree_json(n.children)} for n in nodes]
 
 
 def parse_before(request: Request) -> Cursor | None:
@@ -144,7 +133,7 @@ def parse_before(request: Request) -> Cursor | None:
     return before
 
 
-async def load_threads(request: Request, services: Services, name: str) -> tuple[Any, Any]:
+async def load_threads(request: Request, services: Services, name: str) -> tuple[Group, ThreadPage]:
     """The group and one page of its threads, from the ``before`` cursor in the query."""
     before = parse_before(request)
     async with services.db.read() as conn:
@@ -160,7 +149,7 @@ async def api_threads(request: Request) -> Response:
     doc = {
         "group": services.links.group(group.name),
         "threads": [
-            {**_post_json(t["post"]), "replies_count": t["post"].replies, "replies": _tree_json(t["replies"])}
+            {**_post_json(t.post), "replies_count": t.post.replies, "replies": _tree_json(t.replies)}
             for t in page.threads
         ],
         "next": page.next.encode() if page.next else None,

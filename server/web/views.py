@@ -8,12 +8,11 @@ calls through the context), and the page shows up to a hundred posts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from markupsafe import Markup
 
 from server.groups.posts import poll_results
-from server.web.queries import ThreadPage, thread_path
+from server.web.queries import PageRow, ThreadPage, thread_path
 
 # Replies nest this many levels deep at most; deeper ones are listed, oldest first, under
 # their ancestor at the last level, each saying whom it answers. A long back-and-forth
@@ -56,7 +55,7 @@ def poll_bars(options: list[tuple[str, int]]) -> list[tuple[str, int, int]]:
     return [(option, votes, round(100 * votes / total) if total else 0) for option, votes in options]
 
 
-def post_view(row: Any) -> PostView:
+def post_view(row: PageRow) -> PostView:
     """The display values of one row of ``server.web.queries.POST_COLUMNS``."""
     # By position, in POST_COLUMNS' order: a Row's attributes are looked up by name each time.
     (
@@ -87,7 +86,7 @@ def post_view(row: Any) -> PostView:
     )
 
 
-def nest_views(replies: list[Any], *, max_depth: int = MAX_DEPTH) -> list[PostView]:
+def nest_views(replies: list[PageRow], *, max_depth: int = MAX_DEPTH) -> list[PostView]:
     """Replies (oldest first) as a tree of views at most ``max_depth`` deep; a reply whose
     parent is not shown starts a branch."""
     views = {r.id: post_view(r) for r in replies}
@@ -137,7 +136,7 @@ def _whom(view: PostView) -> str:
     return "a deleted post" if view.state == "deleted" else "a removed post"
 
 
-def root_view(row: Any, group: str) -> PostView:
+def root_view(row: PageRow, group: str) -> PostView:
     """A thread root listed on the group page: its view, linking to the thread's page."""
     view = post_view(row)
     view.thread_url = thread_path(group, view.id)
@@ -145,8 +144,8 @@ def root_view(row: Any, group: str) -> PostView:
 
 
 def thread_views(
-    roots: list[Any],
-    replies: dict[int, list[Any]],
+    roots: list[PageRow],
+    replies: dict[int, list[PageRow]],
     *,
     group: str,
     shown: int,

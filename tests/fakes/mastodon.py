@@ -202,6 +202,15 @@ class FakeMastodon:
         body = json.dumps(activity).encode()
         return await client.post(url, content=body, headers=self.signed_headers(name, url, body))
 
+    async def signed_get(self, client: httpx.AsyncClient, name: str, url: str) -> httpx.Response:
+        """GET ``url`` through ``client`` as user ``name``, signed as Mastodon's secure mode signs fetches."""
+        key_id = f"{self.actor_uri(name)}#main-key"
+        headers = {"accept": "application/activity+json"}
+        headers.update(
+            sign_request("GET", url, headers, b"", key_id=key_id, private_key_pem=self.users[name].private_pem)
+        )
+        return await client.get(url, headers=headers)
+
     def follow(self, name: str, group_uri: str) -> dict[str, Any]:
         return {
             "@context": "https://www.w3.org/ns/activitystreams",

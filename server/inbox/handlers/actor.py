@@ -7,12 +7,13 @@ from typing import Any
 
 from server.federation.actors import ACTOR_TYPES, InvalidActor, parse_actor
 from server.federation.vocab import as_list, id_of
+from server.inbox.store import InboxItem
 from server.services import Services
 
 log = logging.getLogger("kith.actor")
 
 
-async def on_update(services: Services, activity: dict[str, Any], item: Any) -> None:
+async def on_update(services: Services, activity: dict[str, Any], item: InboxItem) -> None:
     """Update of the sender's own actor document: trusted, since the sender signed it."""
     obj = activity.get("object")
     if id_of(obj) != item.actor_uri:
@@ -26,7 +27,7 @@ async def on_update(services: Services, activity: dict[str, Any], item: Any) -> 
     await services.actors.fetch(item.actor_uri)
 
 
-async def on_delete(services: Services, activity: dict[str, Any], item: Any) -> None:
+async def on_delete(services: Services, activity: dict[str, Any], item: InboxItem) -> None:
     """Delete of the sender itself: drop the cached actor and, by cascade, its memberships."""
     if id_of(activity.get("object")) == item.actor_uri and await services.actors.remove(item.actor_uri):
         log.info("actor %s deleted itself", item.actor_uri)

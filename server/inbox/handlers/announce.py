@@ -8,6 +8,7 @@ from typing import Any
 from server.federation.objects import POST_TYPES, same_origin
 from server.federation.vocab import as_list, id_of, ids_of
 from server.groups.intake import Budget, fetch_trusted, take_post
+from server.inbox.store import InboxItem
 from server.services import Services
 
 log = logging.getLogger("kith.announce")
@@ -37,7 +38,7 @@ def _claims_our_group(services: Services, *docs: Any) -> bool:
     return False
 
 
-async def on_announce(services: Services, activity: dict[str, Any], item: Any) -> None:
+async def on_announce(services: Services, activity: dict[str, Any], item: InboxItem) -> None:
     """A boost or a group's relay of a post: fetch the post from its origin, then take it in."""
     obj = activity.get("object")
     obj_id = _inner_object_id(obj)

@@ -7,10 +7,11 @@ from typing import Any
 
 from server.federation.objects import ParseError, parse_post, same_origin
 from server.federation.vocab import id_of
-from server.groups.membership import get_group_by_id
-from server.groups.posts import delete_post, find_post, record_tombstone, update_post
-from server.groups.redistribute import redistribute
+from server.groups.membership import Group, get_group_by_id
+from server.groups.posts import Post, delete_post, find_post, record_tombstone, update_post
+from server.groups.redistribute import redistribute, withdraw_announces
 from server.inbox.handlers import actor as actor_handlers
+from server.inbox.store import InboxItem
 from server.moderation import actions
 from server.moderation.policy import may_change
 from server.services import Services
@@ -18,7 +19,7 @@ from server.services import Services
 log = logging.getLogger("kith.content")
 
 
-async def _post_and_group(services: Services, uri: str | None) -> tuple[Any, Any] | None:
+async def _post_and_group(services: Services, uri: str | None) -> tuple[Post, Group] | None:
     if uri is None:
         return None
     async with services.db.read() as conn:
@@ -28,7 +29,7 @@ async def _post_and_group(services: Services, uri: str | None) -> tuple[Any, Any
         return post, await get_group_by_id(conn, post.group_id)
 
 
-async def on_update(services: Services, activity: dict[str, Any], item: Any) -> None:
+async def on_update(services: Services, activity: dict[str, Any], item: InboxItem) -> None:
     """An edit: accepted only from the post's author, with the object from the same origin."""
     obj = activity.get("object")
     if id_of(obj) == item.actor_uri:
@@ -59,7 +60,7 @@ async def on_update(services: Services, activity: dict[str, Any], item: Any) -> 
     services.wake.set()
 
 
-async def on_delete(services: Services, activity: dict[str, Any], item: Any) -> None:
+async def on_delete(services: Services, activity: dict[str, Any], item: InboxItem) -> None:
     """A delete, honoured at once: a tombstone stays, our Announces of it answer 410."""
     target = id_of(activity.get("object"))
     if target == item.actor_uri:
@@ -86,6 +87,9 @@ async def on_delete(services: Services, activity: dict[str, Any], item: Any) -> 
     if post.state == "deleted":
         return
     async with services.db.transaction() as conn:
+        if post.state == "visible":
+            # As a moderator's removal does: Mastodon shows the plain Announce and ignores Announce(Delete).
+            await withdraw_announces(conn, services, group, post.id)
         await delete_post(conn, post)
         await redistribute(conn, services, group, activity, post_id=None)
     services.wake.set()

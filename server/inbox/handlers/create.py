@@ -8,12 +8,13 @@ from typing import Any
 from server.federation.objects import same_origin
 from server.federation.vocab import id_of
 from server.groups.intake import Budget, fetch_trusted, take_post
+from server.inbox.store import InboxItem
 from server.services import Services
 
 log = logging.getLogger("kith.create")
 
 
-async def on_create(services: Services, activity: dict[str, Any], item: Any) -> None:
+async def on_create(services: Services, activity: dict[str, Any], item: InboxItem) -> None:
     """Trust the embedded object only when it shares the sender's origin; else refetch it."""
     budget = Budget()
     obj = activity.get("object")

@@ -8,19 +8,21 @@ refused and logged.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from server.errors import KithError
 from server.federation.vocab import id_of, ids_of
-from server.groups.membership import get_group, get_group_by_id, group_name_from_uri
+from server.groups.membership import Group, get_group, get_group_by_id, group_name_from_uri
 from server.groups.posts import find_post
+from server.inbox.store import InboxItem
 from server.moderation import actions
 from server.services import Services
 
 log = logging.getLogger("kith.moderation.inbox")
 
 
-async def _group_of(services: Services, activity: dict[str, Any]) -> Any | None:
+async def _group_of(services: Services, activity: dict[str, Any]) -> Group | None:
     """The group an activity is about: its target (a group collection), audience, cc, or its object's group."""
     candidates = [id_of(activity.get("target")) or "", *ids_of(activity.get("audience")), *ids_of(activity.get("cc"))]
     for uri in candidates:
@@ -41,7 +43,9 @@ async def _group_of(services: Services, activity: dict[str, Any]) -> Any | None:
     return None
 
 
-async def _authorised(services: Services, activity: dict[str, Any], item: Any) -> tuple[Any, Any] | None:
+async def _authorised(
+    services: Services, activity: dict[str, Any], item: InboxItem
+) -> tuple[Group, actions.Moderator] | None:
     group = await _group_of(services, activity)
     if group is None:
         return None
@@ -58,7 +62,7 @@ async def _authorised(services: Services, activity: dict[str, Any], item: Any) -
     return group, moderator
 
 
-async def on_lock(services: Services, activity: dict[str, Any], item: Any) -> None:
+async def on_lock(services: Services, activity: dict[str, Any], item: InboxItem) -> None:
     found = await _authorised(services, activity, item)
     if found is not None:
         group, by = found
@@ -75,7 +79,7 @@ async def on_lock(services: Services, activity: dict[str, Any], item: Any) -> No
         )
 
 
-async def on_block(services: Services, activity: dict[str, Any], item: Any) -> None:
+async def on_block(services: Services, activity: dict[str, Any], item: InboxItem) -> None:
     """A ban from a group's moderator (``Block`` with the group as ``target``)."""
     if group_name_from_uri(id_of(activity.get("target")) or "", services.links) is None:
         return  # a user-level block of someone: nothing for a group server to do
@@ -95,7 +99,7 @@ async def on_block(services: Services, activity: dict[str, Any], item: Any) -> N
         )
 
 
-async def on_add_remove(services: Services, activity: dict[str, Any], item: Any) -> None:
+async def on_add_remove(services: Services, activity: dict[str, Any], item: InboxItem) -> None:
     """Pin/unpin (target: featured) or add/remove a moderator (target: moderators)."""
     target = id_of(activity.get("target")) or ""
     found = await _authorised(services, activity, item)
@@ -110,7 +114,7 @@ async def on_add_remove(services: Services, activity: dict[str, Any], item: Any)
         await _safely(actions.set_moderator(services, group, obj, add, by=by, activity=activity))
 
 
-async def on_undo_moderation(services: Services, undo: dict[str, Any], obj: dict[str, Any], item: Any) -> None:
+async def on_undo_moderation(services: Services, undo: dict[str, Any], obj: dict[str, Any], item: InboxItem) -> None:
     """Undo(Lock) unlocks, Undo(Block) unbans, Undo(Delete) by a moderator restores."""
     if id_of(obj.get("actor")) not in (None, item.actor_uri):
         return
@@ -127,7 +131,7 @@ async def on_undo_moderation(services: Services, undo: dict[str, Any], obj: dict
         await _safely(actions.restore_post(services, group, target, by=by, activity=undo))
 
 
-async def _safely(action: Any) -> None:
+async def _safely(action: Awaitable[object]) -> None:
     """A remote moderator's action on something that is not there (or not in that state) is a no-op."""
     try:
         await action

@@ -7,10 +7,10 @@ from typing import Any
 
 from server.federation.vocab import id_of
 from server.groups.membership import get_group_by_id
-from server.groups.posts import add_reaction, find_post, remove_reaction
+from server.groups.posts import add_reaction, find_post, find_post_by_id, remove_reaction
 from server.groups.redistribute import redistribute
+from server.inbox.store import InboxItem
 from server.services import Services
-from server.tables import posts
 
 log = logging.getLogger("kith.reaction")
 REACTION_TYPES = frozenset({"Like", "Dislike", "EmojiReact"})
@@ -21,7 +21,7 @@ def _emoji(activity: dict[str, Any]) -> str:
     return content[:64] if isinstance(content, str) else ""
 
 
-async def on_reaction(services: Services, activity: dict[str, Any], item: Any) -> None:
+async def on_reaction(services: Services, activity: dict[str, Any], item: InboxItem) -> None:
     """Count a reaction on a visible post once per actor, and tell the members."""
     kind = activity["type"]
     emoji = _emoji(activity) if kind == "EmojiReact" or (kind == "Like" and activity.get("content")) else ""
@@ -40,7 +40,7 @@ async def on_reaction(services: Services, activity: dict[str, Any], item: Any) -
     services.wake.set()
 
 
-async def on_undo_reaction(services: Services, undo: dict[str, Any], obj: Any, item: Any) -> None:
+async def on_undo_reaction(services: Services, undo: dict[str, Any], obj: Any, item: InboxItem) -> None:
     """Withdraw a reaction; only the actor who made it can."""
     reaction_id = id_of(obj)
     if reaction_id is None:
@@ -61,7 +61,8 @@ async def on_undo_reaction(services: Services, undo: dict[str, Any], obj: Any, i
         )
         if post_id is None:
             return
-        post = (await conn.execute(posts.select().where(posts.c.id == post_id))).one()
+        post = await find_post_by_id(conn, post_id)
+        assert post is not None  # its reaction was just found
         group = await get_group_by_id(conn, post.group_id)
         await redistribute(conn, services, group, undo, post_id=post_id)
     services.wake.set()
