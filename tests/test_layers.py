@@ -34,9 +34,7 @@ def _modules() -> list[str]:
 def test_every_module_is_in_a_layer():
     placed = [m for layer in _layers() for m in layer]
     root_only = {"server.__main__"}  # runs the CLI: the very top, importing only server.cli
-    missing = [
-        m for m in _modules() if m not in root_only and not any(m == p or m.startswith(p + ".") for p in placed)
-    ]
+    missing = [m for m in _modules() if m not in root_only and not any(m == p or m.startswith(p + ".") for p in placed)]
     assert missing == [], f"place these modules in a layer of pyproject.toml's [tool.importlinter]: {missing}"
 
 
