@@ -124,20 +124,35 @@ GET_NAMES = ["(request-target)", "host", "date"]
 
 
 async def verify(
-    method: str, url: str, headers: dict[str, str], body: bytes = b"", lookup: FakeLookup | None = None
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: bytes = b"",
+    lookup: FakeLookup | None = None,
+    *,
+    authority: str | None = None,
 ) -> Verified:
+    """verify_request at NOW, with ALICE's key unless ``lookup`` says otherwise."""
     return await verify_request(
         IncomingRequest(method=method, url=url, headers=headers, body=body),
         lookup if lookup is not None else FakeLookup(ALICE.public_pem),
         now=NOW,
+        authority=authority,
     )
 
 
 async def rejected(
-    method: str, url: str, headers: dict[str, str], body: bytes = b"", lookup: FakeLookup | None = None
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: bytes = b"",
+    lookup: FakeLookup | None = None,
+    *,
+    authority: str | None = None,
 ) -> str:
+    """The reason :func:`verify` refuses the request (the test fails if it is accepted)."""
     with pytest.raises(SignatureError) as info:
-        await verify(method, url, headers, body, lookup)
+        await verify(method, url, headers, body, lookup, authority=authority)
     return info.value.reason
 
 
@@ -160,8 +175,11 @@ def rfc9421_sign(
     expires: datetime | None = None,
     include_alg: bool = True,
     key_id: str = KEY_ID,
+    host: str | None = None,
 ) -> dict[str, str]:
-    message = LibMessage(method, url, {"Host": url.split("/")[2], "Content-Type": "application/activity+json"})
+    """The headers of a request signed with RFC 9421 (label ``sig1``); ``host`` overrides the Host header."""
+    host = host if host is not None else url.split("/")[2]
+    message = LibMessage(method, url, {"Host": host, "Content-Type": "application/activity+json"})
     signer = HTTPMessageSigner(
         signature_algorithm=algorithm,
         key_resolver=MappingKeyResolver(public_keys={}, private_keys={key_id: private_key}),

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from server.federation.httpsig import IncomingRequest, SignatureError, cavage, verify_request
+from server.federation.httpsig import IncomingRequest, SignatureError, cavage, sign_request, verify_request
 from server.federation.keys import load_private_key
 from tests.signers import (
     ALICE,
@@ -357,6 +357,81 @@ async def test_unsigned_created_param_is_ignored() -> None:
     headers = cavage_sign(ALICE.private_pem, "POST", INBOX, post_headers(), POST_NAMES, created=stale)
     assert "created=" in headers["Signature"]
     assert (await verify("POST", INBOX, headers, BODY)).owner == OWNER
+
+
+# ---------------------------------------------------------------------------
+# A signed host must name this server when the caller says which that is
+
+ELSEWHERE = "https://other.example/groups/g/inbox"
+
+
+@pytest.mark.asyncio
+async def test_a_request_signed_for_another_server_is_refused_before_the_key() -> None:
+    """A request alice's server really sent to other.example, replayed to us with its own Host."""
+    headers = sign_request("POST", ELSEWHERE, {}, BODY, key_id=KEY_ID, private_key_pem=ALICE.private_pem, now=NOW)
+    assert headers["Host"] == "other.example"
+    # The signature itself is sound: without an authority to hold it to, it verifies.
+    assert (await verify("POST", INBOX, headers, BODY)).owner == OWNER
+    lookup = FakeLookup(ALICE.public_pem)
+    assert await rejected("POST", INBOX, headers, BODY, lookup, authority="kith.example") == "signed for another host"
+    assert lookup.calls == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("signed", "ours"),
+    [
+        ("kith.example", "kith.example"),
+        ("Kith.Example", "kith.example"),
+        ("kith.example:443", "kith.example"),
+        ("kith.example", "kith.example:443"),
+        ("kith.example:8443", "kith.example:8443"),
+    ],
+)
+async def test_a_signed_host_naming_this_server_is_accepted(signed: str, ours: str) -> None:
+    headers = sign_request(
+        "POST", INBOX, {"Host": signed}, BODY, key_id=KEY_ID, private_key_pem=ALICE.private_pem, now=NOW
+    )
+    assert headers["Host"] == signed
+    assert (await verify("POST", INBOX, headers, BODY, authority=ours)).owner == OWNER
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("signed", "ours"),
+    [
+        ("other.example", "kith.example"),
+        ("kith.example:8443", "kith.example"),
+        ("kith.example", "kith.example:8443"),
+        ("kith.example.other.example", "kith.example"),
+        ("kith.example:80", "kith.example"),
+    ],
+)
+async def test_a_signed_host_naming_another_server_is_refused(signed: str, ours: str) -> None:
+    headers = sign_request(
+        "POST", INBOX, {"Host": signed}, BODY, key_id=KEY_ID, private_key_pem=ALICE.private_pem, now=NOW
+    )
+    assert await rejected("POST", INBOX, headers, BODY, authority=ours) == "signed for another host"
+
+
+@pytest.mark.asyncio
+async def test_without_a_host_header_the_signed_host_is_the_urls() -> None:
+    """HTTP/2 carries :authority, not Host: the URL's authority is what was signed."""
+    for url, verdict in ((INBOX, None), (ELSEWHERE, "signed for another host")):
+        headers = sign_request("GET", url, {}, None, key_id=KEY_ID, private_key_pem=ALICE.private_pem, now=NOW)
+        del headers["Host"]
+        if verdict is None:
+            assert (await verify("GET", url, headers, authority="kith.example")).owner == OWNER
+        else:
+            assert await rejected("GET", url, headers, authority="kith.example") == verdict
+
+
+@pytest.mark.asyncio
+async def test_a_post_that_does_not_sign_host_is_not_held_to_one() -> None:
+    """Mastodon does not require host on a POST; the check applies to a signed host only."""
+    names = [name for name in POST_NAMES if name != "host"]
+    headers = cavage_sign(ALICE.private_pem, "POST", INBOX, {**post_headers(), "Host": "other.example"}, names)
+    assert (await verify("POST", INBOX, headers, BODY, authority="kith.example")).owner == OWNER
 
 
 @pytest.mark.parametrize(

@@ -210,6 +210,31 @@ async def test_rfc9421_picks_first_label_with_a_signature() -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("components", [("@method", "@authority", "@path"), ("@method", "@target-uri")])
+async def test_rfc9421_signed_for_another_server(components: tuple[str, ...]) -> None:
+    elsewhere = "https://other.example/groups/g/inbox"
+    headers = rfc9421_sign(RSA_KEY, "POST", elsewhere, BODY, components=components)
+    assert (await verify("POST", elsewhere, headers, BODY, authority="other.example")).owner == OWNER
+    lookup = FakeLookup(ALICE.public_pem)
+    reason = await rejected("POST", elsewhere, headers, BODY, lookup, authority="kith.example")
+    assert reason == "signed for another host"
+    assert lookup.calls == []
+    ours = rfc9421_sign(RSA_KEY, "POST", INBOX, BODY, components=components)
+    assert (await verify("POST", INBOX, ours, BODY, authority="kith.example")).owner == OWNER
+
+
+@pytest.mark.asyncio
+async def test_rfc9421_covered_host_field_must_name_this_server() -> None:
+    """A Host field covered as such is held to this server too (the URL here names us)."""
+    components = ("@method", "@target-uri", "host")
+    headers = rfc9421_sign(RSA_KEY, "POST", INBOX, BODY, components=components, host="other.example")
+    assert (await verify("POST", INBOX, headers, BODY)).owner == OWNER
+    assert await rejected("POST", INBOX, headers, BODY, authority="kith.example") == "signed for another host"
+    ours = rfc9421_sign(RSA_KEY, "POST", INBOX, BODY, components=components)
+    assert (await verify("POST", INBOX, ours, BODY, authority="kith.example")).owner == OWNER
+
+
+@pytest.mark.asyncio
 async def test_rfc9421_key_id_then_verify() -> None:
     headers = {
         "Signature-Input": 'sig1=("@method");keyid="https://f.example/k";created=1',

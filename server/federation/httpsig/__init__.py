@@ -74,12 +74,16 @@ async def verify_request(
     *,
     now: datetime | None = None,
     max_skew: timedelta = timedelta(hours=1),
+    authority: str | None = None,
 ) -> Verified:
     """Verify an incoming request's HTTP signature (RFC 9421 if present, else draft-cavage).
 
     Checks, before touching any key: the signature covers the method/target, a date or
     creation time, the host on GET and the body digest on POST; the time lies within
-    ``max_skew`` of ``now`` and has not expired; the digest matches the body. Then it
+    ``max_skew`` of ``now`` and has not expired; the digest matches the body; when
+    ``authority`` (this server's ``host[:port]``) is given, a signed ``host`` (draft-cavage)
+    or a covered ``@authority``, ``@target-uri`` or ``host`` (RFC 9421) names it, so a
+    request signed for another server is refused ("signed for another host"). Then it
     asks ``lookup`` for the key, and once more with ``refresh=True`` if that key does
     not verify (the peer may have rotated it). Raises :class:`SignatureError` on any
     failure; exceptions raised by ``lookup`` itself propagate unchanged.
@@ -87,5 +91,5 @@ async def verify_request(
     current = utc(now)
     headers = lower_headers(req.headers)
     if _is_rfc9421(headers):
-        return await _verify_rfc9421(req, headers, lookup, current, max_skew)
-    return await _verify_cavage(req, headers, lookup, current, max_skew)
+        return await _verify_rfc9421(req, headers, lookup, current, max_skew, authority)
+    return await _verify_cavage(req, headers, lookup, current, max_skew, authority)

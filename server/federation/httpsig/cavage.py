@@ -32,6 +32,7 @@ from .common import (
     load_key,
     request_target,
     requires_digest,
+    same_authority,
     split_url,
     wire_bytes,
     with_key,
@@ -164,6 +165,22 @@ def _freshness(sig: CavageSignature, headers: Mapping[str, str], now: datetime, 
         raise SignatureError("signature expired")
 
 
+def _signed_host(parts: SplitResult, headers: Mapping[str, str]) -> str:
+    """The value a signed ``host`` stands for: the Host header, else the URL's authority."""
+    # HTTP/2 carries :authority instead of Host; the URL holds the same value.
+    return headers["host"].strip() if "host" in headers else authority(parts)
+
+
+def _check_host(sig: CavageSignature, parts: SplitResult, headers: Mapping[str, str], expected: str) -> None:
+    """Refuse a signed ``host`` that is not ``expected``: a request signed for another server.
+
+    Without this, a request a peer really sent to another instance could be replayed
+    here within the clock window, since the path of a shared inbox is the same everywhere.
+    """
+    if "host" in sig.headers and not same_authority(_signed_host(parts, headers), expected, parts.scheme):
+        raise SignatureError("signed for another host")
+
+
 def _signing_strings(sig: CavageSignature, method: str, parts: SplitResult, headers: Mapping[str, str]) -> list[bytes]:
     """The signing string; a second one without the query string when the URL has one.
 
@@ -182,11 +199,10 @@ def _signing_strings(sig: CavageSignature, method: str, parts: SplitResult, head
                 value = sig.created or ""
             elif name == "(expires)":
                 value = sig.expires or ""
+            elif name == "host":
+                value = _signed_host(parts, headers)
             elif name in headers:
                 value = headers[name].strip()
-            elif name == "host":
-                # HTTP/2 carries :authority instead of Host; the URL holds the same value.
-                value = authority(parts)
             else:
                 raise SignatureError("missing signed header")
             lines.append(f"{name}: {value}")
@@ -219,9 +235,17 @@ def _verify_crypto(key: PublicKey, algorithm: str | None, signature: bytes, cand
 
 
 async def verify_cavage(
-    req: IncomingRequest, headers: dict[str, str], lookup: KeyLookup, now: datetime, max_skew: timedelta
+    req: IncomingRequest,
+    headers: dict[str, str],
+    lookup: KeyLookup,
+    now: datetime,
+    max_skew: timedelta,
+    expected_authority: str | None,
 ) -> Verified:
-    """Verify a draft-cavage signed request; ``headers`` are ``req.headers`` lower-cased."""
+    """Verify a draft-cavage signed request; ``headers`` are ``req.headers`` lower-cased.
+
+    When ``expected_authority`` is given, a signed ``host`` must name it.
+    """
     sig = find_signature(headers)
     _policy(sig, req.method, req.body)
     _freshness(sig, headers, now, max_skew)
@@ -233,7 +257,10 @@ async def verify_cavage(
     signature = b64decode(sig.signature)
     if signature is None:
         raise SignatureError("malformed signature")
-    candidates = _signing_strings(sig, req.method, split_url(req.url), headers)
+    parts = split_url(req.url)
+    if expected_authority is not None:
+        _check_host(sig, parts, headers, expected_authority)
+    candidates = _signing_strings(sig, req.method, parts, headers)
 
     def check(resolved: ResolvedKey) -> None:
         _verify_crypto(load_key(resolved), sig.algorithm, signature, candidates)

@@ -150,6 +150,12 @@ def authority(parts: SplitResult) -> str:
     return _without_default_port(parts.netloc.rpartition("@")[2].lower(), parts.scheme)
 
 
+def same_authority(signed: str, expected: str, scheme: str) -> bool:
+    """Whether a signed ``host[:port]`` names ``expected``, case and ``scheme``'s default port aside."""
+    ours = _without_default_port(expected.strip().lower(), scheme)
+    return _without_default_port(signed.strip().lower(), scheme) == ours
+
+
 def requires_digest(method: str, body: bytes) -> bool:
     """Whether the signature must cover a digest of the body."""
     # Mastodon requires a signed digest on every POST, even an empty one.

@@ -34,8 +34,11 @@ from .common import (
     ResolvedKey,
     SignatureError,
     Verified,
+    authority,
     load_key,
     requires_digest,
+    same_authority,
+    split_url,
     with_key,
 )
 from .dates import epoch, within
@@ -138,6 +141,19 @@ def _policy(sig: Rfc9421Signature, method: str, body: bytes) -> None:
         raise SignatureError("content-digest not signed")
 
 
+def _check_authority(sig: Rfc9421Signature, req: IncomingRequest, headers: Mapping[str, str], expected: str) -> None:
+    """Refuse a covered ``@authority``, ``@target-uri`` or ``host`` that does not name ``expected``."""
+    parts = split_url(req.url)
+    bound = []
+    if "@authority" in sig.components or "@target-uri" in sig.components:
+        # The library derives both from the URL, so that is the value the signature covers.
+        bound.append(authority(parts))
+    if "host" in sig.components and "host" in headers:
+        bound.append(headers["host"])
+    if any(not same_authority(value, expected, parts.scheme) for value in bound):
+        raise SignatureError("signed for another host")
+
+
 def _algorithm(alg: str | None, key: PublicKey) -> type[HTTPSignatureAlgorithm]:
     if alg is None:
         # RFC 9421 lets the key decide; Fedify's RSA keys mean rsa-v1_5-sha256.
@@ -169,9 +185,18 @@ class _LibraryRequest:
 
 
 async def verify_rfc9421(
-    req: IncomingRequest, headers: dict[str, str], lookup: KeyLookup, now: datetime, max_skew: timedelta
+    req: IncomingRequest,
+    headers: dict[str, str],
+    lookup: KeyLookup,
+    now: datetime,
+    max_skew: timedelta,
+    expected_authority: str | None,
 ) -> Verified:
-    """Verify an RFC 9421 signed request; ``headers`` are ``req.headers`` lower-cased."""
+    """Verify an RFC 9421 signed request; ``headers`` are ``req.headers`` lower-cased.
+
+    When ``expected_authority`` is given, a covered ``@authority``, ``@target-uri`` or
+    ``host`` must name it.
+    """
     sig = find_signature(headers)
     _policy(sig, req.method, req.body)
     if not within(epoch(sig.created, "created"), now, max_skew):
@@ -183,6 +208,8 @@ async def verify_rfc9421(
         if raw_digest is None:
             raise SignatureError("missing content-digest")
         check_content_digest(raw_digest, req.body)
+    if expected_authority is not None:
+        _check_authority(sig, req, headers, expected_authority)
     message = _LibraryRequest(
         method=req.method.upper(),
         url=req.url,
