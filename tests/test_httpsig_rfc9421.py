@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algorithms
 
 from server.federation.httpsig import Verified, rfc9421, signature_key_id
+from server.federation.keys import load_private_key
 from tests.signers import (
     ALICE,
     BODY,
@@ -24,6 +26,7 @@ from tests.signers import (
     RSA_KEY,
     FakeLookup,
     LibMessage,
+    StrictLookup,
     b64,
     rejected,
     rfc9421_sign,
@@ -209,6 +212,90 @@ async def test_rfc9421_picks_first_label_with_a_signature() -> None:
     assert (await verify("POST", INBOX, headers, BODY)).key_id == KEY_ID
 
 
+# ---------------------------------------------------------------------------
+# Several labels: the first that covers what is required and verifies wins (RFC 9421 4.3)
+
+GONE_KEY_ID = "https://gone.example/users/x#main-key"
+FULL = ("@method", "@target-uri", "content-digest")
+
+
+def add_label(
+    headers: dict[str, str],
+    label: str,
+    *,
+    private_key: Any = RSA_KEY,
+    key_id: str = KEY_ID,
+    components: tuple[str, ...] = FULL,
+    created: datetime = NOW,
+) -> dict[str, str]:
+    """``headers`` of a POST of BODY to INBOX with one more label appended, signed by the library."""
+    message = LibMessage("POST", INBOX, {"Host": "kith.example", **headers})
+    HTTPMessageSigner(
+        signature_algorithm=algorithms.RSA_V1_5_SHA256,
+        key_resolver=MappingKeyResolver(public_keys={}, private_keys={key_id: private_key}),
+    ).sign(
+        message,
+        key_id=key_id,
+        created=created,
+        label=label,
+        covered_component_ids=components,
+        body=BODY,
+        use_existing_digest=True,
+        append_if_signature_exists=True,
+    )
+    return message.headers
+
+
+def unparsable_label(headers: dict[str, str], label: str) -> dict[str, str]:
+    """``headers`` with a label whose input has no keyid appended."""
+    return {
+        **headers,
+        "Signature-Input": ", ".join(
+            [*filter(None, [headers.get("Signature-Input")]), f'{label}=("@method" "@target-uri");created=1']
+        ),
+        "Signature": ", ".join([*filter(None, [headers.get("Signature")]), f"{label}=:AAAA:"]),
+    }
+
+
+BOGUS_FIRST_LABELS = {
+    "covers too little": lambda h: add_label(h, "bogus", components=("@method",)),
+    "signed by another key": lambda h: add_label(h, "bogus", private_key=load_private_key(OTHER.private_pem)),
+    "unknown key": lambda h: add_label(h, "bogus", private_key=load_private_key(OTHER.private_pem), key_id=GONE_KEY_ID),
+    "stale": lambda h: add_label(h, "bogus", created=NOW - timedelta(hours=3)),
+    "unparsable": lambda h: unparsable_label(h, "bogus"),
+}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("bogus", BOGUS_FIRST_LABELS.values(), ids=BOGUS_FIRST_LABELS.keys())
+async def test_rfc9421_a_bogus_first_label_does_not_hide_a_valid_one(bogus: Callable[[dict], dict]) -> None:
+    headers = add_label(bogus({}), "good")
+    assert headers["Signature-Input"].startswith("bogus=")
+    assert headers["Signature-Input"].count("=(") == 2
+    result = await verify("POST", INBOX, headers, BODY, StrictLookup(ALICE.public_pem))
+    assert result == Verified(key_id=KEY_ID, owner=OWNER, scheme="rfc9421")
+
+
+@pytest.mark.asyncio
+async def test_rfc9421_no_label_verifies_gives_the_first_labels_reason() -> None:
+    too_little = add_label({}, "a", components=("@method",))
+    headers = add_label(too_little, "b", private_key=load_private_key(OTHER.private_pem))
+    lookup = FakeLookup(ALICE.public_pem)
+    assert await rejected("POST", INBOX, headers, BODY, lookup) == "target not signed"
+    # Only the label that passed every check before the key cost a lookup (and one refetch).
+    assert lookup.calls == [(KEY_ID, False), (KEY_ID, True)]
+
+
+@pytest.mark.asyncio
+async def test_rfc9421_labels_tried_are_bounded() -> None:
+    headers: dict[str, str] = {}
+    for index in range(rfc9421.MAX_LABELS - 1):
+        headers = add_label(headers, f"bogus{index}", components=("@method",))
+    assert (await verify("POST", INBOX, add_label(headers, "good"), BODY)).key_id == KEY_ID
+    headers = add_label(headers, "onetoomany", components=("@method",))
+    assert await rejected("POST", INBOX, add_label(headers, "good"), BODY) == "target not signed"
+
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize("components", [("@method", "@authority", "@path"), ("@method", "@target-uri")])
 async def test_rfc9421_signed_for_another_server(components: tuple[str, ...]) -> None:
@@ -240,7 +327,7 @@ async def test_rfc9421_key_id_then_verify() -> None:
         "Signature-Input": 'sig1=("@method");keyid="https://f.example/k";created=1',
         "Signature": "sig1=:AAAA:",
     }
-    rfc9421.cached_signature.cache_clear()
+    rfc9421.cached_signatures.cache_clear()
     assert signature_key_id(headers) == signature_key_id(headers) == "https://f.example/k"
-    assert rfc9421.cached_signature.cache_info().hits == 1
+    assert rfc9421.cached_signatures.cache_info().hits == 1
     assert signature_key_id({"Signature-Input": headers["Signature-Input"], "Signature": "x=:AAAA:"}) is None

@@ -33,7 +33,7 @@ from .common import (
     utc,
 )
 from .digest import digest_header
-from .rfc9421 import find_signature as _rfc9421_signature
+from .rfc9421 import find_signatures as _rfc9421_signatures
 from .rfc9421 import is_rfc9421 as _is_rfc9421
 from .rfc9421 import verify_rfc9421 as _verify_rfc9421
 from .signing import sign_request
@@ -57,12 +57,13 @@ def signature_key_id(headers: Mapping[str, str]) -> str | None:
     """The key id a request claims to be signed with, without any crypto; None if unreadable.
 
     Cheap enough to run before anything else, to drop requests from blocked domains.
-    Picks the same signature that :func:`verify_request` would verify.
+    Picks the signature :func:`verify_request` checks first (with RFC 9421, the first
+    label that parses; later labels are tried only when it fails).
     """
     lowered = lower_headers(headers)
     try:
         if _is_rfc9421(lowered):
-            return _rfc9421_signature(lowered).key_id
+            return _rfc9421_signatures(lowered)[0].key_id
         return _cavage_signature(lowered).key_id
     except SignatureError:
         return None

@@ -71,32 +71,58 @@ def is_rfc9421(headers: Mapping[str, str]) -> bool:
     return "signature-input" in headers and "signature" in headers
 
 
-def find_signature(headers: Mapping[str, str]) -> Rfc9421Signature:
-    """Parse ``Signature-Input``/``Signature`` and pick the first complete label."""
+# How many labels one request may make us try. Each may cost a key lookup (and a refetch),
+# so a request cannot buy unbounded work with a long Signature-Input.
+MAX_LABELS = 5
+
+
+def find_signatures(headers: Mapping[str, str]) -> tuple[Rfc9421Signature, ...]:
+    """Parse ``Signature-Input``/``Signature``: the labels to try, in header order (never empty)."""
     try:
         signature_input, signature = headers["signature-input"], headers["signature"]
     except KeyError:
         raise SignatureError("malformed signature-input") from None
     if len(signature_input) + len(signature) > SIGNATURE_CACHE_MAX_LENGTH:
-        return parse_signature(signature_input, signature)
-    return cached_signature(signature_input, signature)
+        return parse_signatures(signature_input, signature)
+    return cached_signatures(signature_input, signature)
 
 
-def parse_signature(signature_input: str, signature: str) -> Rfc9421Signature:
-    """The first label that has both an input and a signature, parsed."""
+def parse_signatures(signature_input: str, signature: str) -> tuple[Rfc9421Signature, ...]:
+    """The labels that have both an input and a signature (the first MAX_LABELS), parsed.
+
+    A label that does not parse is left out; when none parses, the first one's reason is raised.
+    """
     try:
         inputs = http_sf.parse(signature_input.encode("ascii"), tltype="dictionary")
         signatures = http_sf.parse(signature.encode("ascii"), tltype="dictionary")
     except (ValueError, TypeError):
         raise SignatureError("malformed signature-input") from None
+    parsed: list[Rfc9421Signature] = []
+    reasons: list[str] = []
     for label, member in inputs.items():
-        items, params = member
         sig_member = signatures.get(label)
-        if not isinstance(items, list) or sig_member is None or not isinstance(sig_member[0], bytes):
+        if not isinstance(member[0], list) or sig_member is None or not isinstance(sig_member[0], bytes):
             continue
-        break
-    else:
-        raise SignatureError("malformed signature-input")
+        try:
+            parsed.append(_parse_label(label, member, sig_member))
+        except SignatureError as exc:
+            reasons.append(exc.reason)
+        if len(parsed) + len(reasons) == MAX_LABELS:
+            break
+    if not parsed:
+        raise SignatureError(reasons[0] if reasons else "malformed signature-input")
+    return tuple(parsed)
+
+
+# http_sf's shapes of the two members parse_signatures has checked: an inner list of
+# (item, parameters) with its parameters, and a byte sequence with its parameters.
+_InputMember = tuple[list[tuple[object, dict[str, object]]], dict[str, object]]
+_SignatureMember = tuple[bytes, dict[str, object]]
+
+
+def _parse_label(label: str, member: _InputMember, sig_member: _SignatureMember) -> Rfc9421Signature:
+    """One label, from its ``Signature-Input`` and ``Signature`` dictionary members."""
+    items, params = member
     names = []
     for item, _item_params in items:
         if not isinstance(item, str):
@@ -127,7 +153,7 @@ def parse_signature(signature_input: str, signature: str) -> Rfc9421Signature:
 
 
 # Cached for the same reason as cavage.cached_signature (see SIGNATURE_CACHE_SIZE).
-cached_signature = lru_cache(maxsize=SIGNATURE_CACHE_SIZE)(parse_signature)
+cached_signatures = lru_cache(maxsize=SIGNATURE_CACHE_SIZE)(parse_signatures)
 
 
 def _policy(sig: Rfc9421Signature, method: str, body: bytes) -> None:
@@ -194,10 +220,31 @@ async def verify_rfc9421(
 ) -> Verified:
     """Verify an RFC 9421 signed request; ``headers`` are ``req.headers`` lower-cased.
 
-    When ``expected_authority`` is given, a covered ``@authority``, ``@target-uri`` or
-    ``host`` must name it.
+    A request may carry several labels (RFC 9421 section 4.3) and the verifier chooses
+    which to check: each parsed label is tried in order, and the first that covers what
+    is required and verifies wins. When none does, the reason the first one failed is
+    raised. When ``expected_authority`` is given, a covered ``@authority``,
+    ``@target-uri`` or ``host`` must name it.
     """
-    sig = find_signature(headers)
+    reasons: list[str] = []
+    for sig in find_signatures(headers):
+        try:
+            return await _verify_label(sig, req, headers, lookup, now, max_skew, expected_authority)
+        except SignatureError as exc:
+            reasons.append(exc.reason)
+    raise SignatureError(reasons[0])
+
+
+async def _verify_label(
+    sig: Rfc9421Signature,
+    req: IncomingRequest,
+    headers: dict[str, str],
+    lookup: KeyLookup,
+    now: datetime,
+    max_skew: timedelta,
+    expected_authority: str | None,
+) -> Verified:
+    """Every check on one label: coverage, clock, digest, authority, then the key."""
     _policy(sig, req.method, req.body)
     if not within(epoch(sig.created, "created"), now, max_skew):
         raise SignatureError("created outside window")
