@@ -13,7 +13,7 @@ from bovine.crypto.types import CryptographicIdentifier
 
 import server.federation.httpsig as httpsig
 from server.federation.auth import HttpSignatureAuth
-from server.federation.httpsig import IncomingRequest, ResolvedKey, SignatureError, verify_request
+from server.federation.httpsig import IncomingRequest, ResolvedKey, SignatureError, common, verify_request
 from server.federation.keys import KeyFormatError, generate_rsa_keypair
 
 KEY_ID = "https://kith.example/actor#main-key"
@@ -155,14 +155,14 @@ async def test_each_send_is_signed_afresh() -> None:
 async def test_private_key_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
     auth = HttpSignatureAuth(KEY_ID, ALICE.private_pem)
     parses: list[str] = []
-    original = httpsig.load_private_key
+    original = common.load_private_key
 
     def counting(pem: str) -> object:
         parses.append(pem)
         return original(pem)
 
-    monkeypatch.setattr(httpsig, "load_private_key", counting)
-    httpsig._private_key.cache_clear()
+    monkeypatch.setattr(common, "load_private_key", counting)
+    common.cached_private_key.cache_clear()
     handler, _ = ours(ALICE.public_pem)
     async with httpx.AsyncClient(auth=auth, transport=httpx.MockTransport(handler)) as http:
         for _ in range(3):

@@ -98,6 +98,23 @@ async def test_bad_signature_is_401(client, services, group, mastodon):
     assert await stored(services) == []
 
 
+@pytest.mark.parametrize("signer", ["ours", "bovine"])
+async def test_a_request_signed_for_another_server_is_401(client, services, group, mastodon, signer):
+    """A POST alice's server really sent to other.example, replayed here within the clock window."""
+    mastodon.signer = signer
+    body = json.dumps(mastodon.follow("alice", GROUP)).encode()
+    elsewhere = mastodon.signed_headers("alice", "https://other.example/groups/bookclub/inbox", body)
+    assert {k.lower(): v for k, v in elsewhere.items()}["host"] == "other.example"
+    # Sent with its own Host header, as a replay would be: the signature itself is valid.
+    r = await _post_raw(client, body, elsewhere)
+    assert r.status_code == 401 and r.json()["error"] == "signature: signed for another host"
+    assert await stored(services) == []
+    # The same activity signed for this server (kith.test) is taken.
+    r = await _post_raw(client, body, mastodon.signed_headers("alice", INBOX, body))
+    assert r.status_code == 202, r.text
+    assert len(await stored(services)) == 1
+
+
 async def test_oversized_body_is_413(client, services, group, mastodon):
     follow = mastodon.follow("alice", GROUP)
     follow["padding"] = "x" * 300_000

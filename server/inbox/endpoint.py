@@ -113,7 +113,7 @@ async def receive(request: Request, services: Services, group_name: str | None) 
     url = services.settings.base_url + request.url.path + (f"?{request.url.query}" if request.url.query else "")
     incoming = IncomingRequest(request.method, url, _first_values(request), body)
     try:
-        verified = await verify_request(incoming, services.actors.lookup_key)
+        verified = await verify_request(incoming, services.actors.lookup_key, authority=services.settings.domain)
     except SignatureError as exc:
         raise Unauthorized(f"signature: {exc.reason}") from None
     except FetchError as exc:
