@@ -18,7 +18,7 @@ from starlette.routing import Route
 from server.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, RequestTimeout, Unauthorized
 from server.federation.client import FetchError
 from server.federation.httpsig import IncomingRequest, SignatureError, signature_key_id, verify_request
-from server.federation.objects import host_or_none, same_origin
+from server.federation.objects import host_or_none, refused, same_origin
 from server.federation.vocab import id_of
 from server.groups.membership import get_group, group_name_from_uri
 from server.inbox.store import body_text, store_activity
@@ -79,37 +79,58 @@ def _first_values(request: Request) -> dict[str, str]:
     return dict(reversed(request.headers.items()))
 
 
-async def receive(request: Request, services: Services, group_name: str | None) -> Response:  # noqa: C901 (split after the httpsig merge)
-    """Accept one activity at a group's inbox (``group_name``) or the shared inbox."""
+async def receive(request: Request, services: Services, group_name: str | None) -> Response:
+    """Accept one activity at a group's inbox (``group_name``) or the shared inbox.
+
+    Cheapest refusals first: the body's shape, the sender's origin against the policy
+    (before any key fetch), then the signature, then what the activity names.
+    """
     group_id = None
     if group_name is not None:
         async with services.db.read() as conn:
             group_id = (await get_group(conn, group_name)).id
     body = await read_capped(request)
     doc = parse_body(body)
+    actor = _sender(doc)
+    _refuse_blocked(services, actor, signature_key_id(request.headers))
+    if doc["type"] == "Delete" and id_of(doc.get("object")) == actor and await services.actors.cached(actor) is None:
+        # An actor we never knew deleted itself; its key is usually gone already.
+        return Response(status_code=202)
+    await _verify(request, services, body, actor)
+    if doc["type"] == "Follow":
+        group_id = await _followed_group(services, doc)
+    # The body as received is what was digested and signed; store it, not a re-dump.
+    if await store_activity(services.db, doc, actor=actor, group_id=group_id, raw=body_text(body)):
+        services.wake.set()
+    return Response(status_code=202)
+
+
+def _sender(doc: dict[str, Any]) -> str:
+    """The activity's actor, an http(s) URL on the same origin as the activity's id, else 400."""
     actor = id_of(doc["actor"])
-    assert actor is not None
-    actor_host = host_or_none(actor)
-    if actor_host is None:
+    assert actor is not None  # parse_body checked it
+    if host_or_none(actor) is None:
         raise BadRequest("actor is not an http(s) URL")
     if not same_origin(doc["id"], actor):
         raise BadRequest("the activity id is not on the actor's server")
+    return actor
 
-    key_id = signature_key_id(request.headers)
+
+def _refuse_blocked(services: Services, actor: str, key_id: str | None) -> None:
+    """401 without a signature; 403 for a blocked origin or a suspended account, before any signature work."""
     if key_id is None:
         raise Unauthorized("missing signature")
+    actor_host = host_or_none(actor)
     key_host = host_or_none(key_id)
-    # Blocked origins are refused before any signature work or key fetch. The key is
-    # nearly always on the actor's host, which needs asking only once.
-    if services.is_blocked(actor_host) or (key_host and key_host != actor_host and services.is_blocked(key_host)):
+    # The key is nearly always on the actor's host, which needs asking only once.
+    if refused(actor, services.is_blocked) or (key_host and key_host != actor_host and services.is_blocked(key_host)):
         raise Forbidden("the domain is blocked")
     if services.blocklist.policy.actor_suspended(actor):
         raise Forbidden("the account is suspended")
 
-    if doc["type"] == "Delete" and id_of(doc.get("object")) == actor and await services.actors.cached(actor) is None:
-        # An actor we never knew deleted itself; its key is usually gone already.
-        return Response(status_code=202)
 
+async def _verify(request: Request, services: Services, body: bytes, actor: str) -> None:
+    """401 unless the request is signed for this server by a key of ``actor``."""
     url = services.settings.base_url + request.url.path + (f"?{request.url.query}" if request.url.query else "")
     incoming = IncomingRequest(request.method, url, _first_values(request), body)
     try:
@@ -121,19 +142,17 @@ async def receive(request: Request, services: Services, group_name: str | None) 
     if verified.owner != actor:
         raise Unauthorized("the signing key does not belong to the activity's actor")
 
-    if doc["type"] == "Follow":
-        # Answer a Follow of something that is not one of our groups at once, and store the
-        # group it names (whichever inbox it came to), so its handler need not look again.
-        async with services.db.read() as conn:
-            target = group_name_from_uri(id_of(doc.get("object")) or "", services.links)
-            if target is None:
-                raise NotFound("the Follow's object is not a group here")
-            group_id = (await get_group(conn, target)).id
 
-    # The body as received is what was digested and signed; store it, not a re-dump.
-    if await store_activity(services.db, doc, actor=actor, group_id=group_id, raw=body_text(body)):
-        services.wake.set()
-    return Response(status_code=202)
+async def _followed_group(services: Services, doc: dict[str, Any]) -> int:
+    """The group a Follow names (404 at once when it is not one of ours), whichever inbox it came to.
+
+    Stored with the activity, so the Follow's handler need not look again.
+    """
+    target = group_name_from_uri(id_of(doc.get("object")) or "", services.links)
+    if target is None:
+        raise NotFound("the Follow's object is not a group here")
+    async with services.db.read() as conn:
+        return (await get_group(conn, target)).id
 
 
 async def group_inbox(request: Request) -> Response:

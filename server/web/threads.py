@@ -90,7 +90,7 @@ async def _signer(request: Request, services: Services) -> str | None:
     url = services.settings.base_url + request.url.path
     incoming = IncomingRequest(request.method, url, dict(request.headers), b"")
     try:
-        verified = await verify_request(incoming, services.actors.lookup_key)
+        verified = await verify_request(incoming, services.actors.lookup_key, authority=services.settings.domain)
     except (SignatureError, FetchError):
         return None
     return verified.owner
