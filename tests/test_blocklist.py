@@ -9,18 +9,15 @@ from server.errors import Unprocessable
 from server.federation.client import FetchRefused
 from server.federation.delivery import enqueue
 from server.groups.membership import GroupSpec, count_members, create_group, get_group
-from server.moderation.blocklist import (
-    Block,
+from server.moderation.blocklist.mastodon_csv import export_csv, import_csv, parse_csv
+from server.moderation.blocklist.matcher import Block, DomainPolicy, normalize_domain, obfuscated
+from server.moderation.blocklist.store import (
+    ALLOWS,
+    BLOCKS,
+    AllowSpec,
     BlockSpec,
-    DomainPolicy,
-    create_allow,
-    create_block,
-    delete_block,
-    export_csv,
-    import_csv,
-    normalize_domain,
-    obfuscated,
-    parse_csv,
+    create,
+    delete,
     set_account_suspended,
     set_federation_mode,
     update_block,
@@ -146,7 +143,7 @@ async def test_suspend_acts_at_every_door(client, services, worker, mastodon, ne
         direct = {"id": "https://kith.test/activities/direct", "type": "Accept", "actor": GROUP}
         await enqueue(conn, services.db, activity=direct, actor_id=group.id, inboxes=["https://mastodon.example/inbox"])
 
-    _, stats = await create_block(services.db, BlockSpec("mastodon.example", "suspend"), actor="admin1")
+    _, stats = await create(services.db, BLOCKS, BlockSpec("mastodon.example", "suspend"), actor="admin1")
     await services.blocklist.reload()
     assert stats["memberships_removed"] == 1 and stats["posts_hidden"] == 1 and stats["deliveries_dropped"] == 1
     assert await members(services) == 1
@@ -188,7 +185,7 @@ async def test_suspend_acts_at_every_door(client, services, worker, mastodon, ne
     # Lifting the block restores the hidden post (the membership must be asked for again).
     async with services.db.read() as conn:
         block_id = (await conn.execute(sa.text("select id from domain_blocks"))).scalar_one()
-    await delete_block(services.db, block_id, actor="admin1")
+    await delete(services.db, BLOCKS, block_id, actor="admin1")
     await services.blocklist.reload()
     assert "before the block" in (await client.get("/groups/bookclub")).text
     assert (await client.get(f"{GROUP}/outbox", headers=AP)).json()["totalItems"] == 4
@@ -203,7 +200,7 @@ async def test_suspend_acts_at_every_door(client, services, worker, mastodon, ne
 
 async def test_silence_holds_posts_instead_of_announcing(client, services, worker, mastodon, world):
     other = world
-    await create_block(services.db, BlockSpec("mastodon.example", "silence"), actor="admin1")
+    await create(services.db, BLOCKS, BlockSpec("mastodon.example", "silence"), actor="admin1")
     await services.blocklist.reload()
     assert await members(services) == 2  # silenced members stay
     note = mastodon.note("alice", "<p>quiet please</p>", to_group=GROUP)
@@ -218,18 +215,18 @@ async def test_silence_holds_posts_instead_of_announcing(client, services, worke
 
 
 async def test_noop_block_changes_nothing_and_update_escalates(client, services, worker, mastodon, world):
-    row, stats = await create_block(services.db, BlockSpec("mastodon.example", "noop", reject_media=True), actor="a")
+    row, stats = await create(services.db, BLOCKS, BlockSpec("mastodon.example", "noop", reject_media=True), actor="a")
     await services.blocklist.reload()
     assert not any(stats.values()) and await members(services) == 2
     await update_block(services.db, row.id, {"severity": "suspend"}, actor="a")
     await services.blocklist.reload()
     assert await members(services) == 1
     with pytest.raises(Unprocessable):
-        await create_block(services.db, BlockSpec("MASTODON.example"), actor="a")
+        await create(services.db, BLOCKS, BlockSpec("MASTODON.example"), actor="a")
 
 
 async def test_allowlist_mode_cuts_off_everyone_else(client, services, worker, mastodon, world):
-    await create_allow(services.db, "friends.example", actor="a")
+    await create(services.db, ALLOWS, AllowSpec("friends.example"), actor="a")
     stats = await set_federation_mode(services.db, "allowlist", actor="a")
     await services.blocklist.reload()
     assert stats["memberships_removed"] == 1 and await members(services) == 1
@@ -300,7 +297,7 @@ async def test_activities_accepted_before_the_reload_are_dropped(client, service
     mastodon.received.clear()
     r = await mastodon.post(client, "late", f"{GROUP}/inbox", mastodon.follow("late", GROUP))
     assert r.status_code == 202  # stored; not processed yet
-    await create_block(services.db, BlockSpec("mastodon.example"), actor="cli")  # another process, in effect
+    await create(services.db, BLOCKS, BlockSpec("mastodon.example"), actor="cli")  # another process, in effect
     assert not services.is_blocked("mastodon.example")  # this process has not reloaded yet
     await worker.drain()  # the worker picks the new policy up before its batch
     assert services.is_blocked("mastodon.example")
