@@ -13,11 +13,15 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from server import __version__, cli_moderation
 from server.errors import BadRequest, KithError
 from server.settings import Settings
+
+if TYPE_CHECKING:  # the commands import what they use when they run, to start fast
+    from server.db import Database
+    from server.moderation.blocklist.store import DomainBlock
 
 
 def _print_json(value: Any) -> None:
@@ -233,22 +237,9 @@ def cmd_group_decide(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _block_json(row: Any) -> dict[str, Any]:
-    return {
-        "id": str(row.id),
-        "domain": row.domain,
-        "severity": row.severity,
-        "reject_media": row.reject_media,
-        "reject_reports": row.reject_reports,
-        "public_comment": row.public_comment,
-        "private_comment": row.private_comment,
-        "obfuscate": row.obfuscate,
-        "created_at": row.created_at.isoformat(),
-    }
-
-
 def cmd_domain_block(settings: Settings, args: argparse.Namespace) -> int:
-    from server.moderation.blocklist import BlockSpec, create_block
+    from server.api.mastodon import block_json
+    from server.moderation.blocklist.store import BLOCKS, BlockSpec, create
 
     spec = BlockSpec(
         domain=args.domain,
@@ -260,36 +251,37 @@ def cmd_domain_block(settings: Settings, args: argparse.Namespace) -> int:
         obfuscate=args.obfuscate,
     )
 
-    async def run(db: Any) -> Any:
-        return await create_block(db, spec, actor="cli", reason=args.reason or "")
+    async def run(db: Database) -> tuple[DomainBlock, dict[str, int]]:
+        return await create(db, BLOCKS, spec, actor="cli", reason=args.reason or "")
 
-    row, stats = asyncio.run(_with_db(settings, run))
-    _print_json({**_block_json(row), "effects": stats})
+    block, effects = asyncio.run(_with_db(settings, run))
+    _print_json({**block_json(block), "effects": effects})
     return 0
 
 
 def cmd_domain_unblock(settings: Settings, args: argparse.Namespace) -> int:
-    from server.moderation.blocklist import delete_block, find_block
+    from server.moderation.blocklist.store import BLOCKS, delete, find
 
-    async def run(db: Any) -> Any:
+    async def run(db: Database) -> DomainBlock:
         async with db.read() as conn:
-            row = await find_block(conn, args.domain)
-        return await delete_block(db, row.id, actor="cli")
+            block = await find(conn, BLOCKS, args.domain)
+        return await delete(db, BLOCKS, block.id, actor="cli")
 
-    row = asyncio.run(_with_db(settings, run))
-    print(f"unblocked {row.domain}")
+    block = asyncio.run(_with_db(settings, run))
+    print(f"unblocked {block.domain}")
     return 0
 
 
 def cmd_domain_list(settings: Settings, args: argparse.Namespace) -> int:
-    from server.moderation.blocklist import federation_mode, list_allows, list_blocks
+    from server.api.mastodon import block_json
+    from server.moderation.blocklist.store import ALLOWS, BLOCKS, federation_mode, page
 
-    async def run(db: Any) -> dict[str, Any]:
+    async def run(db: Database) -> dict[str, Any]:
         async with db.read() as conn:
             return {
                 "mode": await federation_mode(conn),
-                "blocks": [_block_json(b) for b in reversed(await list_blocks(conn))],
-                "allows": [a.domain for a in reversed(await list_allows(conn))],
+                "blocks": [block_json(b) for b in reversed(await page(conn, BLOCKS))],
+                "allows": [a.domain for a in reversed(await page(conn, ALLOWS))],
             }
 
     _print_json(asyncio.run(_with_db(settings, run)))
@@ -297,7 +289,7 @@ def cmd_domain_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_domain_import(settings: Settings, args: argparse.Namespace) -> int:
-    from server.moderation.blocklist import import_csv
+    from server.moderation.blocklist.mastodon_csv import ImportReport, import_csv
 
     try:
         text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8-sig").read()  # noqa: SIM115
@@ -308,7 +300,7 @@ def cmd_domain_import(settings: Settings, args: argparse.Namespace) -> int:
         if done == total or done % 100 == 0:
             print(f"imported {done}/{total}", file=sys.stderr)
 
-    async def run(db: Any) -> Any:
+    async def run(db: Database) -> ImportReport:
         return await import_csv(db, text, actor="cli", progress=progress)
 
     report = asyncio.run(_with_db(settings, run))
@@ -319,9 +311,9 @@ def cmd_domain_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_domain_export(settings: Settings, args: argparse.Namespace) -> int:
-    from server.moderation.blocklist import export_csv
+    from server.moderation.blocklist.mastodon_csv import export_csv
 
-    async def run(db: Any) -> str:
+    async def run(db: Database) -> str:
         async with db.read() as conn:
             return await export_csv(conn)
 
@@ -335,14 +327,15 @@ def cmd_domain_export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_domain_allow(settings: Settings, args: argparse.Namespace) -> int:
-    from server.moderation.blocklist import create_allow, delete_allow, find_allow
+    from server.moderation.blocklist.store import ALLOWS, AllowSpec, create, delete, find
 
-    async def run(db: Any) -> str:
+    async def run(db: Database) -> str:
         if args.action == "allow":
-            return (await create_allow(db, args.domain, actor="cli")).domain
+            allow, _effects = await create(db, ALLOWS, AllowSpec(args.domain), actor="cli")
+            return allow.domain
         async with db.read() as conn:
-            row = await find_allow(conn, args.domain)
-        return (await delete_allow(db, row.id, actor="cli")).domain
+            allow = await find(conn, ALLOWS, args.domain)
+        return (await delete(db, ALLOWS, allow.id, actor="cli")).domain
 
     domain = asyncio.run(_with_db(settings, run))
     print(f"{'allowed' if args.action == 'allow' else 'disallowed'} {domain}")
@@ -350,9 +343,9 @@ def cmd_domain_allow(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_federation_mode(settings: Settings, args: argparse.Namespace) -> int:
-    from server.moderation.blocklist import set_federation_mode
+    from server.moderation.blocklist.store import set_federation_mode
 
-    async def run(db: Any) -> Any:
+    async def run(db: Database) -> dict[str, int]:
         return await set_federation_mode(db, args.mode, actor="cli")
 
     stats = asyncio.run(_with_db(settings, run))
@@ -363,11 +356,11 @@ def cmd_federation_mode(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_account_suspend(settings: Settings, args: argparse.Namespace) -> int:
-    from server.moderation.blocklist import set_account_suspended
+    from server.moderation.blocklist.store import set_account_suspended
 
     suspend = args.action == "suspend"
 
-    async def run(db: Any) -> Any:
+    async def run(db: Database) -> dict[str, int]:
         return await set_account_suspended(db, args.uri, suspend, actor="cli", reason=args.reason or "")
 
     asyncio.run(_with_db(settings, run))

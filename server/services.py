@@ -21,7 +21,7 @@ from server.federation.client import Fetcher, default_transport, make_http_clien
 from server.federation.urls import Resolver, UrlGuard
 from server.instance import Instance, ensure_instance
 from server.links import Links
-from server.moderation.blocklist import Blocklist
+from server.moderation.blocklist.cache import Blocklist
 from server.settings import Settings
 
 

@@ -174,6 +174,26 @@ async def test_block_errors(client, services, admin):
     assert len(await audit_rows(services)) == 1
 
 
+async def test_what_is_not_a_domain_is_refused_with_the_reason(client, services, admin):
+    for domain in ("123", "xn--zz", "-bad-.example", "exa mple.com", "a..b", "com", "example.123"):
+        for path in (BLOCKS, ALLOWS):
+            r = await client.post(path, data={"domain": domain}, headers=admin)
+            assert r.status_code == 422, (path, domain, r.text)
+            assert r.json()["error"].startswith(f"{domain!r} is not a domain: "), r.json()
+    async with services.db.read() as conn:
+        assert (await conn.execute(sa.select(domain_blocks))).all() == []
+        assert (await conn.execute(sa.select(domain_allows))).all() == []
+    assert await audit_rows(services) == []
+
+    r = await client.post(BLOCKS, data={"domain": "münchen.de"}, headers=admin)
+    assert r.status_code == 200 and r.json()["domain"] == "xn--mnchen-3ya.de"
+    assert services.is_blocked("www.xn--mnchen-3ya.de") is False  # silence, Mastodon's default
+    r = await client.post(BLOCKS, data={"domain": "MÜNCHEN.de"}, headers=admin)
+    assert r.status_code == 422 and r.json()["existing_domain_block"]["domain"] == "xn--mnchen-3ya.de"
+    r = await client.post(ALLOWS, json={"domain": "sub.example.co.uk"}, headers=admin)
+    assert r.status_code == 200 and r.json()["domain"] == "sub.example.co.uk"
+
+
 async def test_trailing_slash_paths(client, admin):
     r = await client.post(BLOCKS + "/", data={"domain": "slash.example"}, headers=admin)
     assert r.status_code == 200

@@ -10,18 +10,16 @@ from server.federation.client import FetchRefused
 from server.federation.delivery import enqueue
 from server.groups.following import count_members
 from server.groups.membership import GroupSpec, create_group, get_group
-from server.moderation.blocklist import (
-    Block,
+from server.moderation.blocklist.mastodon_csv import export_csv, import_csv, parse_csv
+from server.moderation.blocklist.matcher import Block, DomainPolicy, normalize_domain, obfuscated
+from server.moderation.blocklist.store import (
+    ALLOWS,
+    BLOCKS,
+    AllowSpec,
     BlockSpec,
-    DomainPolicy,
-    create_allow,
-    create_block,
-    delete_block,
-    export_csv,
-    import_csv,
-    normalize_domain,
-    obfuscated,
-    parse_csv,
+    create,
+    delete,
+    page,
     set_account_suspended,
     set_federation_mode,
     update_block,
@@ -82,6 +80,60 @@ def test_normalize_domain(raw, domain):
 def test_normalize_domain_refuses(raw):
     with pytest.raises(Unprocessable):
         normalize_domain(raw)
+
+
+# Issue 12 item 8: what is not a server's host is refused at every door, with the reason.
+NOT_DOMAINS = {
+    "123": "top-level label is all digits",
+    "xn--zz": "invalid a-label",
+    "-bad-.example": "hyphen",
+    "exa mple.com": "u+0020 not allowed",
+    "a..b": "empty label",
+    "example.123": "top-level label is all digits",
+    "com": "at least two labels",
+    "ab--cd.example": "hyphens in 3rd and 4th position",
+    "under_score.example": "u+005f not allowed",
+}
+DOMAINS = {
+    "münchen.de": "xn--mnchen-3ya.de",
+    "MÜNCHEN.DE": "xn--mnchen-3ya.de",
+    "sub.example.co.uk": "sub.example.co.uk",
+    "xn--mnchen-3ya.de": "xn--mnchen-3ya.de",
+    "ｅｘａｍｐｌｅ．com": "example.com",  # full-width forms map as UTS 46 says
+    "example.com:8443": "example.com",
+    "203.0.113.9": "203.0.113.9",
+    "[2001:DB8::0:1]:443": "2001:db8::1",
+}
+
+
+@pytest.mark.parametrize(("raw", "why"), NOT_DOMAINS.items())
+def test_normalize_domain_says_why_it_refuses(raw, why):
+    with pytest.raises(Unprocessable) as refused:
+        normalize_domain(raw)
+    assert refused.value.reason.startswith(f"{raw!r} is not a domain: ")
+    assert why in refused.value.reason.lower()
+
+
+@pytest.mark.parametrize(("raw", "domain"), DOMAINS.items())
+def test_normalize_domain_accepts_hosts(raw, domain):
+    assert normalize_domain(raw) == domain
+
+
+def test_a_block_on_an_address_covers_that_address_only():
+    policy = DomainPolicy(blocks={"203.0.113.9": Block("203.0.113.9", "suspend"), "0.2": Block("0.2", "suspend")})
+    assert policy.is_suspended("203.0.113.9")
+    assert not policy.is_suspended("198.51.100.2")  # "0.2" is no parent of an address
+    v6 = DomainPolicy(blocks={"2001:db8::1": Block("2001:db8::1", "suspend")})
+    assert v6.is_suspended("2001:DB8:0::1") and not v6.is_suspended("2001:db8::2")
+
+
+def test_csv_lines_that_are_not_domains_are_skipped_with_the_reason():
+    lines = [*NOT_DOMAINS, "münchen.de", "sub.example.co.uk"]
+    specs, skipped = parse_csv("\n".join(f"{d},suspend,false,false,,false" for d in lines) + "\n")
+    assert [(n, s.domain) for n, s in specs] == [(10, "xn--mnchen-3ya.de"), (11, "sub.example.co.uk")]
+    assert [(n, d) for n, d, _ in skipped] == [(n, d) for n, d in enumerate(NOT_DOMAINS, start=1)]
+    for (_, domain, reason), why in zip(skipped, NOT_DOMAINS.values(), strict=True):
+        assert reason.startswith(f"{domain!r} is not a domain: ") and why in reason.lower()
 
 
 def test_obfuscation_hides_letters_but_keeps_shape():
@@ -147,7 +199,7 @@ async def test_suspend_acts_at_every_door(client, services, worker, mastodon, ne
         direct = {"id": "https://kith.test/activities/direct", "type": "Accept", "actor": GROUP}
         await enqueue(conn, services.db, activity=direct, actor_id=group.id, inboxes=["https://mastodon.example/inbox"])
 
-    _, stats = await create_block(services.db, BlockSpec("mastodon.example", "suspend"), actor="admin1")
+    _, stats = await create(services.db, BLOCKS, BlockSpec("mastodon.example", "suspend"), actor="admin1")
     await services.blocklist.reload()
     assert stats["memberships_removed"] == 1 and stats["posts_hidden"] == 1 and stats["deliveries_dropped"] == 1
     assert await members(services) == 1
@@ -189,7 +241,7 @@ async def test_suspend_acts_at_every_door(client, services, worker, mastodon, ne
     # Lifting the block restores the hidden post (the membership must be asked for again).
     async with services.db.read() as conn:
         block_id = (await conn.execute(sa.text("select id from domain_blocks"))).scalar_one()
-    await delete_block(services.db, block_id, actor="admin1")
+    await delete(services.db, BLOCKS, block_id, actor="admin1")
     await services.blocklist.reload()
     assert "before the block" in (await client.get("/groups/bookclub")).text
     assert (await client.get(f"{GROUP}/outbox", headers=AP)).json()["totalItems"] == 4
@@ -204,7 +256,7 @@ async def test_suspend_acts_at_every_door(client, services, worker, mastodon, ne
 
 async def test_silence_holds_posts_instead_of_announcing(client, services, worker, mastodon, world):
     other = world
-    await create_block(services.db, BlockSpec("mastodon.example", "silence"), actor="admin1")
+    await create(services.db, BLOCKS, BlockSpec("mastodon.example", "silence"), actor="admin1")
     await services.blocklist.reload()
     assert await members(services) == 2  # silenced members stay
     note = mastodon.note("alice", "<p>quiet please</p>", to_group=GROUP)
@@ -219,18 +271,18 @@ async def test_silence_holds_posts_instead_of_announcing(client, services, worke
 
 
 async def test_noop_block_changes_nothing_and_update_escalates(client, services, worker, mastodon, world):
-    row, stats = await create_block(services.db, BlockSpec("mastodon.example", "noop", reject_media=True), actor="a")
+    row, stats = await create(services.db, BLOCKS, BlockSpec("mastodon.example", "noop", reject_media=True), actor="a")
     await services.blocklist.reload()
     assert not any(stats.values()) and await members(services) == 2
     await update_block(services.db, row.id, {"severity": "suspend"}, actor="a")
     await services.blocklist.reload()
     assert await members(services) == 1
     with pytest.raises(Unprocessable):
-        await create_block(services.db, BlockSpec("MASTODON.example"), actor="a")
+        await create(services.db, BLOCKS, BlockSpec("MASTODON.example"), actor="a")
 
 
 async def test_allowlist_mode_cuts_off_everyone_else(client, services, worker, mastodon, world):
-    await create_allow(services.db, "friends.example", actor="a")
+    await create(services.db, ALLOWS, AllowSpec("friends.example"), actor="a")
     stats = await set_federation_mode(services.db, "allowlist", actor="a")
     await services.blocklist.reload()
     assert stats["memberships_removed"] == 1 and await members(services) == 1
@@ -301,9 +353,37 @@ async def test_activities_accepted_before_the_reload_are_dropped(client, service
     mastodon.received.clear()
     r = await mastodon.post(client, "late", f"{GROUP}/inbox", mastodon.follow("late", GROUP))
     assert r.status_code == 202  # stored; not processed yet
-    await create_block(services.db, BlockSpec("mastodon.example"), actor="cli")  # another process, in effect
+    await create(services.db, BLOCKS, BlockSpec("mastodon.example"), actor="cli")  # another process, in effect
     assert not services.is_blocked("mastodon.example")  # this process has not reloaded yet
     await worker.drain()  # the worker picks the new policy up before its batch
     assert services.is_blocked("mastodon.example")
     assert await members(services) == 1
     assert [r.activity.get("type") for r in mastodon.received if r.activity.get("type") == "Accept"] == []
+
+
+def test_cli_refuses_what_is_not_a_domain_with_one_line(settings):
+    from tests.test_cli import kith
+
+    refusals = [("block", raw) for raw in ("123", "xn--zz", "-bad-.example", "exa mple.com", "a..b")]
+    for action, raw in [*refusals, ("allow", "123"), ("unblock", "xn--zz")]:
+        r = kith(settings, "domain", action, "--", raw)  # "--": "-bad-.example" is no option
+        assert r.returncode == 1 and r.stdout == "", (action, raw, r.stdout)
+        assert r.stderr.startswith(f"kith: error: {raw!r} is not a domain: "), r.stderr
+        assert r.stderr.count("\n") == 1, r.stderr
+    r = kith(settings, "domain", "block", "münchen.de")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["domain"] == "xn--mnchen-3ya.de"
+    r = kith(settings, "domain", "allow", "sub.example.co.uk")
+    assert (r.returncode, r.stdout) == (0, "allowed sub.example.co.uk\n"), r.stderr
+    listed = json.loads(kith(settings, "domain", "list").stdout)
+    assert [b["domain"] for b in listed["blocks"]] == ["xn--mnchen-3ya.de"]
+    assert listed["allows"] == ["sub.example.co.uk"]
+
+
+async def test_csv_import_skips_what_is_not_a_domain(services):
+    text = "".join(f"{d},silence,false,false,,false\n" for d in [*NOT_DOMAINS, "münchen.de"])
+    report = await import_csv(services.db, text, actor="cli")
+    assert (report.added, report.updated) == (1, 0)
+    assert [domain for _, domain, _ in report.skipped] == list(NOT_DOMAINS)
+    async with services.db.read() as conn:
+        assert [b.domain for b in await page(conn, BLOCKS)] == ["xn--mnchen-3ya.de"]

@@ -14,7 +14,7 @@ from server.federation.httpsig import IncomingRequest, ResolvedKey, verify_reque
 from server.federation.sender import CIRCUIT_THRESHOLD
 from server.groups.membership import GroupSpec, create_group
 from server.jobs import build_worker
-from server.moderation.blocklist import Block, DomainPolicy
+from server.moderation.blocklist.matcher import Block, DomainPolicy
 from server.services import Services
 from server.tables import deliveries, server_health
 

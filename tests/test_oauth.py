@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from server import __version__
 from server.accounts import create_user
-from server.moderation.blocklist import BlockSpec, create_block, obfuscated
+from server.moderation.blocklist.matcher import obfuscated
+from server.moderation.blocklist.store import BLOCKS, BlockSpec, create
 from server.oauth import create_user_token, granting, parse_scopes, scope_allows
 from server.tables import oauth_apps, oauth_codes, oauth_tokens
 from server.types import utcnow
@@ -464,9 +465,9 @@ async def test_instance_v1_and_v2(client, services, ada):
 
 async def test_public_domain_blocks(client, services):
     db = services.db
-    await create_block(db, BlockSpec("nasty.example", "suspend", obfuscate=True, public_comment="spam"), actor="t")
-    await create_block(db, BlockSpec("loud.example", "silence", public_comment="noisy"), actor="t")
-    await create_block(db, BlockSpec("quiet.example", "noop", reject_media=True), actor="t")
+    await create(db, BLOCKS, BlockSpec("nasty.example", "suspend", obfuscate=True, public_comment="spam"), actor="t")
+    await create(db, BLOCKS, BlockSpec("loud.example", "silence", public_comment="noisy"), actor="t")
+    await create(db, BLOCKS, BlockSpec("quiet.example", "noop", reject_media=True), actor="t")
     assert obfuscated("nasty.example") != "nasty.example"
     r = await client.get("/api/v1/instance/domain_blocks")  # no token: public, as Mastodon's "all" setting
     assert r.status_code == 200

@@ -10,7 +10,7 @@ from server.accounts import create_user
 from server.errors import Forbidden
 from server.groups.membership import GroupSpec, create_group
 from server.moderation import reports
-from server.moderation.blocklist import BlockSpec, create_block
+from server.moderation.blocklist.store import BLOCKS, BlockSpec, create
 from server.tables import posts
 from server.tables import reports as reports_table
 
@@ -115,7 +115,7 @@ async def test_long_comment_is_cut(client, services, worker, mastodon, world):
 
 
 async def test_reject_reports_domain_is_ignored(client, services, worker, mastodon, world):
-    await create_block(services.db, BlockSpec("mastodon.example", "noop", reject_reports=True), actor="a")
+    await create(services.db, BLOCKS, BlockSpec("mastodon.example", "noop", reject_reports=True), actor="a")
     await services.blocklist.reload()
     flag = {"id": mastodon.new_id(), "type": "Flag", "actor": mastodon.actor_uri("reporter"), "object": [world["id"]]}
     await deliver(client, worker, mastodon, "reporter", flag)

@@ -2,13 +2,16 @@
 
 Entities, status codes, scopes and ``Link`` pagination follow Mastodon 4.3, so that
 Mastodon.py and blocklist managers work unchanged. Every change goes through
-``moderation.blocklist``, which writes the audit log under the acting admin's name.
+``moderation.blocklist.store``, which writes the audit log under the acting admin's name.
+Domain blocks and domain allows share one set of endpoints, each an ``AdminCollection``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
@@ -18,12 +21,23 @@ from starlette.routing import Route
 
 from server import __version__
 from server.accounts import get_user
-from server.api.auth import Caller, api_endpoint, flag, read_params, services_of, text
+from server.api.auth import Caller, Handler, api_endpoint, flag, read_params, services_of, text
 from server.errors import BadRequest, NotFound, Unprocessable
 from server.federation.serialize import text_to_html
 from server.groups.membership import count_usage
 from server.local_actors import get_local_actor
-from server.moderation import blocklist
+from server.moderation.blocklist import store
+from server.moderation.blocklist.matcher import digest, normalize_domain, obfuscated
+from server.moderation.blocklist.store import (
+    BLOCK_SETTINGS,
+    AllowSpec,
+    BlockSpec,
+    DomainAllow,
+    DomainBlock,
+    PolicyTable,
+    R,
+    S,
+)
 from server.oauth import get_app
 from server.services import Services
 from server.tables import posts, remote_actors
@@ -32,12 +46,6 @@ MASTODON_VERSION = f"4.3.0 (compatible; Kith {__version__})"
 MASTODON_API_VERSION = 2  # what Mastodon 4.3.0 reports in api_versions; Mastodon.py reads it
 PAGE_LIMIT = 100  # Mastodon's admin lists: 100 by default, at most twice that
 MAX_ID = 2**31 - 1  # ids are 32-bit integers; a larger one would make PostgreSQL raise
-BLOCK_FIELDS = ("severity", "reject_media", "reject_reports", "private_comment", "public_comment", "obfuscate")
-
-READ_BLOCKS = ("admin:read", "admin:read:domain_blocks")
-WRITE_BLOCKS = ("admin:write", "admin:write:domain_blocks")
-READ_ALLOWS = ("admin:read", "admin:read:domain_allows")
-WRITE_ALLOWS = ("admin:write", "admin:write:domain_allows")
 
 
 def mastodon_time(dt: datetime) -> str:
@@ -55,15 +63,11 @@ def path_id(request: Request) -> int:
 
 
 def domain_param(params: dict[str, Any]) -> str:
-    """The ``domain`` parameter, 422 when blank or not a domain."""
+    """The ``domain`` parameter, normalised; 422 saying why when blank or not a domain."""
     domain = (text(params, "domain") or "").strip()
     if not domain:
         raise Unprocessable("Validation failed: Domain can't be blank")
-    # DNS caps a name at 253 characters; the column holds 255, and a longer value would
-    # make PostgreSQL raise instead of answering 422.
-    if len(blocklist.normalize_domain(domain)) > 253:
-        raise Unprocessable(f"{domain!r} is not a domain")
-    return domain
+    return normalize_domain(domain)
 
 
 def json_response(doc: Any, headers: dict[str, str] | None = None) -> Response:
@@ -218,13 +222,13 @@ async def instance_domain_blocks(request: Request) -> Response:
     with the SHA-256 of the real domain so other servers can match obfuscated entries.
     """
     async with services_of(request).db.read() as conn:
-        rows = await blocklist.list_blocks(conn)
+        rows = await store.page(conn, store.BLOCKS)
     order = {"silence": 0, "suspend": 1}
     shown = sorted((r for r in rows if r.severity in order), key=lambda r: (order[r.severity], r.domain))
     docs = [
         {
-            "domain": blocklist.obfuscated(r.domain) if r.obfuscate else r.domain,
-            "digest": blocklist.digest(r.domain),
+            "domain": obfuscated(r.domain) if r.obfuscate else r.domain,
+            "digest": digest(r.domain),
             "severity": r.severity,
             "comment": r.public_comment,
         }
@@ -309,29 +313,34 @@ async def app_verify_credentials(request: Request, caller: Caller) -> Response:
     return json_response({"name": app.name, "website": app.website, "scopes": app.scopes.split(), "vapid_key": ""})
 
 
-# --------------------------------------------------------------------------- admin: domain blocks
+# --------------------------------------------------------------------------- admin: domain blocks and allows
 
 
-def block_json(row: Any) -> dict[str, Any]:
-    """Mastodon's Admin::DomainBlock entity."""
+def block_json(block: DomainBlock) -> dict[str, Any]:
+    """Mastodon's Admin::DomainBlock entity (``kith domain block`` and ``list`` print it too)."""
     return {
-        "id": str(row.id),
-        "domain": row.domain,
-        "digest": blocklist.digest(row.domain),
-        "created_at": mastodon_time(row.created_at),
-        "severity": row.severity,
-        "reject_media": row.reject_media,
-        "reject_reports": row.reject_reports,
-        "private_comment": row.private_comment,
-        "public_comment": row.public_comment,
-        "obfuscate": row.obfuscate,
+        "id": str(block.id),
+        "domain": block.domain,
+        "digest": digest(block.domain),
+        "created_at": mastodon_time(block.created_at),
+        "severity": block.severity,
+        "reject_media": block.reject_media,
+        "reject_reports": block.reject_reports,
+        "private_comment": block.private_comment,
+        "public_comment": block.public_comment,
+        "obfuscate": block.obfuscate,
     }
+
+
+def allow_json(allow: DomainAllow) -> dict[str, Any]:
+    """Mastodon's Admin::DomainAllow entity."""
+    return {"id": str(allow.id), "domain": allow.domain, "created_at": mastodon_time(allow.created_at)}
 
 
 def _block_changes(params: dict[str, Any]) -> dict[str, Any]:
     """The block fields a request sets; anything else (the domain on update) is ignored, as Mastodon does."""
     changes: dict[str, Any] = {}
-    for key in BLOCK_FIELDS:
+    for key in BLOCK_SETTINGS:
         if key in ("reject_media", "reject_reports", "obfuscate"):
             value: Any = flag(params, key)
         else:
@@ -341,129 +350,140 @@ def _block_changes(params: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
-@api_endpoint(*READ_BLOCKS, admin=True)
-async def list_domain_blocks(request: Request, caller: Caller) -> Response:
-    """``GET /api/v1/admin/domain_blocks``, newest first, ``Link``-paginated."""
-    bounds, limit, given = page_args(request)
-    async with services_of(request).db.read() as conn:
-        rows = await blocklist.list_blocks(conn, **bounds, limit=limit)
-    return paged_response(request, "/api/v1/admin/domain_blocks", rows, [block_json(r) for r in rows], limit, given)
-
-
-@api_endpoint(*READ_BLOCKS, admin=True)
-async def show_domain_block(request: Request, caller: Caller) -> Response:
-    """``GET /api/v1/admin/domain_blocks/:id``."""
-    block_id = path_id(request)
-    async with services_of(request).db.read() as conn:
-        row = await blocklist.get_block(conn, block_id)
-    return json_response(block_json(row))
-
-
-@api_endpoint(*WRITE_BLOCKS, admin=True)
-async def create_domain_block(request: Request, caller: Caller) -> Response:
-    """``POST /api/v1/admin/domain_blocks``: 422 when the domain is already blocked or invalid."""
-    services = services_of(request)
-    params = await read_params(request)
-    domain = domain_param(params)
+def _block_spec(domain: str, params: dict[str, Any]) -> BlockSpec:
     # Mastodon's default severity when none is given is silence (Kith's CLI defaults to suspend).
-    spec = blocklist.BlockSpec(domain=domain, **{"severity": "silence", **_block_changes(params)})
-    assert caller.username is not None
-    try:
-        row, _effects = await blocklist.create_block(services.db, spec, actor=caller.username)
-    except Unprocessable as exc:
-        existing = await _existing_block(services, domain)
-        if existing is None:
-            raise
-        return JSONResponse({"error": exc.reason, "existing_domain_block": block_json(existing)}, status_code=422)
-    await _reload_policy(services)
-    return json_response(block_json(row))
+    return BlockSpec(domain=domain, **{"severity": "silence", **_block_changes(params)})
 
 
-async def _existing_block(services: Services, domain: str) -> Any | None:
+def _block_exists(reason: str, existing: DomainBlock) -> Response:
+    return JSONResponse({"error": reason, "existing_domain_block": block_json(existing)}, status_code=422)
+
+
+def _allow_exists(reason: str, existing: DomainAllow) -> Response:
+    return json_response(allow_json(existing))  # as Mastodon: allowing an allowed domain answers its record
+
+
+@dataclass(frozen=True)
+class AdminCollection(Generic[R, S]):
+    """One of Mastodon's two admin domain collections: where it is, its scopes, and how its entity looks."""
+
+    kind: PolicyTable[R, S]
+    path: str
+    read: tuple[str, ...]
+    write: tuple[str, ...]
+    entity: Callable[[R], dict[str, Any]]
+    spec: Callable[[str, dict[str, Any]], S]  # what a POST asks for: (its domain, its parameters)
+    exists: Callable[[str, R], Response]  # the answer when the domain already has a record
+
+
+BLOCK_API = AdminCollection(
+    store.BLOCKS,
+    "/api/v1/admin/domain_blocks",
+    ("admin:read", "admin:read:domain_blocks"),
+    ("admin:write", "admin:write:domain_blocks"),
+    block_json,
+    _block_spec,
+    _block_exists,
+)
+ALLOW_API = AdminCollection(
+    store.ALLOWS,
+    "/api/v1/admin/domain_allows",
+    ("admin:read", "admin:read:domain_allows"),
+    ("admin:write", "admin:write:domain_allows"),
+    allow_json,
+    lambda domain, _params: AllowSpec(domain),
+    _allow_exists,
+)
+
+
+def _endpoint(name: str, scopes: tuple[str, ...], handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    handler.__name__ = handler.__qualname__ = name
+    return api_endpoint(*scopes, admin=True)(handler)
+
+
+def _list_endpoint(api: AdminCollection[R, S]) -> Callable[[Request], Awaitable[Response]]:
+    async def handler(request: Request, caller: Caller) -> Response:
+        bounds, limit, given = page_args(request)
+        async with services_of(request).db.read() as conn:
+            rows = await store.page(conn, api.kind, **bounds, limit=limit)
+        return paged_response(request, api.path, rows, [api.entity(r) for r in rows], limit, given)
+
+    handler.__doc__ = f"``GET {api.path}``, newest first, ``Link``-paginated."
+    return _endpoint(f"list_{api.kind.noun}s", api.read, handler)
+
+
+def _show_endpoint(api: AdminCollection[R, S]) -> Callable[[Request], Awaitable[Response]]:
+    async def handler(request: Request, caller: Caller) -> Response:
+        row_id = path_id(request)
+        async with services_of(request).db.read() as conn:
+            row = await store.get(conn, api.kind, row_id)
+        return json_response(api.entity(row))
+
+    handler.__doc__ = f"``GET {api.path}/:id``."
+    return _endpoint(f"show_{api.kind.noun}", api.read, handler)
+
+
+def _create_endpoint(api: AdminCollection[R, S]) -> Callable[[Request], Awaitable[Response]]:
+    async def handler(request: Request, caller: Caller) -> Response:
+        services = services_of(request)
+        params = await read_params(request)
+        spec = api.spec(domain_param(params), params)
+        assert caller.username is not None
+        try:
+            row, _effects = await store.create(services.db, api.kind, spec, actor=caller.username)
+        except store.AlreadyPresent as exc:
+            existing = await _existing(services, api.kind, spec.domain)
+            if existing is None:  # lifted in the meantime
+                raise
+            return api.exists(exc.reason, existing)
+        await _reload_policy(services)
+        return json_response(api.entity(row))
+
+    handler.__doc__ = f"``POST {api.path}``: 422 with a reason when the domain is not one."
+    return _endpoint(f"create_{api.kind.noun}", api.write, handler)
+
+
+async def _existing(services: Services, kind: PolicyTable[R, S], domain: str) -> R | None:
     try:
         async with services.db.read() as conn:
-            return await blocklist.find_block(conn, domain)
-    except (NotFound, Unprocessable):
+            return await store.find(conn, kind, domain)
+    except NotFound:
         return None
 
 
-@api_endpoint(*WRITE_BLOCKS, admin=True)
+def _delete_endpoint(api: AdminCollection[R, S]) -> Callable[[Request], Awaitable[Response]]:
+    async def handler(request: Request, caller: Caller) -> Response:
+        services = services_of(request)
+        row_id = path_id(request)
+        assert caller.username is not None
+        await store.delete(services.db, api.kind, row_id, actor=caller.username)
+        await _reload_policy(services)
+        return json_response({})
+
+    handler.__doc__ = f"``DELETE {api.path}/:id``: 200 ``{{}}`` (lifting a block restores what it hid)."
+    return _endpoint(f"delete_{api.kind.noun}", api.write, handler)
+
+
+@api_endpoint(*BLOCK_API.write, admin=True)
 async def update_domain_block(request: Request, caller: Caller) -> Response:
     """``PUT /api/v1/admin/domain_blocks/:id``: severity, flags and comments."""
     services = services_of(request)
     block_id = path_id(request)
     changes = _block_changes(await read_params(request))
     assert caller.username is not None
-    row = await blocklist.update_block(services.db, block_id, changes, actor=caller.username)
+    block = await store.update_block(services.db, block_id, changes, actor=caller.username)
     await _reload_policy(services)
-    return json_response(block_json(row))
+    return json_response(block_json(block))
 
 
-@api_endpoint(*WRITE_BLOCKS, admin=True)
-async def delete_domain_block(request: Request, caller: Caller) -> Response:
-    """``DELETE /api/v1/admin/domain_blocks/:id``: lifts the block; 200 ``{}``."""
-    services = services_of(request)
-    block_id = path_id(request)
-    assert caller.username is not None
-    await blocklist.delete_block(services.db, block_id, actor=caller.username)
-    await _reload_policy(services)
-    return json_response({})
-
-
-# --------------------------------------------------------------------------- admin: domain allows
-
-
-def allow_json(row: Any) -> dict[str, Any]:
-    """Mastodon's Admin::DomainAllow entity."""
-    return {"id": str(row.id), "domain": row.domain, "created_at": mastodon_time(row.created_at)}
-
-
-@api_endpoint(*READ_ALLOWS, admin=True)
-async def list_domain_allows(request: Request, caller: Caller) -> Response:
-    """``GET /api/v1/admin/domain_allows``, newest first, ``Link``-paginated."""
-    bounds, limit, given = page_args(request)
-    async with services_of(request).db.read() as conn:
-        rows = await blocklist.list_allows(conn, **bounds, limit=limit)
-    return paged_response(request, "/api/v1/admin/domain_allows", rows, [allow_json(r) for r in rows], limit, given)
-
-
-@api_endpoint(*READ_ALLOWS, admin=True)
-async def show_domain_allow(request: Request, caller: Caller) -> Response:
-    """``GET /api/v1/admin/domain_allows/:id``."""
-    allow_id = path_id(request)
-    async with services_of(request).db.read() as conn:
-        row = await blocklist.get_allow(conn, allow_id)
-    return json_response(allow_json(row))
-
-
-@api_endpoint(*WRITE_ALLOWS, admin=True)
-async def create_domain_allow(request: Request, caller: Caller) -> Response:
-    """``POST /api/v1/admin/domain_allows``: an already allowed domain answers its existing record."""
-    services = services_of(request)
-    domain = domain_param(await read_params(request))
-    assert caller.username is not None
-    try:
-        row = await blocklist.create_allow(services.db, domain, actor=caller.username)
-    except Unprocessable:
-        try:
-            async with services.db.read() as conn:
-                row = await blocklist.find_allow(conn, domain)
-        except NotFound:
-            raise Unprocessable(f"{domain!r} is not a domain") from None
-        return json_response(allow_json(row))
-    await _reload_policy(services)
-    return json_response(allow_json(row))
-
-
-@api_endpoint(*WRITE_ALLOWS, admin=True)
-async def delete_domain_allow(request: Request, caller: Caller) -> Response:
-    """``DELETE /api/v1/admin/domain_allows/:id``: 200 ``{}``."""
-    services = services_of(request)
-    allow_id = path_id(request)
-    assert caller.username is not None
-    await blocklist.delete_allow(services.db, allow_id, actor=caller.username)
-    await _reload_policy(services)
-    return json_response({})
+def _admin_routes(api: AdminCollection[Any, Any]) -> list[Route]:
+    item = api.path + "/{id}"
+    return [
+        *_both(api.path, _list_endpoint(api), ["GET"]),
+        *_both(api.path, _create_endpoint(api), ["POST"]),
+        Route(item, _show_endpoint(api), methods=["GET"]),
+        Route(item, _delete_endpoint(api), methods=["DELETE"]),
+    ]
 
 
 def _both(path: str, endpoint: Any, methods: list[str]) -> list[Route]:
@@ -478,13 +498,7 @@ routes: list[Route] = [
     *_both("/api/v1/instance/domain_blocks", instance_domain_blocks, ["GET"]),
     Route("/api/v1/accounts/verify_credentials", verify_credentials, methods=["GET"]),
     Route("/api/v1/apps/verify_credentials", app_verify_credentials, methods=["GET"]),
-    *_both("/api/v1/admin/domain_blocks", list_domain_blocks, ["GET"]),
-    *_both("/api/v1/admin/domain_blocks", create_domain_block, ["POST"]),
-    Route("/api/v1/admin/domain_blocks/{id}", show_domain_block, methods=["GET"]),
-    Route("/api/v1/admin/domain_blocks/{id}", update_domain_block, methods=["PUT", "PATCH"]),
-    Route("/api/v1/admin/domain_blocks/{id}", delete_domain_block, methods=["DELETE"]),
-    *_both("/api/v1/admin/domain_allows", list_domain_allows, ["GET"]),
-    *_both("/api/v1/admin/domain_allows", create_domain_allow, ["POST"]),
-    Route("/api/v1/admin/domain_allows/{id}", show_domain_allow, methods=["GET"]),
-    Route("/api/v1/admin/domain_allows/{id}", delete_domain_allow, methods=["DELETE"]),
+    *_admin_routes(BLOCK_API),
+    Route(BLOCK_API.path + "/{id}", update_domain_block, methods=["PUT", "PATCH"]),
+    *_admin_routes(ALLOW_API),
 ]

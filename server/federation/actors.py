@@ -120,6 +120,29 @@ async def find_actors(conn: AsyncConnection, uris: Sequence[str]) -> dict[str, R
     return found
 
 
+async def known_group_uris(conn: AsyncConnection, uris: Sequence[str]) -> frozenset[str]:
+    """Which of these actor URIs we know to be groups (at most the first 200 are asked about)."""
+    if not uris:
+        return frozenset()
+    query = sa.select(remote_actors.c.uri).where(remote_actors.c.uri.in_(uris[:200]), remote_actors.c.type == "Group")
+    return frozenset((await conn.execute(query)).scalars().all())
+
+
+@dataclass(frozen=True, slots=True)
+class ActorOrigin:
+    """Who an actor is and where it lives: what a domain policy is judged on."""
+
+    id: int
+    uri: str
+    domain: str
+
+
+async def actor_origins(conn: AsyncConnection) -> list[ActorOrigin]:
+    """Every stored actor's id, URI and server (a policy change decides for each)."""
+    query = sa.select(remote_actors.c.id, remote_actors.c.uri, remote_actors.c.domain)
+    return [record(ActorOrigin, r) for r in (await conn.execute(query)).all()]
+
+
 async def set_suspended(conn: AsyncConnection, uri: str, suspended: bool) -> bool:
     """Suspend (or lift the suspension of) one remote account; False when we do not know it."""
     result = await conn.execute(

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.federation import activities
-from server.federation.actors import REFRESH_AFTER, RemoteActor
+from server.federation.actors import REFRESH_AFTER, RemoteActor, known_group_uris
 from server.federation.client import FetchError
 from server.federation.delivery import enqueue
 from server.federation.objects import ParseError, PostEnvelope, parse_post, same_origin
@@ -32,7 +32,6 @@ from server.moderation.rulebook import (
     ban_in_force,
     guard_columns,
     guards_from,
-    known_group_uris,
 )
 from server.rows import record
 from server.services import Services

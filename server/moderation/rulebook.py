@@ -16,7 +16,7 @@ from server.db import Database, upsert
 from server.errors import BadRequest
 from server.moderation.guards import Guards
 from server.rows import record
-from server.tables import bans, group_guards, remote_actors
+from server.tables import bans, group_guards
 from server.types import utcnow
 
 GUARD_COLUMNS = (
@@ -166,13 +166,3 @@ def ban_columns(group_id: sa.ColumnElement[Any], actor_uri: Any) -> list[sa.Colu
         sa.exists().where(*where).label("banned"),
         sa.select(bans.c.expires_at).where(*where).scalar_subquery().label("ban_expires_at"),
     ]
-
-
-async def known_group_uris(conn: AsyncConnection, uris: list[str]) -> frozenset[str]:
-    """Which of these actor URIs we know to be groups."""
-    if not uris:
-        return frozenset()
-    rows = await conn.execute(
-        sa.select(remote_actors.c.uri).where(remote_actors.c.uri.in_(uris[:200]), remote_actors.c.type == "Group")
-    )
-    return frozenset(rows.scalars().all())
