@@ -174,19 +174,19 @@ def _client_credentials(request: Request, params: dict[str, str | None]) -> tupl
 
 
 async def _issue(request: Request) -> oauth.IssuedToken:
+    """The token the request's grant earns, else ``OAuthError``."""
     names = ("grant_type", "client_id", "client_secret", "code", "redirect_uri", "code_verifier", "scope")
     params = await _oauth_params(request, *names)
     client_id, client_secret = _client_credentials(request, params)
     db, grant = services_of(request).db, params["grant_type"]
     if grant == "authorization_code":
-        code, redirect_uri, verifier = params["code"], params["redirect_uri"], params["code_verifier"]
         return await oauth.redeem_code(
             db,
             client_id=client_id,
             client_secret=client_secret,
-            code=code,
-            redirect_uri=redirect_uri,
-            code_verifier=verifier,
+            code=params["code"],
+            redirect_uri=params["redirect_uri"],
+            code_verifier=params["code_verifier"],
         )
     if grant == "client_credentials":
         return await oauth.client_credentials(
