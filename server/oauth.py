@@ -8,17 +8,32 @@ enough here (passwords, chosen by people, get argon2 in ``accounts``).
 Scopes follow Mastodon: ``read``, ``write``, ``admin:read`` ... and their children
 (``read:accounts``, ``admin:read:domain_blocks``). A parent grants its children;
 ``read``/``write`` never grant anything under ``admin:``.
+
+PKCE (RFC 7636), ``S256`` or ``plain`` as Mastodon takes it: a code issued with a
+``code_challenge`` redeems only with the matching ``code_verifier``, and one issued
+without refuses a verifier (RFC 9700 4.8.2), so PKCE can be neither stripped nor added.
+
+Hand-written, not Authlib (issue 11): Authlib's server is synchronous (made for Flask
+and Django). A prototype of ``/oauth/token`` and ``/oauth/revoke`` on it (both grants,
+PKCE, revocation) passed the OAuth and Mastodon.py tests but took 218 lines of adapters
+(models, a request wrapper, Authlib run in a thread that blocks on the event loop for
+each query, overrides to keep Doorkeeper's 401 and 403 answers) to replace about 130
+lines here, while scopes, registration, the login page and storage stay ours. With PKCE,
+typed rows and hardened doors this module and ``api/oauth_routes`` went from 647 lines
+to 764; on Authlib they would be about 850, plus a dependency.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
+import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from server.accounts import check_password, get_user
 from server.db import Database
 from server.errors import KithError, NotFound, Unprocessable
+from server.rows import record, record_or_none
 from server.tables import local_actors, oauth_apps, oauth_codes, oauth_tokens, users
 from server.types import utcnow
 
@@ -125,7 +141,56 @@ def validate_redirect_uri(uri: str) -> str:
     return uri
 
 
+# --------------------------------------------------------------------------- PKCE (RFC 7636)
+
+
+PKCE_METHODS = ("S256", "plain")
+# RFC 7636 4.1 and 4.2: 43 to 128 unreserved characters, for the verifier and a challenge alike.
+_PKCE_VALUE = re.compile(r"[A-Za-z0-9._~-]{43,128}")
+
+
+def check_challenge(challenge: str | None, method: str | None) -> tuple[str | None, str | None]:
+    """The challenge and method an authorization request carries (``plain`` by default), or (None, None)."""
+    if not challenge:
+        if method:
+            raise OAuthError("invalid_request", "code_challenge_method was sent without a code_challenge")
+        return None, None
+    if (method or "plain") not in PKCE_METHODS:
+        raise OAuthError("invalid_request", "code_challenge_method must be S256 or plain")
+    if not _PKCE_VALUE.fullmatch(challenge):
+        raise OAuthError("invalid_request", "code_challenge must be 43 to 128 letters, digits or -._~")
+    return challenge, method or "plain"
+
+
+def verifier_matches(challenge: str | None, method: str | None, verifier: str | None) -> bool:
+    """Whether the token request's verifier answers the code's challenge (no challenge: no verifier)."""
+    if challenge is None:
+        return not verifier
+    if not verifier or not _PKCE_VALUE.fullmatch(verifier):
+        return False
+    if method == "S256":
+        verifier = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return hmac.compare_digest(verifier.encode(), challenge.encode())
+
+
 # --------------------------------------------------------------------------- applications
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthApp:
+    """A registered client application (its secret only as a digest)."""
+
+    id: int
+    name: str
+    website: str | None
+    redirect_uris: str  # newline-separated, as stored
+    scopes: str  # space-separated
+    client_id: str
+    client_secret_hash: str
+
+    @property
+    def redirect_uri_list(self) -> list[str]:
+        return [u for u in self.redirect_uris.split("\n") if u]
 
 
 def _is_web_url(value: str) -> bool:
@@ -138,8 +203,8 @@ def _is_web_url(value: str) -> bool:
 
 async def register_app(
     db: Database, *, name: str, redirect_uris: list[str], scopes: str | None = None, website: str | None = None
-) -> tuple[Any, str]:
-    """Register a client; returns its row and the client secret (shown once, stored hashed)."""
+) -> tuple[OAuthApp, str]:
+    """Register a client; returns it and the client secret (shown once, stored hashed)."""
     name = name.strip()
     if not name:
         raise Unprocessable("Validation failed: Name can't be blank")
@@ -152,35 +217,35 @@ async def register_app(
     if website is not None and not _is_web_url(website):
         # Shown as a link on the login page: a javascript: URL there would run in our origin.
         raise Unprocessable("Validation failed: Website is not a valid http(s) URL")
-    scope_list = parse_scopes(scopes)
+    values = {
+        "name": name,
+        "website": website,
+        "redirect_uris": "\n".join(dict.fromkeys(uris)),
+        "scopes": " ".join(parse_scopes(scopes)),
+        "client_id": new_secret(),
+        "created_at": utcnow(),
+    }
     secret = new_secret()
     async with db.transaction() as conn:
-        row = (
-            await conn.execute(
-                sa.insert(oauth_apps)
-                .values(
-                    name=name,
-                    website=website,
-                    redirect_uris="\n".join(dict.fromkeys(uris)),
-                    scopes=" ".join(scope_list),
-                    client_id=new_secret(),
-                    client_secret_hash=digest(secret),
-                    created_at=utcnow(),
-                )
-                .returning(*oauth_apps.c)
-            )
-        ).one()
-    return row, secret
+        query = sa.insert(oauth_apps).values(**values, client_secret_hash=digest(secret)).returning(*oauth_apps.c)
+        return record(OAuthApp, (await conn.execute(query)).one()), secret
 
 
-async def find_app(conn: AsyncConnection, client_id: str | None) -> Any | None:
+async def find_app(conn: AsyncConnection, client_id: str | None) -> OAuthApp | None:
     """The application with this client id, or None."""
     if not client_id:
         return None
-    return (await conn.execute(sa.select(oauth_apps).where(oauth_apps.c.client_id == client_id))).one_or_none()
+    query = sa.select(oauth_apps).where(oauth_apps.c.client_id == client_id)
+    return record_or_none(OAuthApp, (await conn.execute(query)).one_or_none())
 
 
-async def authenticate_client(conn: AsyncConnection, client_id: str | None, client_secret: str | None) -> Any:
+async def get_app(conn: AsyncConnection, app_id: int) -> OAuthApp | None:
+    """The application with this id, or None."""
+    query = sa.select(oauth_apps).where(oauth_apps.c.id == app_id)
+    return record_or_none(OAuthApp, (await conn.execute(query)).one_or_none())
+
+
+async def authenticate_client(conn: AsyncConnection, client_id: str | None, client_secret: str | None) -> OAuthApp:
     """The application whose id and secret these are, else ``OAuthError(invalid_client)`` (401)."""
     app = await find_app(conn, client_id)
     if app is None or not client_secret or not hmac.compare_digest(app.client_secret_hash, digest(client_secret)):
@@ -188,17 +253,28 @@ async def authenticate_client(conn: AsyncConnection, client_id: str | None, clie
     return app
 
 
-def app_redirect_uris(app: Any) -> list[str]:
-    return [u for u in app.redirect_uris.split("\n") if u]
+# --------------------------------------------------------------------------- authorization requests
 
 
-def check_authorization_request(app: Any, redirect_uri: str | None) -> str:
-    """The redirect URI to use: one the app registered (or its only one when none is given).
+@dataclass(frozen=True, slots=True)
+class AuthorizationRequest:
+    """A checked request for a code: what the login form carries and the code is bound to."""
+
+    app: OAuthApp
+    redirect_uri: str
+    scopes: list[str]
+    state: str | None
+    code_challenge: str | None
+    code_challenge_method: str | None
+
+
+def check_redirect_uri(app: OAuthApp, redirect_uri: str | None) -> str:
+    """The redirect URI to use: exactly one the app registered (or its only one when none is given).
 
     Raises ``OAuthError(invalid_redirect_uri)``; the caller must then show an error page
     and never redirect, since an unregistered URI may belong to an attacker.
     """
-    registered = app_redirect_uris(app)
+    registered = app.redirect_uri_list
     if not redirect_uri and len(registered) == 1:
         return registered[0]
     if redirect_uri not in registered:
@@ -206,7 +282,7 @@ def check_authorization_request(app: Any, redirect_uri: str | None) -> str:
     return redirect_uri
 
 
-def check_requested_scopes(app: Any, scope: str | None) -> list[str]:
+def check_requested_scopes(app: OAuthApp, scope: str | None) -> list[str]:
     """The scopes asked for (Mastodon's default ``read`` when none), each within the app's scopes."""
     try:
         requested = parse_scopes(scope)
@@ -217,6 +293,17 @@ def check_requested_scopes(app: Any, scope: str | None) -> list[str]:
     if refused:
         raise OAuthError("invalid_scope", f"The application may not ask for {' '.join(refused)}")
     return requested
+
+
+def check_authorization_request(
+    app: OAuthApp, redirect_uri: str, params: Mapping[str, str | None]
+) -> AuthorizationRequest:
+    """The request for a code to ``redirect_uri`` (already checked), else an ``OAuthError`` to send back there."""
+    if params.get("response_type") != "code":
+        raise OAuthError("unsupported_response_type", "Only response_type=code is supported")
+    scopes = check_requested_scopes(app, params.get("scope"))
+    challenge, method = check_challenge(params.get("code_challenge"), params.get("code_challenge_method"))
+    return AuthorizationRequest(app, redirect_uri, scopes, params.get("state"), challenge, method)
 
 
 # --------------------------------------------------------------------------- people
@@ -246,8 +333,21 @@ async def login(db: Database, username: str, password: str) -> Any | None:
 # --------------------------------------------------------------------------- codes
 
 
-async def issue_code(db: Database, *, app_id: int, user_id: int, scopes: list[str], redirect_uri: str) -> str:
-    """A single-use authorization code, valid for ten minutes, bound to this app and redirect URI."""
+@dataclass(frozen=True, slots=True)
+class AuthorizationCode:
+    """What a code was issued for (the code itself is stored only as a digest)."""
+
+    app_id: int
+    user_id: int
+    scopes: str
+    redirect_uri: str
+    expires_at: datetime
+    code_challenge: str | None
+    code_challenge_method: str | None
+
+
+async def issue_code(db: Database, request: AuthorizationRequest, *, user_id: int) -> str:
+    """A single-use authorization code, valid for ten minutes, bound to the request's app, URI and challenge."""
     code = new_secret()
     now = utcnow()
     async with db.transaction() as conn:
@@ -256,14 +356,27 @@ async def issue_code(db: Database, *, app_id: int, user_id: int, scopes: list[st
         await conn.execute(
             sa.insert(oauth_codes).values(
                 code_hash=digest(code),
-                app_id=app_id,
+                app_id=request.app.id,
                 user_id=user_id,
-                scopes=" ".join(scopes),
-                redirect_uri=redirect_uri,
+                scopes=" ".join(request.scopes),
+                redirect_uri=request.redirect_uri,
                 expires_at=now + CODE_LIFETIME,
+                code_challenge=request.code_challenge,
+                code_challenge_method=request.code_challenge_method,
             )
         )
     return code
+
+
+def refusal(code: AuthorizationCode | None, app_id: int, redirect_uri: str, verifier: str | None) -> str | None:
+    """Why this code does not redeem for this client, URI and PKCE verifier; None when it does."""
+    if code is None or code.app_id != app_id or code.expires_at <= utcnow():
+        return "The authorization code is invalid, expired, used or not yours"
+    if code.redirect_uri != redirect_uri:  # exactly the URI the code was sent to (RFC 6749 4.1.3)
+        return "The redirect URI is not the one the code was issued for"
+    if not verifier_matches(code.code_challenge, code.code_challenge_method, verifier):
+        return "The code verifier does not match the code challenge"
+    return None
 
 
 @dataclass(frozen=True)
@@ -276,7 +389,13 @@ class IssuedToken:
 
 
 async def redeem_code(
-    db: Database, *, client_id: str | None, client_secret: str | None, code: str | None, redirect_uri: str | None
+    db: Database,
+    *,
+    client_id: str | None,
+    client_secret: str | None,
+    code: str | None,
+    redirect_uri: str | None,
+    code_verifier: str | None = None,
 ) -> IssuedToken:
     """Exchange a code for a token. The code is consumed whatever the outcome."""
     if not code or not redirect_uri:
@@ -285,21 +404,13 @@ async def redeem_code(
         app = await authenticate_client(conn, client_id, client_secret)
         # DELETE ... RETURNING takes the code in one statement: two concurrent
         # exchanges of the same code cannot both succeed.
-        row = (
-            await conn.execute(
-                sa.delete(oauth_codes).where(oauth_codes.c.code_hash == digest(code)).returning(*oauth_codes.c)
-            )
-        ).one_or_none()
-        valid = (
-            row is not None
-            and row.app_id == app.id
-            and row.expires_at > utcnow()
-            and hmac.compare_digest(row.redirect_uri, redirect_uri)
-        )
-        if valid:
+        taken = sa.delete(oauth_codes).where(oauth_codes.c.code_hash == digest(code)).returning(*oauth_codes.c)
+        row = record_or_none(AuthorizationCode, (await conn.execute(taken)).one_or_none())
+        reason = refusal(row, app.id, redirect_uri, code_verifier)
+        if row is not None and reason is None:
             return await issue_token(conn, app_id=app.id, user_id=row.user_id, scopes=row.scopes.split())
     # Raised after the commit, so that a misused code stays consumed (RFC 6749 4.1.2).
-    raise OAuthError("invalid_grant", "The authorization code is invalid, expired, used or not yours")
+    raise OAuthError("invalid_grant", reason or "")
 
 
 async def client_credentials(
@@ -398,7 +509,3 @@ async def lookup_token(conn: AsyncConnection, token: str) -> AccessToken | None:
         scopes=frozenset(row.scopes.split()),
         revoked=row.revoked_at is not None,
     )
-
-
-async def get_app(conn: AsyncConnection, app_id: int) -> Any | None:
-    return (await conn.execute(sa.select(oauth_apps).where(oauth_apps.c.id == app_id))).one_or_none()

@@ -351,6 +351,10 @@ oauth_codes = sa.Table(
     sa.Column("scopes", sa.Text, nullable=False),
     sa.Column("redirect_uri", sa.Text, nullable=False),
     sa.Column("expires_at", TS, nullable=False),
+    # PKCE (RFC 7636): set when the authorization request carried a challenge; the token
+    # request must then present the matching verifier.
+    sa.Column("code_challenge", sa.String(128)),
+    sa.Column("code_challenge_method", sa.String(16)),
 )
 
 oauth_tokens = sa.Table(

@@ -1,8 +1,11 @@
-"""OAuth 2 and the non-admin Mastodon API: apps, the login page, codes, tokens, scopes, instance."""
+"""OAuth 2 and the non-admin Mastodon API: apps, the login page, codes, tokens, PKCE, scopes, instance."""
 
+import asyncio
+import base64
 import hashlib
 import os
 import re
+import secrets
 import subprocess
 import sys
 from datetime import timedelta
@@ -15,7 +18,7 @@ from server import __version__
 from server.accounts import create_user
 from server.moderation.blocklist.matcher import obfuscated
 from server.moderation.blocklist.store import BLOCKS, BlockSpec, create
-from server.oauth import create_user_token, granting, parse_scopes, scope_allows
+from server.oauth import check_challenge, create_user_token, granting, parse_scopes, scope_allows, verifier_matches
 from server.tables import oauth_apps, oauth_codes, oauth_tokens
 from server.types import utcnow
 
@@ -40,7 +43,9 @@ async def register(client, scopes="read write", redirect_uris=CALLBACK, **extra)
     return r.json()
 
 
-async def authorize(client, app, *, user="ada", password=PASSWORD, scope="read", redirect_uri=CALLBACK, state="s1"):
+async def authorize(
+    client, app, *, user="ada", password=PASSWORD, scope="read", redirect_uri=CALLBACK, state="s1", **extra
+):
     data = {
         "client_id": app["client_id"],
         "redirect_uri": redirect_uri,
@@ -49,6 +54,7 @@ async def authorize(client, app, *, user="ada", password=PASSWORD, scope="read",
         "response_type": "code",
         "username": user,
         "password": password,
+        **extra,
     }
     return await client.post("/oauth/authorize", data={k: v for k, v in data.items() if v is not None})
 
@@ -384,6 +390,235 @@ async def test_server_metadata(client):
     assert doc["token_endpoint"] == "https://kith.test/oauth/token"
     assert doc["authorization_endpoint"] == "https://kith.test/oauth/authorize"
     assert "authorization_code" in doc["grant_types_supported"] and "admin:write" in doc["scopes_supported"]
+
+
+# --------------------------------------------------------------------------- PKCE (RFC 7636)
+
+
+def s256(verifier: str) -> str:
+    """RFC 7636 4.2, written out here rather than taken from the code under test."""
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).decode().rstrip("=")
+
+
+def test_pkce_rfc_7636_example():
+    # Appendix B of RFC 7636: this verifier and this challenge belong together.
+    verifier, challenge = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    assert s256(verifier) == challenge
+    assert verifier_matches(challenge, "S256", verifier)
+    assert not verifier_matches(challenge, "S256", challenge)
+    assert verifier_matches(verifier, "plain", verifier) and not verifier_matches(verifier, "plain", challenge)
+    assert not verifier_matches(challenge, "S256", None) and not verifier_matches(challenge, "S256", "")
+    assert verifier_matches(None, None, None) and not verifier_matches(None, None, verifier)
+    assert check_challenge(challenge, "S256") == (challenge, "S256")
+    assert check_challenge(verifier, None) == (verifier, "plain")  # plain is the default (RFC 7636 4.3)
+    assert check_challenge(None, None) == (None, None)
+
+
+async def test_pkce_s256_flow(client, services, ada):
+    app = await register(client)
+    verifier = "v" * 10 + secrets.token_urlsafe(48)
+    page = await client.get(
+        "/oauth/authorize",
+        params={
+            "client_id": app["client_id"],
+            "redirect_uri": CALLBACK,
+            "response_type": "code",
+            "code_challenge": s256(verifier),
+            "code_challenge_method": "S256",
+        },
+    )
+    # The login form carries the challenge on to the POST.
+    assert f'name="code_challenge" value="{s256(verifier)}"' in page.text
+    assert 'name="code_challenge_method" value="S256"' in page.text
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text))
+    r = await client.post("/oauth/authorize", data={**fields, "username": "ada", "password": PASSWORD})
+    code = code_from(r)
+    async with services.db.read() as conn:
+        stored = (await conn.execute(sa.select(oauth_codes))).one()
+    assert (stored.code_challenge, stored.code_challenge_method) == (s256(verifier), "S256")
+
+    r = await exchange(client, app, code, code_verifier=verifier)
+    assert r.status_code == 200, r.text
+    me = await client.get("/api/v1/accounts/verify_credentials", headers=bearer(r.json()["access_token"]))
+    assert me.status_code == 200 and me.json()["username"] == "ada"
+    # Code reuse is refused, the right verifier notwithstanding.
+    again = await exchange(client, app, code, code_verifier=verifier)
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+
+
+async def test_pkce_plain_flow(client, ada):
+    app = await register(client)
+    verifier = secrets.token_urlsafe(60)
+    code = code_from(await authorize(client, app, code_challenge=verifier))  # no method: plain
+    r = await exchange(client, app, code, code_verifier=verifier)
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize(
+    "verifier",
+    [None, "", "wrong-" + "x" * 50, "short", "VERIFIER-" * 5 + "é"],
+    ids=["missing", "empty", "wrong", "malformed", "non-ascii"],
+)
+async def test_pkce_bad_verifier_fails_and_burns_the_code(client, ada, verifier):
+    app = await register(client)
+    right = secrets.token_urlsafe(48)
+    code = code_from(await authorize(client, app, code_challenge=s256(right), code_challenge_method="S256"))
+    r = await exchange(client, app, code, code_verifier=verifier)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant", r.text
+    # Consumed by the failed attempt: an eavesdropper's guess costs the client its code.
+    r = await exchange(client, app, code, code_verifier=right)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+
+
+async def test_pkce_verifier_for_a_code_without_challenge_fails(client, ada):
+    # Otherwise PKCE could be stripped from the authorization request (RFC 9700 4.8.2).
+    app = await register(client)
+    code = code_from(await authorize(client, app))
+    r = await exchange(client, app, code, code_verifier=secrets.token_urlsafe(48))
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize(
+    ("challenge", "method"),
+    [
+        ("x" * 43, "S512"),
+        ("x" * 43, "s256"),
+        ("x" * 42, "S256"),
+        ("x" * 129, "plain"),
+        ("x" * 42 + "!", "plain"),
+        (None, "S256"),
+    ],
+)
+async def test_pkce_bad_challenge_goes_back_as_invalid_request(client, services, ada, challenge, method):
+    app = await register(client)
+    extra = {"code_challenge": challenge, "code_challenge_method": method}
+    r = await authorize(client, app, **{k: v for k, v in extra.items() if v is not None})
+    assert r.status_code == 302
+    query = parse_qs(urlsplit(r.headers["location"]).query)
+    assert query["error"] == ["invalid_request"] and query["state"] == ["s1"] and "code" not in query
+    async with services.db.read() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(oauth_codes))).scalar_one() == 0
+
+
+async def test_server_metadata_names_pkce_methods(client):
+    doc = (await client.get("/.well-known/oauth-authorization-server")).json()
+    assert doc["code_challenge_methods_supported"] == ["S256", "plain"]
+
+
+# --------------------------------------------------------------------------- redirect URIs and code reuse
+
+
+@pytest.mark.parametrize(
+    "near_miss",
+    [
+        CALLBACK + "/",
+        CALLBACK.upper(),
+        CALLBACK + "?x=1",
+        "https://client.example:443/callback",
+        "https://é.example/cb",
+    ],
+)
+async def test_redirect_uri_must_match_exactly(client, ada, near_miss):
+    app = await register(client)
+    r = await authorize(client, app, redirect_uri=near_miss)
+    assert r.status_code == 400 and "location" not in r.headers
+    code = code_from(await authorize(client, app))
+    r = await exchange(client, app, code, redirect_uri=near_miss)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+
+
+async def test_concurrent_exchanges_of_one_code_issue_one_token(client, services, ada):
+    app = await register(client)
+    code = code_from(await authorize(client, app))
+    answers = await asyncio.gather(*(exchange(client, app, code) for _ in range(4)))
+    assert sorted(r.status_code for r in answers) == [200, 400, 400, 400]
+    async with services.db.read() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(oauth_tokens))).scalar_one() == 1
+
+
+# --------------------------------------------------------------------------- hostile input at the doors (issue 12)
+
+
+DOORS = {
+    "/api/v1/apps": ("client_name", "redirect_uris", "scopes", "website"),
+    "/oauth/token": ("grant_type", "code", "client_id", "client_secret", "redirect_uri", "code_verifier", "scope"),
+    "/oauth/revoke": ("client_id", "client_secret", "token"),
+    "/oauth/authorize": ("client_id", "redirect_uri", "scope", "state", "response_type", "code_challenge", "username"),
+}
+
+
+def reason_of(response) -> str:
+    if response.headers["content-type"].startswith("text/html"):
+        return response.text
+    doc = response.json()
+    return doc["error"] + doc.get("error_description", "")
+
+
+async def valid_params(client, path: str) -> dict[str, str]:
+    """Parameters that would succeed at this door, so that the NUL alone is what fails."""
+    app = await register(client)
+    return {
+        "client_name": "App",
+        "redirect_uris": CALLBACK,
+        "scopes": "read",
+        "website": "https://client.example",
+        "grant_type": "client_credentials" if path == "/oauth/token" else "",
+        "code": "c",
+        "client_id": app["client_id"],
+        "client_secret": app["client_secret"],
+        "redirect_uri": CALLBACK,
+        "code_verifier": "v" * 43,
+        "scope": "read",
+        "token": "t",
+        "state": "s",
+        "response_type": "code",
+        "code_challenge": "c" * 43,
+        "username": "ada",
+    }
+
+
+@pytest.mark.parametrize("path", DOORS)
+async def test_nul_in_any_parameter_is_400(client, ada, path):
+    base = await valid_params(client, path)
+    for name in DOORS[path]:
+        params = {k: base[k] for k in DOORS[path]}
+        params[name] = params[name][:1] + "\x00" + params[name][1:]
+        sent = [
+            client.post(path, data=params),
+            client.post(path, json=params),
+            client.post(path, files={k: (None, v) for k, v in params.items()}),
+        ]
+        if path == "/oauth/authorize":
+            sent.append(client.get(path, params=params))
+        for response in await asyncio.gather(*sent):
+            assert response.status_code == 400, (path, name, response.status_code, response.text[:200])
+            assert "NUL" in reason_of(response)
+
+
+@pytest.mark.parametrize("path", DOORS)
+async def test_deep_json_oversized_and_unpaired_surrogates_are_refused(client, path):
+    json_headers = {"Content-Type": "application/json"}
+    deep = "[" * 30_000 + "]" * 30_000
+    r = await client.post(path, content=deep, headers=json_headers)
+    assert r.status_code == 400 and "nested deeper" in reason_of(r)
+    r = await client.post(path, content=b'{"a": 1, "b": "' + b"x" * 70_000 + b'"}', headers=json_headers)
+    assert r.status_code == 413 and "too large" in reason_of(r)
+    r = await client.post(path, content=b"a=" + b"x" * 70_000)
+    assert r.status_code == 413 and "too large" in reason_of(r)
+    for name in DOORS[path]:
+        r = await client.post(path, content=b'{"%s": "a\\ud800b"}' % name.encode(), headers=json_headers)
+        assert r.status_code == 400 and "surrogate" in reason_of(r), (name, r.text[:200])
+
+
+async def test_nul_in_basic_client_credentials_is_400(client):
+    app = await register(client)
+    for user, secret in ((app["client_id"] + "%00", app["client_secret"]), (app["client_id"], "a\x00b")):
+        header = "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
+        for path in ("/oauth/token", "/oauth/revoke"):
+            r = await client.post(
+                path, data={"grant_type": "client_credentials", "token": "t"}, headers={"Authorization": header}
+            )
+            assert r.status_code == 400 and r.json()["error"] == "invalid_request" and "NUL" in reason_of(r)
 
 
 # --------------------------------------------------------------------------- bearer tokens

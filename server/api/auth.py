@@ -12,6 +12,7 @@ merged with a form or JSON body, with a size cap, and 400 for a body that does n
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import wraps
 from typing import Any
@@ -146,13 +147,7 @@ async def read_params(request: Request) -> dict[str, Any]:
         return params
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media == "application/json" or media.endswith("+json"):
-        try:
-            data = parse_json(body)
-        except JsonRefused as exc:
-            raise BadRequest(f"the JSON body is refused: {exc}") from None
-        if not isinstance(data, dict):
-            raise BadRequest("the JSON body must be an object")
-        params.update(data)
+        params.update(_json_object(body))
     elif media == "multipart/form-data":
         params.update(await _multipart(request, body))
     elif media in ("application/x-www-form-urlencoded", ""):
@@ -165,6 +160,23 @@ async def read_params(request: Request) -> dict[str, Any]:
     else:
         raise BadRequest(f"unsupported content type {media}")
     return params
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    """A JSON body: an object, through ``jsondoc`` (depth cap, no NUL), with no unpaired surrogate."""
+    try:
+        data = parse_json(body)
+    except JsonRefused as exc:
+        raise BadRequest(f"the JSON body is refused: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the JSON body must be an object")
+    # JSON may escape half of a surrogate pair (``"\\ud800"``): Python keeps it, but it is
+    # no character, and neither UTF-8 nor the database can hold it (a 500 on PostgreSQL).
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("the JSON body is refused: it holds an unpaired surrogate (\\ud800-\\udfff)") from None
+    return data
 
 
 async def _multipart(request: Request, body: bytes) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from starlette.routing import Route
 
 from server import oauth
 from server.api.auth import read_params, services_of, text
-from server.errors import KithError
+from server.errors import KithError, PayloadTooLarge
+from server.jsondoc import has_nul
 from server.web.templating import templates
 
 # The login page must not be framed (clickjacking) nor leak its URL or a shown code.
@@ -40,9 +41,9 @@ def oauth_error(exc: oauth.OAuthError, headers: dict[str, str] | None = None) ->
     )
 
 
-def application_json(app: Any, secret: str | None = None) -> dict[str, Any]:
+def application_json(app: oauth.OAuthApp, secret: str | None = None) -> dict[str, Any]:
     """Mastodon's Application entity (the secret only right after registration)."""
-    uris = oauth.app_redirect_uris(app)
+    uris = app.redirect_uri_list
     doc: dict[str, Any] = {
         "id": str(app.id),
         "name": app.name,
@@ -87,110 +88,121 @@ def _page(request: Request, status: int = 200, **context: Any) -> Response:
     return templates.TemplateResponse(request, "login.html", context, status_code=status, headers=PAGE_HEADERS)
 
 
+def _login_form(request: Request, grant: oauth.AuthorizationRequest, **context: Any) -> Response:
+    """The login page; its hidden fields carry the checked request to the POST."""
+    fields = {
+        "client_id": grant.app.client_id,
+        "redirect_uri": grant.redirect_uri,
+        "scope": " ".join(grant.scopes),
+        "state": grant.state,
+        "response_type": "code",
+        "code_challenge": grant.code_challenge,
+        "code_challenge_method": grant.code_challenge_method,
+    }
+    form = {k: v for k, v in fields.items() if v is not None}
+    return _page(request, app=grant.app, scopes=grant.scopes, form=form, **context)
+
+
+def _send_back(request: Request, redirect_uri: str, state: str | None, exc: oauth.OAuthError) -> Response:
+    """An error for the client, at its (registered) redirect URI, or on the page for out-of-band apps."""
+    if redirect_uri == oauth.OOB:
+        return _page(request, 400, fatal=exc.reason)
+    target = _with_query(redirect_uri, error=exc.code, error_description=exc.reason, state=state)
+    return RedirectResponse(target, status_code=302, headers=PAGE_HEADERS)
+
+
 async def authorize(request: Request) -> Response:
     """``GET /oauth/authorize`` shows the login form; ``POST`` checks it and hands out a code."""
-    services = services_of(request)
+    db = services_of(request).db
     try:
         params = await read_params(request)
-    except KithError as exc:
+        value = {k: v for k, v in params.items() if isinstance(v, str)}
+        async with db.read() as conn:
+            app = await oauth.find_app(conn, value.get("client_id"))
+        if app is None:
+            raise oauth.OAuthError("invalid_client", "This application is not known here (unknown client_id).")
+        redirect_uri = oauth.check_redirect_uri(app, value.get("redirect_uri"))
+    except KithError as exc:  # an error page, never a redirect: the URI is not known to be the app's
         return _page(request, exc.status, fatal=exc.reason)
-    value = {k: v if isinstance(v, str) else None for k, v in params.items()}
-    state = value.get("state")
-    async with services.db.read() as conn:
-        app = await oauth.find_app(conn, value.get("client_id"))
-    if app is None:
-        return _page(request, 400, fatal="This application is not known here (unknown client_id).")
     try:
-        redirect_uri = oauth.check_authorization_request(app, value.get("redirect_uri"))
+        grant = oauth.check_authorization_request(app, redirect_uri, value)
+        if request.method == "POST" and value.get("decision") == "deny":
+            raise oauth.OAuthError("access_denied", "The user denied the request")
     except oauth.OAuthError as exc:
-        return _page(request, 400, fatal=exc.reason)
-
-    def back_with_error(code: str, description: str) -> Response:
-        if redirect_uri == oauth.OOB:
-            return _page(request, 400, fatal=description)
-        target = _with_query(redirect_uri, error=code, error_description=description, state=state)
-        return RedirectResponse(target, status_code=302, headers=PAGE_HEADERS)
-
-    if value.get("response_type") != "code":
-        return back_with_error("unsupported_response_type", "Only response_type=code is supported")
-    try:
-        scopes = oauth.check_requested_scopes(app, value.get("scope"))
-    except oauth.OAuthError as exc:
-        return back_with_error(exc.code, exc.reason)
-
-    form = {
-        "client_id": app.client_id,
-        "redirect_uri": redirect_uri,
-        "scope": " ".join(scopes),
-        "state": state or "",
-        "response_type": "code",
-    }
-    context = {"app": app, "scopes": scopes, "form": form}
+        return _send_back(request, redirect_uri, value.get("state"), exc)
     if request.method == "GET":
-        return _page(request, **context)
-    if value.get("decision") == "deny":
-        return back_with_error("access_denied", "The user denied the request")
+        return _login_form(request, grant)
     username = value.get("username") or ""
-    user = await oauth.login(services.db, username, value.get("password") or "")
+    user = await oauth.login(db, username, value.get("password") or "")
     if user is None:
-        return _page(request, **context, username=username, error="Wrong user name or password.")
-    code = await oauth.issue_code(services.db, app_id=app.id, user_id=user.id, scopes=scopes, redirect_uri=redirect_uri)
+        return _login_form(request, grant, username=username, error="Wrong user name or password.")
+    code = await oauth.issue_code(db, grant, user_id=user.id)
     if redirect_uri == oauth.OOB:
         return _page(request, app=app, code=code)
-    return RedirectResponse(_with_query(redirect_uri, code=code, state=state), status_code=302, headers=PAGE_HEADERS)
+    return RedirectResponse(
+        _with_query(redirect_uri, code=code, state=grant.state), status_code=302, headers=PAGE_HEADERS
+    )
 
 
 # --------------------------------------------------------------------------- token and revoke
 
 
-def _client_credentials(request: Request, params: dict[str, Any]) -> tuple[str | None, str | None]:
+async def _oauth_params(request: Request, *names: str) -> dict[str, str | None]:
+    """The named parameters as text; anything malformed is ``invalid_request`` (413 kept for a large body)."""
+    try:
+        params = await read_params(request)
+        return {name: text(params, name) for name in names}
+    except KithError as exc:
+        status = exc.status if isinstance(exc, PayloadTooLarge) else 400
+        raise oauth.OAuthError("invalid_request", exc.reason, status=status) from None
+
+
+def _client_credentials(request: Request, params: dict[str, str | None]) -> tuple[str | None, str | None]:
     """client_id and client_secret from the body, else HTTP Basic (RFC 6749 2.3.1)."""
-    client_id, client_secret = text(params, "client_id"), text(params, "client_secret")
     header = request.headers.get("authorization", "")
-    if client_secret is None and header[:6].lower() == "basic ":
-        try:
-            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            raise oauth.OAuthError("invalid_client", "Client authentication failed", status=401) from None
-        basic_id, _, basic_secret = decoded.partition(":")
-        return unquote(basic_id), unquote(basic_secret)
+    if params["client_secret"] is not None or header[:6].lower() != "basic ":
+        return params["client_id"], params["client_secret"]
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise oauth.OAuthError("invalid_client", "Client authentication failed", status=401) from None
+    client_id, _, client_secret = decoded.partition(":")
+    client_id, client_secret = unquote(client_id), unquote(client_secret)
+    if has_nul(client_id, client_secret):  # PostgreSQL could not even look it up
+        raise oauth.OAuthError("invalid_request", "the client credentials contain a NUL character")
     return client_id, client_secret
 
 
-async def _oauth_params(request: Request) -> dict[str, Any]:
-    try:
-        return await read_params(request)
-    except KithError as exc:
-        raise oauth.OAuthError("invalid_request", exc.reason) from None
+async def _issue(request: Request) -> oauth.IssuedToken:
+    """The token the request's grant earns, else ``OAuthError``."""
+    names = ("grant_type", "client_id", "client_secret", "code", "redirect_uri", "code_verifier", "scope")
+    params = await _oauth_params(request, *names)
+    client_id, client_secret = _client_credentials(request, params)
+    db, grant = services_of(request).db, params["grant_type"]
+    if grant == "authorization_code":
+        return await oauth.redeem_code(
+            db,
+            client_id=client_id,
+            client_secret=client_secret,
+            code=params["code"],
+            redirect_uri=params["redirect_uri"],
+            code_verifier=params["code_verifier"],
+        )
+    if grant == "client_credentials":
+        return await oauth.client_credentials(
+            db, client_id=client_id, client_secret=client_secret, scope=params["scope"]
+        )
+    if not grant:
+        raise oauth.OAuthError("invalid_request", "grant_type is required")
+    raise oauth.OAuthError("unsupported_grant_type", f"The grant type {grant!r} is not supported")
 
 
 async def token(request: Request) -> Response:
-    """``POST /oauth/token``: authorization_code or client_credentials."""
-    db = services_of(request).db
+    """``POST /oauth/token``: authorization_code (with PKCE when the code has a challenge) or client_credentials."""
     try:
-        params = await _oauth_params(request)
-        client_id, client_secret = _client_credentials(request, params)
-        grant = text(params, "grant_type")
-        if grant == "authorization_code":
-            issued = await oauth.redeem_code(
-                db,
-                client_id=client_id,
-                client_secret=client_secret,
-                code=text(params, "code"),
-                redirect_uri=text(params, "redirect_uri"),
-            )
-        elif grant == "client_credentials":
-            issued = await oauth.client_credentials(
-                db, client_id=client_id, client_secret=client_secret, scope=text(params, "scope")
-            )
-        elif not grant:
-            raise oauth.OAuthError("invalid_request", "grant_type is required")
-        else:
-            raise oauth.OAuthError("unsupported_grant_type", f"The grant type {grant!r} is not supported")
+        issued = await _issue(request)
     except oauth.OAuthError as exc:
         return oauth_error(exc, {"WWW-Authenticate": 'Basic realm="Kith"'} if exc.status == 401 else None)
-    except KithError as exc:  # a malformed parameter
-        return oauth_error(oauth.OAuthError("invalid_request", exc.reason))
     body = {
         "access_token": issued.token,
         "token_type": "Bearer",
@@ -203,15 +215,12 @@ async def token(request: Request) -> Response:
 async def revoke(request: Request) -> Response:
     """``POST /oauth/revoke``: client_id, client_secret and token; 200 ``{}`` (also for unknown tokens)."""
     try:
-        params = await _oauth_params(request)
+        params = await _oauth_params(request, "client_id", "client_secret", "token")
         client_id, client_secret = _client_credentials(request, params)
-        await oauth.revoke(
-            services_of(request).db, client_id=client_id, client_secret=client_secret, token=text(params, "token")
-        )
+        db = services_of(request).db
+        await oauth.revoke(db, client_id=client_id, client_secret=client_secret, token=params["token"])
     except oauth.OAuthError as exc:
         return oauth_error(exc)
-    except KithError as exc:
-        return oauth_error(oauth.OAuthError("invalid_request", exc.reason))
     return JSONResponse({})
 
 
@@ -226,6 +235,7 @@ async def server_metadata(request: Request) -> Response:
         "app_registration_endpoint": base + "/api/v1/apps",
         "scopes_supported": sorted(oauth.SCOPES),
         "response_types_supported": ["code"],
+        "code_challenge_methods_supported": list(oauth.PKCE_METHODS),
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
