@@ -47,7 +47,7 @@ REASONS = {
     "literal_error": "must be {expected}",
     "enum": "must be {expected}",
 }
-# The errors the models of server.api.schemas raise themselves: their message is already a clause.
+# The errors the request models (server.api.requests) raise themselves: the message is a clause.
 KITH_ERRORS = frozenset({"number", "http_uri", "cursor", "empty"})
 
 
