@@ -652,3 +652,56 @@ async def test_bad_requests_are_4xx(api):
     assert r.status_code == 405
     for decision in ("approve", "reject"):
         assert (await api.post(f"{API}/follows/{decision}", json={})).status_code == 422
+
+
+async def test_refusals_name_the_field(api, services):
+    """Input is validated through the request models; the reason names the field and what is wrong."""
+    alice = "https://mastodon.example/users/alice"
+    for method, path, kw, status, reason in (
+        ("POST", "bans", {"json": {"actor": "alice"}}, 422, "actor must be an http(s) URI"),
+        ("POST", "bans", {"json": {}}, 422, "actor is required"),
+        (
+            "POST",
+            "bans",
+            {"data": {"actor": alice, "expires_in_days": "soon"}},
+            422,
+            "expires_in_days must be a whole number",
+        ),
+        (
+            "POST",
+            "bans",
+            {"json": {"actor": alice, "expires_in_days": 40_000}},
+            422,
+            "expires_in_days must be at most 36500",
+        ),
+        (
+            "POST",
+            "bans",
+            {"json": {"actor": alice, "remove_content": "perhaps"}},
+            422,
+            "remove_content must be true or false",
+        ),
+        (
+            "POST",
+            "posts/lock",
+            {"json": {"uri": alice, "reason": "x" * 1001}},
+            422,
+            "reason is longer than 1000 characters",
+        ),
+        ("PATCH", "guards", {"json": {}}, 422, "name at least one guard to change"),
+        ("PATCH", "guards", {"json": {"nonsense": 1}}, 422, "nonsense is not accepted here"),
+        ("PATCH", "guards", {"json": {"keywords": ["a", 2]}}, 422, "keywords.1 must be a string"),
+        ("PATCH", "guards", {"json": {"filter_action": "explode"}}, 422, "filter_action must be 'hold' or 'reject'"),
+        ("GET", "modlog", {"params": {"limit": "x"}}, 400, "limit must be a whole number"),
+        ("GET", "members", {"params": {"state": "banned"}}, 400, "state must be 'pending' or 'accepted'"),
+        ("POST", "reports/abc/assign", {}, 404, "id must be a whole number"),
+    ):
+        r = await api.call(method, f"{API}/{path}", **kw)
+        assert (r.status_code, r.json()) == (status, {"error": reason}), (method, path, kw)
+    r = await api.post("/api/kith/v1/reports", json={"uris": [alice, "not a uri"]})
+    assert (r.status_code, r.json()) == (422, {"error": "uris.1 must be an http(s) URI"})
+    r = await api.client.post(f"{API}/posts/delete", json={"uri": alice}, headers=api.headers["mod1"])
+    assert r.status_code == 404 and r.json()["error"].startswith("action must be 'remove', 'restore'")
+    async with services.db.read() as conn:
+        assert (await conn.execute(sa.select(bans))).all() == []  # nothing refused left a trace
+    assert await log_rows(services) == []

@@ -130,3 +130,22 @@ async def test_threads_listing_matches_its_schema(client, services, worker, mast
         r = await client.get(path)
         assert r.status_code in (400, 404)
         check_response("GET", r)
+
+
+def test_described_from_the_handlers_own_models():
+    """Scopes come from the handlers, the guards' patch names the guards the rulebook knows, and
+    every body and answer is a generated component, referred to by name."""
+    from server.api.requests import GuardsPatch
+    from server.api.schemas import Guards
+    from server.moderation.rulebook import GUARD_FIELDS
+
+    assert set(GuardsPatch.model_fields) == set(Guards.model_fields) == set(GUARD_FIELDS)
+    report = SPEC["paths"]["/api/kith/v1/reports"]["post"]
+    assert report["security"] == [{"oauth2": ["write"]}] and "`write:reports`" in report["description"]
+    assert "security" not in SPEC["paths"]["/api/kith/v1/groups/{name}/threads"]["get"]
+    patch = SPEC["paths"]["/api/kith/v1/groups/{name}/guards"]["patch"]
+    assert patch["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/GuardsPatch"}
+    assert SPEC["components"]["schemas"]["GuardsPatch"]["additionalProperties"] is False
+    assert {"400", "413", "422"} <= set(patch["responses"])
+    for name, schema in SPEC["components"]["schemas"].items():
+        assert schema["type"] == "object" and schema["properties"], name

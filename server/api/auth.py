@@ -102,9 +102,15 @@ def api_endpoint(*scopes: str, user: bool = False, admin: bool = False) -> Calla
                 raise Unprocessable("This method requires an authenticated user")
             return await handler(request, caller)
 
+        endpoint.required_scopes = scopes  # type: ignore[attr-defined]  # for scopes_of
         return endpoint
 
     return decorate
+
+
+def scopes_of(endpoint: Callable[..., Any]) -> tuple[str, ...] | None:
+    """The scopes an ``api_endpoint`` accepts (any one is enough); None for a public endpoint."""
+    return getattr(endpoint, "required_scopes", None)
 
 
 # --------------------------------------------------------------------------- parameters

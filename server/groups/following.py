@@ -191,6 +191,18 @@ async def list_follows(conn: AsyncConnection, group_id: int, state: str | None =
     return [record(Follow, r) for r in (await conn.execute(query)).all()]
 
 
+async def page_follows(
+    conn: AsyncConnection, group_id: int, *, state: str | None, max_id: int | None, limit: int
+) -> list[Follow]:
+    """Members and/or requests, newest first, older than ``max_id`` (a page of the moderation API)."""
+    query = _FOLLOWS.where(follows.c.group_id == group_id).order_by(follows.c.id.desc()).limit(limit)
+    if state is not None:
+        query = query.where(follows.c.state == state)
+    if max_id is not None:
+        query = query.where(follows.c.id < max_id)
+    return [record(Follow, r) for r in (await conn.execute(query)).all()]
+
+
 async def find_follow(conn: AsyncConnection, group_id: int, actor_uri: str) -> Follow:
     """``actor_uri``'s membership or request, else ``NotFound``."""
     row = (

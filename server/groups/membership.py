@@ -24,7 +24,7 @@ from server.local_actors import (
     insert_local_actor,
     list_local_actors,
 )
-from server.moderation.authority import add_role, moderator_names  # noqa: F401  (moderator_names: until api/ imports it from authority)
+from server.moderation.authority import add_role
 from server.names import validate_name
 from server.rows import record
 

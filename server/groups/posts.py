@@ -475,3 +475,17 @@ async def list_pinned(conn: AsyncConnection, group_id: int) -> list[AuthoredPost
         .order_by(posts.c.pinned_at.desc())
     )
     return [record(AuthoredPost, r) for r in (await conn.execute(query)).all()]
+
+
+async def held_posts(conn: AsyncConnection, group_id: int, *, max_id: int | None, limit: int) -> list[AuthoredPost]:
+    """Posts waiting for a moderator's approval, newest first, older than ``max_id``."""
+    query = (
+        sa.select(*_POST_COLUMNS)
+        .outerjoin(remote_actors, remote_actors.c.id == posts.c.author_id)
+        .where(posts.c.group_id == group_id, posts.c.state == "held")
+        .order_by(posts.c.id.desc())
+        .limit(limit)
+    )
+    if max_id is not None:
+        query = query.where(posts.c.id < max_id)
+    return [record(AuthoredPost, r) for r in (await conn.execute(query)).all()]

@@ -145,14 +145,17 @@ async def lift_ban(conn: AsyncConnection, group_id: int, actor_uri: str) -> bool
     return result.rowcount > 0
 
 
-async def list_bans(
-    conn: AsyncConnection, group_id: int, *, max_created: datetime | None = None, limit: int = 100
-) -> list[Ban]:
-    """A group's bans, newest first."""
-    query = sa.select(bans).where(bans.c.group_id == group_id).order_by(bans.c.created_at.desc()).limit(limit)
-    if max_created is not None:
-        query = query.where(bans.c.created_at < max_created)
+async def list_bans(conn: AsyncConnection, group_id: int) -> list[Ban]:
+    """A group's bans, newest first (expired ones too: the moderators see what was)."""
+    query = sa.select(bans).where(bans.c.group_id == group_id).order_by(bans.c.created_at.desc())
     return [record(Ban, r) for r in (await conn.execute(query)).all()]
+
+
+async def get_ban(conn: AsyncConnection, group_id: int, actor_uri: str) -> Ban | None:
+    """The actor's ban from the group (in force or not), or None."""
+    query = sa.select(bans).where(bans.c.group_id == group_id, bans.c.actor_uri == actor_uri)
+    row = (await conn.execute(query)).one_or_none()
+    return None if row is None else record(Ban, row)
 
 
 def ban_columns(group_id: sa.ColumnElement[Any], actor_uri: Any) -> list[sa.ColumnElement[Any]]:

@@ -1,12 +1,10 @@
-"""A group's conversations: the outbox (servers), dereferenceable activities, the JSON API,
-and one thread's HTML page."""
+"""A group's conversations: the outbox (servers), dereferenceable activities, and one thread's
+HTML page (the JSON listing of threads is ``server.api.threads``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from server.errors import BadRequest, NotFound
@@ -14,9 +12,9 @@ from server.federation import activities, outbound
 from server.federation.client import FetchError
 from server.federation.httpsig import IncomingRequest, SignatureError, signature_key_id, verify_request
 from server.federation.objects import host_or_none
-from server.federation.vocab import AS_CONTEXT, iso
-from server.groups.membership import Group, get_group
-from server.groups.posts import AuthoredPost, Cursor, ReplyNode, ThreadPage, handle_of, poll_results, thread_page
+from server.federation.vocab import AS_CONTEXT
+from server.groups.membership import get_group
+from server.groups.posts import Cursor
 from server.negotiation import activity_response
 from server.services import Services
 from server.web.paging import id_param
@@ -96,34 +94,6 @@ async def _signer(request: Request, services: Services) -> str | None:
     return verified.owner
 
 
-def _post_json(post: AuthoredPost) -> dict[str, Any]:
-    shown = post.state == "visible"
-    return {
-        "id": post.uri,
-        "url": post.url or post.uri,
-        "type": post.type,
-        "author": {"id": post.author_uri, "handle": handle_of(post), "name": post.author_name},
-        "title": post.name if shown else None,
-        "content_warning": post.summary if shown else None,
-        "content_html": post.content_html if shown else "",  # sanitised on arrival
-        "sensitive": post.sensitive,
-        "state": post.state,  # visible | deleted | removed
-        "removed_reason": post.removed_reason if post.state == "removed" else None,
-        "locked": post.locked,
-        "pinned": post.pinned_at is not None,
-        "deleted": post.state == "deleted",
-        "published": iso(post.published),
-        "updated": iso(post.updated_at) if post.updated_at else None,
-        "likes": post.likes,
-        "dislikes": post.dislikes,
-        "poll": [{"title": t, "votes": v} for t, v in poll_results(post)] if post.type == "Question" else None,
-    }
-
-
-def _tree_json(nodes: list[ReplyNode]) -> list[dict[str, Any]]:
-    return [{**_post_json(n.post), "replies": _tree_json(n.children)} for n in nodes]
-
-
 def parse_before(request: Request) -> Cursor | None:
     """The ``before`` cursor in the query, if any (``BadRequest`` when it is malformed)."""
     raw = request.query_params.get("before")
@@ -131,30 +101,6 @@ def parse_before(request: Request) -> Cursor | None:
     if raw and before is None:
         raise BadRequest("before is not a valid cursor")
     return before
-
-
-async def load_threads(request: Request, services: Services, name: str) -> tuple[Group, ThreadPage]:
-    """The group and one page of its threads, from the ``before`` cursor in the query."""
-    before = parse_before(request)
-    async with services.db.read() as conn:
-        group = await get_group(conn, name)
-        page = await thread_page(conn, group.id, before=before)
-    return group, page
-
-
-async def api_threads(request: Request) -> Response:
-    """``GET /api/kith/v1/groups/{name}/threads``: the group page as JSON."""
-    services = _services(request)
-    group, page = await load_threads(request, services, request.path_params["name"])
-    doc = {
-        "group": services.links.group(group.name),
-        "threads": [
-            {**_post_json(t.post), "replies_count": t.post.replies, "replies": _tree_json(t.replies)}
-            for t in page.threads
-        ],
-        "next": page.next.encode() if page.next else None,
-    }
-    return JSONResponse(doc)
 
 
 def parse_post_id(raw: str) -> int:
@@ -188,6 +134,5 @@ async def thread_html(request: Request) -> Response:
 routes = [
     Route("/groups/{name}/outbox", outbox),
     Route("/activities/{uid}", activity),
-    Route("/api/kith/v1/groups/{name}/threads", api_threads),
     Route("/groups/{name}/threads/{post_id}", thread_html),
 ]
