@@ -5,8 +5,9 @@ fetched remote document) goes through ``parse_json``. It refuses, with a reason:
 - nesting deeper than ``MAX_DEPTH`` (the standard parser recurses in C and gives up
   near a thousand levels with ``RecursionError``; code walking a document recurses
   too, and no real activity nests more than a dozen levels);
-- a NUL character anywhere, in a key or a string: PostgreSQL's text columns cannot
-  hold one, so an accepted activity carrying it would fail on every retry;
+- a NUL character anywhere, in a key or a string, or half of a UTF-16 surrogate pair
+  (``"\ud800"``): PostgreSQL's text columns cannot hold either, so an accepted activity
+  carrying one would fail on every retry;
 - anything that is not JSON.
 
 Hand-written because it is a dozen lines around the standard library's parser, not a
@@ -47,7 +48,28 @@ def parse_json(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
         raise JsonRefused("not JSON") from None
     if depth_exceeds(doc, max_depth):
         raise JsonRefused(f"nested deeper than {max_depth} levels")
+    # Only a \uD800-\uDFFF escape can make a lone surrogate; most documents have none at all.
+    if ("\\ud" in text or "\\uD" in text) and not _encodable(doc):
+        raise JsonRefused("contains an unpaired UTF-16 surrogate")
     return doc
+
+
+def _encodable(doc: Any) -> bool:
+    """Whether every key and string encodes as UTF-8 (no lone surrogate), walked without recursion."""
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return True
 
 
 def depth_exceeds(doc: Any, max_depth: int) -> bool:

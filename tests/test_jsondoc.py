@@ -9,6 +9,10 @@ import pytest
 from server.jsondoc import MAX_DEPTH, JsonRefused, depth_exceeds, has_nul, parse_json
 
 
+def test_a_surrogate_pair_is_fine():
+    assert parse_json('{"emoji": "\\ud83d\\ude00"}') == {"emoji": "\U0001f600"}
+
+
 def test_ordinary_documents_parse():
     doc = {"type": "Create", "object": {"tag": [{"type": "Mention", "href": "https://a.example/u"}]}}
     assert parse_json(json.dumps(doc).encode()) == doc
@@ -23,6 +27,8 @@ def test_ordinary_documents_parse():
         ("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1), "nested deeper"),
         ('{"content": "a\\u0000b"}', "NUL"),
         ('{"a\\u0000": 1}', "NUL"),
+        ('{"content": "\\ud800"}', "surrogate"),
+        ('{"\\uDC00": 1}', "surrogate"),
         ("{not json", "not JSON"),
         (b'{"a": "\x80"}', "not UTF-8"),
     ],
