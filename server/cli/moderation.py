@@ -1,15 +1,20 @@
-"""``kith mod ...`` and ``kith report ...``: moderation from a shell. Thin, like cli.py."""
+"""``kith mod ...`` and ``kith report ...``: moderation from a shell."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from server.cli.common import print_json, with_services
 from server.settings import Settings
+
+if TYPE_CHECKING:  # the commands import what they use when they run, to start fast
+    from server.services import Services
+
+    pass
+from datetime import timedelta
+
 from server.types import utcnow
 
 MOD_ACTIONS = {
@@ -28,24 +33,10 @@ MOD_ACTIONS = {
 }
 
 
-async def _with_services(settings: Settings, fn: Callable[[Any], Awaitable[Any]]) -> Any:
-    from server.services import Services
-
-    services = await Services.open(settings)
-    try:
-        return await fn(services)
-    finally:
-        await services.close()
-
-
-def _print(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
-
-
 def cmd_mod(settings: Settings, args: argparse.Namespace) -> int:
     from server.moderation import actions
 
-    async def run(services: Any) -> Any:
+    async def run(services: Services) -> Any:
         group, by = await actions.group_and_moderator(services, args.group, args.as_user)
         target, reason = args.target, args.reason or ""
         match args.action:
@@ -79,7 +70,7 @@ def cmd_mod(settings: Settings, args: argparse.Namespace) -> int:
                 await actions.set_moderator(services, group, target, args.action == "add-mod", by=by)
         return f"{args.action}: {target}"
 
-    print(asyncio.run(_with_services(settings, run)))
+    print(asyncio.run(with_services(settings, run)))
     return 0
 
 
@@ -87,32 +78,26 @@ def cmd_mod_log(settings: Settings, args: argparse.Namespace) -> int:
     from server.groups.membership import get_group
     from server.moderation.modlog import entries, entry_json
 
-    async def run(services: Any) -> Any:
+    async def run(services: Services) -> Any:
         async with services.db.read() as conn:
             group = await get_group(conn, args.group)
             return [entry_json(e, with_moderator=True) for e in await entries(conn, group.id)]
 
-    _print(asyncio.run(_with_services(settings, run)))
+    print_json(asyncio.run(with_services(settings, run)))
     return 0
 
 
 def cmd_mod_held(settings: Settings, args: argparse.Namespace) -> int:
-    import sqlalchemy as sa
-
     from server.groups.membership import get_group
-    from server.tables import posts
+    from server.groups.posts import held_posts
 
-    async def run(services: Any) -> Any:
+    async def run(services: Services) -> list[dict[str, str]]:
         async with services.db.read() as conn:
             group = await get_group(conn, args.group)
-            rows = (
-                await conn.execute(
-                    sa.select(posts).where(posts.c.group_id == group.id, posts.c.state == "held").order_by(posts.c.id)
-                )
-            ).all()
-        return [{"uri": r.uri, "author": r.author_uri, "content_html": r.content_html} for r in rows]
+            held = await held_posts(conn, group.id, max_id=None, limit=10_000)
+        return [{"uri": p.uri, "author": p.author_uri, "content_html": p.content_html} for p in reversed(held)]
 
-    _print(asyncio.run(_with_services(settings, run)))
+    print_json(asyncio.run(with_services(settings, run)))
     return 0
 
 
@@ -134,7 +119,7 @@ def cmd_mod_guards(settings: Settings, args: argparse.Namespace) -> int:
     if args.filter_action is not None:
         changes["filter_action"] = args.filter_action
 
-    async def run(services: Any) -> Any:
+    async def run(services: Services) -> Any:
         if changes:
             await actions.group_and_moderator(services, args.group, args.as_user)
         async with services.db.transaction() as conn:
@@ -146,14 +131,14 @@ def cmd_mod_guards(settings: Settings, args: argparse.Namespace) -> int:
             )
         return asdict(guards)
 
-    _print(asyncio.run(_with_services(settings, run)))
+    print_json(asyncio.run(with_services(settings, run)))
     return 0
 
 
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     from server.moderation import reports
 
-    async def run(services: Any) -> Any:
+    async def run(services: Services) -> Any:
         match args.action:
             case "list":
                 async with services.db.read() as conn:
@@ -180,7 +165,7 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
                 return reports.report_json(row)
         return None
 
-    _print(asyncio.run(_with_services(settings, run)))
+    print_json(asyncio.run(with_services(settings, run)))
     return 0
 
 

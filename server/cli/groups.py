@@ -1,0 +1,151 @@
+"""``kith group ...``: creating groups, showing them, deciding follow requests."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from server.cli.common import print_json, with_db
+from server.settings import Settings
+
+if TYPE_CHECKING:  # the commands import what they use when they run, to start fast
+    from server.db import Database
+    from server.groups.membership import Group
+
+
+def _group_json(settings: Settings, group: Group, **extra: Any) -> dict[str, Any]:
+    from server.links import Links
+
+    links = Links(settings.base_url)
+    return {
+        "name": group.name,
+        "handle": f"@{group.name}@{settings.domain}",
+        "id": links.group(group.name),
+        "title": group.title,
+        "summary": group.summary,
+        "approval": group.approval,
+        "posting": group.posting,
+        "rules": [r for r in group.rules.splitlines() if r.strip()],
+        "created_at": group.created_at.isoformat(),
+        **extra,
+    }
+
+
+def cmd_group_create(settings: Settings, args: argparse.Namespace) -> int:
+    from server.groups.membership import GroupSpec, create_group
+
+    spec = GroupSpec(
+        name=args.name,
+        title=args.title or "",
+        summary=args.summary or "",
+        owner=args.owner,
+        approval=args.approval,
+        posting=args.posting,
+        rules="\n".join(args.rule),
+    )
+
+    async def run(db: Database) -> Group:
+        return await create_group(db, spec)
+
+    group = asyncio.run(with_db(settings, run))
+    print_json(_group_json(settings, group))
+    return 0
+
+
+def cmd_group_list(settings: Settings, args: argparse.Namespace) -> int:
+    from server.groups.following import count_members
+    from server.groups.membership import list_groups
+
+    async def run(db: Database) -> list[dict[str, Any]]:
+        async with db.read() as conn:
+            return [_group_json(settings, g, members=await count_members(conn, g.id)) for g in await list_groups(conn)]
+
+    print_json(asyncio.run(with_db(settings, run)))
+    return 0
+
+
+def cmd_group_show(settings: Settings, args: argparse.Namespace) -> int:
+    from server.groups.following import count_members, list_follows
+    from server.groups.membership import get_group
+    from server.moderation.authority import moderator_names
+
+    async def run(db: Database) -> dict[str, Any]:
+        async with db.read() as conn:
+            g = await get_group(conn, args.name)
+            pending = await list_follows(conn, g.id, "pending")
+            return _group_json(
+                settings,
+                g,
+                members=await count_members(conn, g.id),
+                pending_follows=len(pending),
+                moderators=[{"name": n, "role": r} for n, r in await moderator_names(conn, g.id)],
+            )
+
+    print_json(asyncio.run(with_db(settings, run)))
+    return 0
+
+
+def cmd_group_follows(settings: Settings, args: argparse.Namespace) -> int:
+    from server.groups.following import list_follows
+    from server.groups.membership import get_group
+
+    async def run(db: Database) -> list[dict[str, Any]]:
+        async with db.read() as conn:
+            g = await get_group(conn, args.name)
+            rows = await list_follows(conn, g.id, "pending" if args.pending else None)
+        return [
+            {
+                "actor": r.actor_uri,
+                "handle": f"@{r.preferred_username}@{r.domain}" if r.preferred_username else None,
+                "state": r.state,
+                "requested_at": r.created_at.isoformat(),
+            }
+            for r in rows
+        ]
+
+    print_json(asyncio.run(with_db(settings, run)))
+    return 0
+
+
+def cmd_group_decide(settings: Settings, args: argparse.Namespace) -> int:
+    from server.groups.following import decide_follow
+    from server.services import Services
+
+    async def run() -> str:
+        services = await Services.open(settings)
+        try:
+            return await decide_follow(services, args.name, args.actor, approve=args.action == "approve")
+        finally:
+            await services.close()
+
+    state = asyncio.run(run())
+    print(f"{args.actor}: {state}")
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    """Add ``group``."""
+    group = sub.add_parser("group", help="groups").add_subparsers(dest="action", required=True)
+    gcreate = group.add_parser("create", help="create a group actor")
+    gcreate.add_argument("name")
+    gcreate.add_argument("--title")
+    gcreate.add_argument("--summary")
+    gcreate.add_argument("--owner")
+    gcreate.add_argument("--rule", action="append", default=[], help="a group rule; repeat for each rule")
+    gcreate.add_argument("--approval", choices=["auto", "manual"], default="auto")
+    gcreate.add_argument("--posting", choices=["members", "anyone", "moderators"], default="members")
+    gcreate.set_defaults(func=cmd_group_create)
+    group.add_parser("list", help="list groups as JSON").set_defaults(func=cmd_group_list)
+    gshow = group.add_parser("show", help="one group as JSON")
+    gshow.add_argument("name")
+    gshow.set_defaults(func=cmd_group_show)
+    gfollows = group.add_parser("follows", help="members and pending follow requests as JSON")
+    gfollows.add_argument("name")
+    gfollows.add_argument("--pending", action="store_true", help="only requests awaiting a decision")
+    gfollows.set_defaults(func=cmd_group_follows)
+    for action, text in (("approve", "accept a pending follow"), ("reject", "refuse a pending follow")):
+        decide = group.add_parser(action, help=text)
+        decide.add_argument("name")
+        decide.add_argument("actor", help="the follower's actor URI, as `kith group follows` lists it")
+        decide.set_defaults(func=cmd_group_decide)

@@ -1,0 +1,94 @@
+"""``kith serve``, ``kith worker`` and ``kith migrate``: the processes of a running Kith."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from typing import TYPE_CHECKING, Any
+
+from server import __version__
+from server.cli.common import with_db
+from server.settings import Settings
+
+if TYPE_CHECKING:  # the commands import what they use when they run, to start fast
+    from server.db import Database
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    async def run(db: Database) -> None:
+        applied = await db.migrate()
+        print(f"applied {', '.join(applied)}" if applied else "database is up to date")
+
+    asyncio.run(with_db(settings, run, migrate=False))
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.instance import ensure_instance
+    from server.serving import Limits, uvicorn_options
+
+    async def prepare(db: Database) -> None:
+        await ensure_instance(db, settings.secret_key)
+
+    asyncio.run(with_db(settings, prepare))
+    print(f"Kith {__version__} serving {settings.base_url} on http://{args.host}:{args.port}", file=sys.stderr)
+    if args.no_worker:
+        os.environ["KITH_NO_WORKER"] = "1"  # read by app_from_env in each web process
+    limits = Limits(header_timeout=args.header_timeout, max_connections=args.max_connections)
+    uvicorn.run(
+        "server.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+        access_log=args.access_log,
+        proxy_headers=True,
+        server_header=False,
+        **uvicorn_options(limits),
+    )
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from server.jobs import build_worker
+    from server.services import Services
+
+    async def run() -> None:
+        services = await Services.open(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"kith worker started on {services.db.safe_url}", file=sys.stderr)
+        try:
+            await build_worker(services).run_forever(stop)
+        finally:
+            await services.close()
+        print("kith worker stopped", file=sys.stderr)
+
+    asyncio.run(run())
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    """Add ``serve``, ``worker`` and ``migrate``."""
+    serve = sub.add_parser("serve", help="migrate, then serve HTTP with an in-process worker")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--no-worker", action="store_true", help="serve HTTP only; run `kith worker` beside it")
+    serve.add_argument("--workers", type=int, default=1, help="web processes (each with its own background worker)")
+    serve.add_argument("--access-log", action="store_true", help="log every request (usually the proxy's job)")
+    serve.add_argument(
+        "--header-timeout", type=float, default=10.0, help="seconds a request may take to send its headers"
+    )
+    serve.add_argument("--max-connections", type=int, default=1000, help="connections served at once (beyond: 503)")
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("worker", help="run background work only").set_defaults(func=cmd_worker)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
