@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from server.federation.actors import RemoteActor
 from server.federation.html import plain_text, sanitize_html
+from server.federation.serialize import text_to_html
 from server.groups.posts import Post
 from server.links import Links
 from server.local_actors import LocalActor
@@ -60,6 +61,8 @@ class Profile:
     locked: bool = False
     suspended: bool = False
     is_admin: bool | None = None  # None for a remote account (no role)
+    discoverable: bool | None = None  # None where Kith does not know
+    private: bool = False  # hides its collections and asks not to be indexed (local people)
 
 
 def _midnight(dt: datetime) -> datetime:
@@ -122,7 +125,7 @@ def local_profile(row: LocalActor, links: Links, *, is_admin: bool | None = None
         username=row.name,
         domain=None,
         display_name=row.title or row.name,
-        note_html=sanitize_html(row.summary) if row.summary else "",
+        note_html=text_to_html(row.summary or ""),  # ours: plain text, escaped here
         url=url,
         uri=url,
         avatar=row.icon_url or "",
@@ -130,6 +133,8 @@ def local_profile(row: LocalActor, links: Links, *, is_admin: bool | None = None
         group=kind == "group",
         locked=row.approval == "manual",
         is_admin=bool(is_admin) if kind == "person" else None,
+        discoverable=bool(row.discoverable),
+        private=kind == "person",
     )
 
 
@@ -142,7 +147,7 @@ def account_json(p: Profile) -> dict[str, Any]:
         "display_name": p.display_name,
         "locked": p.locked,
         "bot": p.bot,
-        "discoverable": None,
+        "discoverable": p.discoverable,
         "indexable": False,
         "group": p.group,
         "created_at": mastodon_time(p.created_at),
@@ -157,8 +162,8 @@ def account_json(p: Profile) -> dict[str, Any]:
         "following_count": 0,
         "statuses_count": 0,
         "last_status_at": None,
-        "hide_collections": None,
-        "noindex": None,
+        "hide_collections": True if p.private else None,
+        "noindex": True if p.private else None,
         "emojis": [],
         "roles": [],
         "fields": [],

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Generic
 from urllib.parse import urlencode
 
@@ -22,8 +21,8 @@ from starlette.routing import Route
 from server import __version__
 from server.accounts import get_user
 from server.api.auth import Caller, Handler, api_endpoint, flag, read_params, services_of, text
+from server.api.entities import account_json, local_profile, mastodon_time, role_json
 from server.errors import BadRequest, NotFound, Unprocessable
-from server.federation.serialize import text_to_html
 from server.groups.membership import count_usage
 from server.local_actors import get_local_actor
 from server.moderation.blocklist import store
@@ -46,12 +45,6 @@ MASTODON_VERSION = f"4.3.0 (compatible; Kith {__version__})"
 MASTODON_API_VERSION = 2  # what Mastodon 4.3.0 reports in api_versions; Mastodon.py reads it
 PAGE_LIMIT = 100  # Mastodon's admin lists: 100 by default, at most twice that
 MAX_ID = 2**31 - 1  # ids are 32-bit integers; a larger one would make PostgreSQL raise
-
-
-def mastodon_time(dt: datetime) -> str:
-    """``2024-01-31T12:00:00.123Z``: Mastodon's timestamps, with milliseconds."""
-    dt = dt.astimezone(UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
 def path_id(request: Request) -> int:
@@ -240,14 +233,6 @@ async def instance_domain_blocks(request: Request) -> Response:
 # --------------------------------------------------------------------------- accounts and apps
 
 
-def _role(is_admin: bool) -> dict[str, Any]:
-    # Mastodon's built-in roles: "Admin" holds the administrator permission bit (1),
-    # everyone else the default role (id -99); clients read this to show admin tools.
-    if is_admin:
-        return {"id": "3", "name": "Admin", "color": "", "permissions": "1", "highlighted": True}
-    return {"id": "-99", "name": "", "color": "", "permissions": "65536", "highlighted": False}
-
-
 @api_endpoint("read", "read:accounts", "profile", user=True)
 async def verify_credentials(request: Request, caller: Caller) -> Response:
     """``GET /api/v1/accounts/verify_credentials``: the token's own account (CredentialAccount)."""
@@ -256,50 +241,19 @@ async def verify_credentials(request: Request, caller: Caller) -> Response:
     async with services.db.read() as conn:
         user = await get_user(conn, caller.username)
         actor = await get_local_actor(conn, caller.username, "person")
-    url = services.links.actor("person", actor.name)
-    avatar = actor.icon_url or ""
-    note = actor.summary or ""
-    doc = {
-        "id": str(actor.id),
-        "username": actor.name,
-        "acct": actor.name,
-        "display_name": actor.title or actor.name,
-        "locked": False,
-        "bot": False,
+    account = account_json(local_profile(actor, services.links, is_admin=user.is_admin))
+    source = {
+        "privacy": "public",
+        "sensitive": False,
+        "language": None,
+        "note": actor.summary or "",
+        "fields": [],
+        "follow_requests_count": 0,
+        "hide_collections": True,
         "discoverable": bool(actor.discoverable),
         "indexable": False,
-        "group": False,
-        "created_at": mastodon_time(actor.created_at.replace(hour=0, minute=0, second=0, microsecond=0)),
-        "note": text_to_html(note),
-        "url": url,
-        "uri": url,
-        "avatar": avatar,
-        "avatar_static": avatar,
-        "header": "",
-        "header_static": "",
-        "followers_count": 0,
-        "following_count": 0,
-        "statuses_count": 0,
-        "last_status_at": None,
-        "hide_collections": True,
-        "noindex": True,
-        "emojis": [],
-        "roles": [],
-        "fields": [],
-        "source": {
-            "privacy": "public",
-            "sensitive": False,
-            "language": None,
-            "note": note,
-            "fields": [],
-            "follow_requests_count": 0,
-            "hide_collections": True,
-            "discoverable": bool(actor.discoverable),
-            "indexable": False,
-        },
-        "role": _role(bool(user.is_admin)),
     }
-    return json_response(doc)
+    return json_response({**account, "source": source, "role": role_json(user.is_admin)})
 
 
 @api_endpoint()
