@@ -174,3 +174,13 @@ async def test_moderator_column_local_leaders_and_remote_moderators(services, wo
     assert await is_mod(social.actor_uri("bob"))
     assert not await is_mod(links.actor("person", "nobody"))
     assert not await is_mod("https://elsewhere.example/users/mod1")
+
+
+async def test_only_the_authors_own_create_is_taken(services, world, mastodon):
+    """The intake keys membership and bans by the author, so it takes a Create only from the author."""
+    mastodon.add_user("zed")
+    note = mastodon.note("alice", "<p>claimed by zed's Create</p>", to_group=GROUP)
+    forged = {**mastodon.create("alice", note), "actor": mastodon.actor_uri("zed")}
+    assert await take_post(services, note, activity=forged, budget=Budget()) == "refused: the sender is not the author"
+    assert await states(services) == {}
+    assert await take_post(services, note, activity=mastodon.create("alice", note), budget=Budget()) == "accepted"
