@@ -191,6 +191,35 @@ async def test_a_neighbour_cannot_update_a_members_post(client, services, worker
     assert social.of_type("Announce") == []
 
 
+async def test_a_neighbours_delete_does_not_block_the_authors_create(
+    client, services, worker, mastodon, social, members, zed
+):
+    """A Delete that comes before its object binds only whoever sent it."""
+    note = mastodon.note("alice", "<p>not zed's to delete</p>", to_group=GROUP)
+    await mastodon.post(client, "zed", "https://kith.test/inbox", by_zed(mastodon, "Delete", note["id"]))
+    await worker.drain()
+    await mastodon.post(client, "alice", "https://kith.test/inbox", mastodon.create("alice", note))
+    await worker.drain()
+    (post,) = await stored_posts(services)
+    assert post.uri == note["id"] and post.state == "visible"
+    announced = [a.activity["object"] for a in social.of_type("Announce")]
+    assert sorted(announced, key=str) == sorted([note["id"], mastodon.create("alice", note)], key=str)
+
+
+async def test_the_authors_delete_outranks_a_neighbours(client, services, worker, mastodon, social, members, zed):
+    """Zed deletes alice's post first, then alice does, then her Create arrives: her Delete wins."""
+    note = mastodon.note("alice", "<p>oops</p>", to_group=GROUP)
+    await mastodon.post(client, "zed", "https://kith.test/inbox", by_zed(mastodon, "Delete", note["id"]))
+    await worker.drain()
+    delete = {"id": note["id"] + "#delete", "type": "Delete", "actor": mastodon.actor_uri("alice")}
+    await mastodon.post(client, "alice", "https://kith.test/inbox", {**delete, "object": note["id"]})
+    await worker.drain()
+    await mastodon.post(client, "alice", "https://kith.test/inbox", mastodon.create("alice", note))
+    await worker.drain()
+    assert await stored_posts(services) == []
+    assert social.of_type("Announce") == []
+
+
 async def test_spoofed_create_of_missing_object_is_dropped(client, services, worker, mastodon, social, members):
     forged = {
         "id": "https://social.example/notes/nothere",

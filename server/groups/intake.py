@@ -126,10 +126,9 @@ def _standing_query() -> sa.Select[Any]:
 # run skips rebuilding the query and re-keying SQLAlchemy's compiled-SQL cache.
 _STANDING = _standing_query()
 _POST_URI = sa.bindparam("post_uri", type_=sa.String)
-_FIRST_LOOK = sa.select(remote_actors, *seen_columns(_POST_URI)).where(
-    remote_actors.c.uri == sa.bindparam("author_uri", type_=sa.String)
-)
-_SEEN = sa.select(*seen_columns(_POST_URI))
+_AUTHOR_URI = sa.bindparam("author_uri", type_=sa.String)
+_FIRST_LOOK = sa.select(remote_actors, *seen_columns(_POST_URI, _AUTHOR_URI)).where(remote_actors.c.uri == _AUTHOR_URI)
+_SEEN = sa.select(*seen_columns(_POST_URI, _AUTHOR_URI))
 
 
 async def _standing(

@@ -79,7 +79,7 @@ async def on_delete(services: Services, activity: dict[str, Any], item: InboxIte
     if found is None:
         if target is not None and same_origin(item.actor_uri, target):
             async with services.db.transaction() as conn:
-                await record_tombstone(conn, services.db, target)
+                await record_tombstone(conn, services.db, target, actor_uri=item.actor_uri)
         return
     post, group = found
     if item.actor_uri != post.author_uri:
