@@ -259,9 +259,15 @@ __all__ = ["Database", "driver_url", "metadata"]
 
 
 def upsert(
-    dialect: str, table: sa.Table, index_elements: Sequence[str], values: dict[str, Any], update: dict[str, Any]
+    dialect: str,
+    table: sa.Table,
+    index_elements: Sequence[str],
+    values: dict[str, Any],
+    update: dict[str, Any],
+    *,
+    where: sa.ColumnElement[bool] | None = None,
 ) -> Any:
-    """``INSERT ... ON CONFLICT (...) DO UPDATE`` for either dialect."""
+    """``INSERT ... ON CONFLICT (...) DO UPDATE`` for either dialect; ``where``: update only the rows it holds for."""
     dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = dialect_insert(table).values(**values)
-    return stmt.on_conflict_do_update(index_elements=list(index_elements), set_=update)
+    return stmt.on_conflict_do_update(index_elements=list(index_elements), set_=update, where=where)

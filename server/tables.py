@@ -183,12 +183,14 @@ posts = sa.Table(
     ),
 )
 
-# Deletes of objects we did not have (yet): a Create arriving after its Delete is refused.
+# Deletes of objects we did not have (yet): a Create arriving after its Delete is refused
+# when it is by the actor who sent the Delete (any actor, for a row with no actor_uri).
 tombstones = sa.Table(
     "tombstones",
     metadata,
     sa.Column("uri", sa.String(2048), primary_key=True),
     sa.Column("deleted_at", TS, nullable=False),
+    sa.Column("actor_uri", sa.String(2048), nullable=True),
 )
 
 # Likes, dislikes and emoji reactions, one per (post, actor, kind, emoji).

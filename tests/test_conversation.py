@@ -128,24 +128,96 @@ async def test_non_member_is_refused_with_reject(client, services, worker, masto
     assert await stored_posts(services) == []
 
 
-async def test_spoofed_create_object_is_refetched(client, services, worker, mastodon, social, members):
+async def test_create_of_another_servers_post_is_refused(client, services, worker, mastodon, social, members):
     real = social.note("bob", "<p>the real words</p>", to_group=GROUP)
     forged = {**real, "content": "<p>forged words</p>"}
-    # Alice's server sends a Create carrying bob's note id with other content.
-    create = {
-        "id": mastodon.new_id(),
-        "type": "Create",
-        "actor": mastodon.actor_uri("alice"),
-        "object": forged,
-        "to": real["to"],
-        "cc": real["cc"],
-    }
-    await mastodon.post(client, "alice", "https://kith.test/inbox", create)
+    # Alice's server sends a Create carrying bob's note id with other content; and by reference.
+    for obj in (forged, real["id"]):
+        create = {
+            "id": mastodon.new_id(),
+            "type": "Create",
+            "actor": mastodon.actor_uri("alice"),
+            "object": obj,
+            "to": real["to"],
+            "cc": real["cc"],
+        }
+        await mastodon.post(client, "alice", "https://kith.test/inbox", create)
+    await worker.drain()
+    # Only bob may Create bob's post: nothing stored, nothing passed on.
+    assert await stored_posts(services) == []
+    assert social.of_type("Announce") == [] and mastodon.of_type("Announce") == []
+
+
+@pytest.fixture
+async def zed(mastodon):
+    """A non-member on alice's own server."""
+    return mastodon.add_user("zed")
+
+
+def by_zed(mastodon, kind: str, obj) -> dict:
+    return {"id": mastodon.new_id(), "type": kind, "actor": mastodon.actor_uri("zed"), "object": obj}
+
+
+async def test_a_neighbour_cannot_create_a_members_post(client, services, worker, mastodon, social, members, zed):
+    """Same server, so same origin: still only the author may Create the post (Lemmy's rule)."""
+    note = mastodon.note("alice", "<p>words put in alice's mouth</p>", to_group=GROUP)  # served as alice's
+    for obj in (note, note["id"]):  # embedded, and by reference (then fetched: still alice's)
+        create = {**by_zed(mastodon, "Create", obj), "to": note["to"], "cc": note["cc"]}
+        assert (await mastodon.post(client, "zed", "https://kith.test/inbox", create)).status_code == 202
+    await worker.drain()
+    assert await stored_posts(services) == []
+    assert social.of_type("Announce") == [] and mastodon.of_type("Announce") == []
+
+    # Alice's own Create of the same post still goes through.
+    await mastodon.post(client, "alice", "https://kith.test/inbox", mastodon.create("alice", note))
     await worker.drain()
     (post,) = await stored_posts(services)
-    assert post.content_html == "<p>the real words</p>" and post.author_uri == social.actor_uri("bob")
-    # Only the id travels on: nobody is handed alice's forged Create.
-    assert all(a.activity["object"] == real["id"] for a in social.of_type("Announce"))
+    assert post.uri == note["id"] and post.author_uri == mastodon.actor_uri("alice") and post.state == "visible"
+    assert len(social.of_type("Announce")) == 2
+
+
+async def test_a_neighbour_cannot_update_a_members_post(client, services, worker, mastodon, social, members, zed):
+    note = mastodon.note("alice", "<p>v1</p>", to_group=GROUP)
+    await mastodon.post(client, "alice", "https://kith.test/inbox", mastodon.create("alice", note))
+    await worker.drain()
+    social.received.clear()
+    # As alice's (attributedTo kept), and as zed's own (attributedTo changed).
+    for author in (mastodon.actor_uri("alice"), zed):
+        update = by_zed(mastodon, "Update", {**note, "attributedTo": author, "content": "<p>defaced</p>"})
+        assert (await mastodon.post(client, "zed", "https://kith.test/inbox", update)).status_code == 202
+    await worker.drain()
+    (post,) = await stored_posts(services)
+    assert post.content_html == "<p>v1</p>" and post.author_uri == mastodon.actor_uri("alice")
+    assert social.of_type("Announce") == []
+
+
+async def test_a_neighbours_delete_does_not_block_the_authors_create(
+    client, services, worker, mastodon, social, members, zed
+):
+    """A Delete that comes before its object binds only whoever sent it."""
+    note = mastodon.note("alice", "<p>not zed's to delete</p>", to_group=GROUP)
+    await mastodon.post(client, "zed", "https://kith.test/inbox", by_zed(mastodon, "Delete", note["id"]))
+    await worker.drain()
+    await mastodon.post(client, "alice", "https://kith.test/inbox", mastodon.create("alice", note))
+    await worker.drain()
+    (post,) = await stored_posts(services)
+    assert post.uri == note["id"] and post.state == "visible"
+    announced = [a.activity["object"] for a in social.of_type("Announce")]
+    assert sorted(announced, key=str) == sorted([note["id"], mastodon.create("alice", note)], key=str)
+
+
+async def test_the_authors_delete_outranks_a_neighbours(client, services, worker, mastodon, social, members, zed):
+    """Zed deletes alice's post first, then alice does, then her Create arrives: her Delete wins."""
+    note = mastodon.note("alice", "<p>oops</p>", to_group=GROUP)
+    await mastodon.post(client, "zed", "https://kith.test/inbox", by_zed(mastodon, "Delete", note["id"]))
+    await worker.drain()
+    delete = {"id": note["id"] + "#delete", "type": "Delete", "actor": mastodon.actor_uri("alice")}
+    await mastodon.post(client, "alice", "https://kith.test/inbox", {**delete, "object": note["id"]})
+    await worker.drain()
+    await mastodon.post(client, "alice", "https://kith.test/inbox", mastodon.create("alice", note))
+    await worker.drain()
+    assert await stored_posts(services) == []
+    assert social.of_type("Announce") == []
 
 
 async def test_spoofed_create_of_missing_object_is_dropped(client, services, worker, mastodon, social, members):
@@ -178,6 +250,27 @@ async def test_announce_with_forged_content_is_refetched(client, services, worke
     await worker.drain()
     (post,) = await stored_posts(services)
     assert post.content_html == "<p>original</p>"
+
+
+async def test_announced_post_attributed_off_its_origin_is_refused(
+    client, services, worker, network, mastodon, social, members
+):
+    """Content seen through an Announce is credited to its attributedTo, which must be on its id's server."""
+    note = social.note("bob", "<p>alice never wrote this</p>", to_group=GROUP)
+    note["attributedTo"] = mastodon.actor_uri("alice")  # served so by social.example
+    boost = {
+        "id": social.new_id(),
+        "type": "Announce",
+        "actor": social.actor_uri("bob"),
+        "object": note["id"],
+        "to": ["https://www.w3.org/ns/activitystreams#Public"],
+        "cc": [GROUP],
+    }
+    assert (await social.post(client, "bob", "https://kith.test/inbox", boost)).status_code == 202
+    await worker.drain()
+    assert note["id"] in [str(r.url) for r in network.requests]  # fetched from its origin, then refused
+    assert await stored_posts(services) == []
+    assert mastodon.of_type("Announce") == []
 
 
 async def test_update_from_non_author_is_refused(client, services, worker, mastodon, social, members):

@@ -10,10 +10,11 @@ from server.accounts import create_user
 from server.groups import intake
 from server.groups.intake import Budget, take_post
 from server.groups.membership import GroupSpec, create_group, get_group
+from server.groups.posts import record_tombstone
 from server.moderation import actions
 from server.moderation.authority import leader_name, moderator_column
 from server.moderation.rulebook import save_guards
-from server.tables import bans, posts, remote_actors
+from server.tables import bans, posts, remote_actors, tombstones
 from server.types import utcnow
 from tests.fakes.mastodon import FakeMastodon
 
@@ -174,3 +175,30 @@ async def test_moderator_column_local_leaders_and_remote_moderators(services, wo
     assert await is_mod(social.actor_uri("bob"))
     assert not await is_mod(links.actor("person", "nobody"))
     assert not await is_mod("https://elsewhere.example/users/mod1")
+
+
+async def test_only_the_authors_own_create_is_taken(services, world, mastodon):
+    """The intake keys membership and bans by the author, so it takes a Create only from the author."""
+    mastodon.add_user("zed")
+    note = mastodon.note("alice", "<p>claimed by zed's Create</p>", to_group=GROUP)
+    forged = {**mastodon.create("alice", note), "actor": mastodon.actor_uri("zed")}
+    assert await take_post(services, note, activity=forged, budget=Budget()) == "refused: the sender is not the author"
+    assert await states(services) == {}
+    assert await take_post(services, note, activity=mastodon.create("alice", note), budget=Budget()) == "accepted"
+
+
+async def test_a_tombstone_binds_its_actor_and_an_old_one_everyone(services, world, mastodon):
+    mastodon.add_user("zed")
+    by_zed, by_alice, unknown = (mastodon.note("alice", f"<p>{i}</p>", to_group=GROUP) for i in range(3))
+    async with services.db.transaction() as conn:
+        await record_tombstone(conn, services.db, by_zed["id"], actor_uri=mastodon.actor_uri("zed"))
+        await record_tombstone(conn, services.db, by_alice["id"], actor_uri=mastodon.actor_uri("alice"))
+        # As recorded before tombstones kept their actor.
+        await conn.execute(sa.insert(tombstones).values(uri=unknown["id"], deleted_at=utcnow()))
+        # A later Delete does not take over a row whose actor is unknown.
+        await record_tombstone(conn, services.db, unknown["id"], actor_uri=mastodon.actor_uri("zed"))
+    outcomes = [
+        await take_post(services, note, activity=mastodon.create("alice", note), budget=Budget())
+        for note in (by_zed, by_alice, unknown)
+    ]
+    assert outcomes == ["accepted", "ignored: deleted", "ignored: deleted"]

@@ -133,6 +133,12 @@ class PostEnvelope:
     updated: datetime | None
 
 
+def author_of(obj: dict[str, Any]) -> str | None:
+    """The object's author: its ``attributedTo``, or the first of them (PeerTube lists the channel too)."""
+    attributed = obj.get("attributedTo")
+    return id_of(attributed) or next(iter(ids_of(attributed)), None)
+
+
 def parse_post(obj: Any) -> PostEnvelope:
     """Validate and sanitise a post object; ``ParseError`` when it is not one."""
     if not isinstance(obj, dict):
@@ -141,7 +147,7 @@ def parse_post(obj: Any) -> PostEnvelope:
     if kind is None:
         raise ParseError(f"type {obj.get('type')!r} is not a post")
     uri = obj.get("id")
-    author = id_of(obj.get("attributedTo")) or next(iter(ids_of(obj.get("attributedTo"))), None)
+    author = author_of(obj)
     if not isinstance(uri, str) or host_or_none(uri) is None:
         raise ParseError("post has no usable id")
     if not author or host_or_none(author) is None:

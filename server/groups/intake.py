@@ -19,6 +19,7 @@ from server.federation.client import FetchError
 from server.federation.delivery import enqueue
 from server.federation.objects import ParseError, PostEnvelope, parse_post, same_origin
 from server.federation.urls import host_of
+from server.federation.vocab import id_of
 from server.groups.following import member_column
 from server.groups.membership import Group, group_name_from_uri
 from server.groups.posts import Post, find_post, find_post_by_id, insert_post, recent_counts, seen_columns
@@ -124,10 +125,9 @@ def _standing_query() -> sa.Select[Any]:
 # run skips rebuilding the query and re-keying SQLAlchemy's compiled-SQL cache.
 _STANDING = _standing_query()
 _POST_URI = sa.bindparam("post_uri", type_=sa.String)
-_FIRST_LOOK = sa.select(remote_actors, *seen_columns(_POST_URI)).where(
-    remote_actors.c.uri == sa.bindparam("author_uri", type_=sa.String)
-)
-_SEEN = sa.select(*seen_columns(_POST_URI))
+_AUTHOR_URI = sa.bindparam("author_uri", type_=sa.String)
+_FIRST_LOOK = sa.select(remote_actors, *seen_columns(_POST_URI, _AUTHOR_URI)).where(remote_actors.c.uri == _AUTHOR_URI)
+_SEEN = sa.select(*seen_columns(_POST_URI, _AUTHOR_URI))
 
 
 async def _standing(
@@ -213,6 +213,8 @@ async def take_post(services: Services, obj: dict[str, Any], *, activity: dict[s
 
     ``activity`` is the author's own Create, wrapped unchanged in the group's
     Announce; None when the post reached us any other way (then only its id travels).
+    A Create whose actor is not the post's ``attributedTo`` is refused here too:
+    whether the author may post is asked of the author, so only the author may ask.
 
     The common case (author cached and fresh; no parent, or a known one) needs no
     network, so it runs whole in one transaction on one connection: seen before,
@@ -223,6 +225,8 @@ async def take_post(services: Services, obj: dict[str, Any], *, activity: dict[s
         env = parse_post(obj)
     except ParseError as exc:
         return f"ignored: {exc}"
+    if activity is not None and id_of(activity.get("actor")) != env.author:
+        return "refused: the sender is not the author"
     if not env.public:
         # Followers-only and direct posts are never redistributed nor shown, even when
         # they mention a group: Mastodon never boosts them, and a group must not leak them.

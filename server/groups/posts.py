@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.db import Database
+from server.db import Database, upsert
 from server.federation import outbound
 from server.federation.actors import RemoteActor
 from server.federation.objects import PostEnvelope, poll_options
@@ -280,16 +280,41 @@ async def recent_counts(conn: AsyncConnection, group_id: int, author: RemoteActo
     return int(row.member_hour), int(row.instance_hour), int(row.accepted)
 
 
-async def record_tombstone(conn: AsyncConnection, db: Database, uri: str) -> None:
-    """Remember the Delete of an object we never had, so its late Create cannot bring it back."""
-    await conn.execute(db.insert_ignore(tombstones, ["uri"]).values(uri=uri, deleted_at=utcnow()))
+async def record_tombstone(conn: AsyncConnection, db: Database, uri: str, *, actor_uri: str) -> None:
+    """Remember ``actor_uri``'s Delete of an object we never had, so the actor's late Create cannot bring it back.
+
+    The tombstone binds only the actor who sent the Delete: anyone on the object's server
+    can send one before the object arrives, and only its author may thereby refuse it.
+    One row per object: a later Delete by another actor takes the row over, so a
+    neighbour's pre-emptive Delete cannot stand in the way of the author's own (which,
+    overtaking the author's Create, is the case tombstones exist for). A row from before
+    actors were recorded keeps blocking everyone (its actor is unknown) and is not taken over.
+    """
+    values = {"uri": uri, "actor_uri": actor_uri, "deleted_at": utcnow()}
+    update = {"actor_uri": actor_uri, "deleted_at": values["deleted_at"]}
+    await conn.execute(
+        upsert(db.dialect, tombstones, ["uri"], values, update, where=tombstones.c.actor_uri.is_not(None))
+    )
 
 
-def seen_columns(uri: str | sa.BindParameter[str]) -> list[sa.ColumnElement[bool]]:
-    """``seen_post`` and ``seen_tombstone``: is ``uri`` stored, or deleted before it came; to fold into a query."""
+def seen_columns(
+    uri: str | sa.BindParameter[str], author_uri: str | sa.BindParameter[str]
+) -> list[sa.ColumnElement[bool]]:
+    """``seen_post`` and ``seen_tombstone``: is ``uri`` stored, or deleted by ``author_uri`` before it came.
+
+    Columns to fold into a query (intake asks both, with the author's row, in one statement).
+    """
     return [
         sa.exists().where(posts.c.uri == uri).label("seen_post"),
-        sa.exists().where(tombstones.c.uri == uri).label("seen_tombstone"),
+        sa.exists()
+        .where(
+            tombstones.c.uri == uri,
+            # NULL: recorded before revision 0007 kept the deleting actor. Any actor on the
+            # object's server may have sent it, its author included, and which one is
+            # unknown: it keeps refusing every Create, as every tombstone did then.
+            sa.or_(tombstones.c.actor_uri == author_uri, tombstones.c.actor_uri.is_(None)),
+        )
+        .label("seen_tombstone"),
     ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from server.federation.objects import ParseError, parse_post, same_origin
+from server.federation.objects import ParseError, author_of, parse_post, same_origin
 from server.federation.vocab import id_of
 from server.groups.membership import Group, get_group_by_id
 from server.groups.posts import Post, delete_post, find_post, record_tombstone, update_post
@@ -30,13 +30,22 @@ async def _post_and_group(services: Services, uri: str | None) -> tuple[Post, Gr
 
 
 async def on_update(services: Services, activity: dict[str, Any], item: InboxItem) -> None:
-    """An edit: accepted only from the post's author, with the object from the same origin."""
+    """An edit: accepted only from the post's author, with the object from the same origin.
+
+    As for a Create, the signed sender must be the object's ``attributedTo``, and that
+    must be who the stored post is by; anything else is refused before it is looked up.
+    """
     obj = activity.get("object")
     if id_of(obj) == item.actor_uri:
         await actor_handlers.on_update(services, activity, item)
         return
+    if not isinstance(obj, dict):
+        return
+    if author_of(obj) != item.actor_uri:
+        log.info("Update %s refused: %s is attributed to %s", item.activity_uri, id_of(obj), author_of(obj))
+        return
     found = await _post_and_group(services, id_of(obj))
-    if found is None or not isinstance(obj, dict):
+    if found is None:
         return
     post, group = found
     verdict = may_change(actor=item.actor_uri, author=post.author_uri, is_moderator=False)
@@ -70,7 +79,7 @@ async def on_delete(services: Services, activity: dict[str, Any], item: InboxIte
     if found is None:
         if target is not None and same_origin(item.actor_uri, target):
             async with services.db.transaction() as conn:
-                await record_tombstone(conn, services.db, target)
+                await record_tombstone(conn, services.db, target, actor_uri=item.actor_uri)
         return
     post, group = found
     if item.actor_uri != post.author_uri:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from server.federation.objects import same_origin
+from server.federation.objects import author_of, same_origin
 from server.federation.vocab import id_of
 from server.groups.intake import Budget, fetch_trusted, take_post
 from server.inbox.store import InboxItem
@@ -15,22 +15,28 @@ log = logging.getLogger("kith.create")
 
 
 async def on_create(services: Services, activity: dict[str, Any], item: InboxItem) -> None:
-    """Trust the embedded object only when it shares the sender's origin; else refetch it."""
-    budget = Budget()
+    """Take a post only from its author: the signed sender must be the object's ``attributedTo``.
+
+    Membership, bans and guards are all keyed by the author, so a Create by anyone else
+    (a neighbour on the author's server included) is refused, as Lemmy refuses it. An
+    embedded object that names its author is judged as sent; one by reference, or
+    naming none, is fetched from its origin and judged as the origin serves it.
+    """
     obj = activity.get("object")
     obj_id = id_of(obj)
     if obj_id is None:
         return
-    author = id_of(obj.get("attributedTo")) if isinstance(obj, dict) else None
-    wrapped: dict[str, Any] | None = activity
-    if not isinstance(obj, dict) or not same_origin(item.actor_uri, obj_id, author):
-        # By reference, or claiming another host than the sender's: believe only the origin.
-        fetched = await fetch_trusted(services, obj_id, budget)
-        if fetched is None or not same_origin(fetched.get("id"), id_of(fetched.get("attributedTo"))):
-            log.info("Create %s: object %s not trusted", item.activity_uri, obj_id)
+    budget = Budget()
+    if not isinstance(obj, dict) or author_of(obj) is None:
+        obj = await fetch_trusted(services, obj_id, budget)
+        if obj is None:
+            log.info("Create %s: object %s not available from its origin", item.activity_uri, obj_id)
             return
-        obj = fetched
-        if not same_origin(item.actor_uri, obj_id):
-            wrapped = None  # someone else's Create of this post: do not pass it on as is
-    outcome = await take_post(services, obj, activity=wrapped, budget=budget)
+    author = author_of(obj)
+    if author != item.actor_uri or not same_origin(author, obj.get("id")):
+        # Someone else's post (a forgery, or a relay Kith does not take as a Create),
+        # or an id off its author's server: nothing is stored or passed on.
+        log.info("Create %s refused: %s is attributed to %s, not its sender", item.activity_uri, obj_id, author)
+        return
+    outcome = await take_post(services, obj, activity=activity, budget=budget)
     log.info("Create %s: %s", item.activity_uri, outcome)
