@@ -1,17 +1,17 @@
 """tombstones keep the actor who sent the Delete: a tombstone binds only that actor
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-27 10:00:00.000000
 
-Branched from 0005 alongside 0006; the two are relinked when they meet.
+Written beside 0006 (OAuth PKCE) and linked after it.
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
