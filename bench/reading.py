@@ -177,7 +177,7 @@ async def run(args: argparse.Namespace) -> bool:
         print(f"loaded:     in {await load(url, group_id, domain, args.posts):.0f} s")
         sys.stdout.flush()
 
-        from server.groups.posts import Cursor
+        from server.groups.threads import Cursor
 
         deep_root = 1 + 4 * 250  # the 250th oldest thread
         deep_at = START + timedelta(seconds=deep_root + 3)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from server.federation.actors import parse_actor
 from server.groups.following import member_inboxes
 from server.groups.membership import GroupSpec, create_group
-from server.groups.posts import poll_results
+from server.groups.threads import poll_results
 from server.inbox.store import store_activity
 from server.tables import deliveries, fanouts, follows, outbound_activities, posts, reactions
 from server.types import utcnow

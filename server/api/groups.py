@@ -34,7 +34,8 @@ from server.api.operation import Operation, answer, read_query
 from server.api.requests import GroupPath, PageQuery
 from server.api.schemas import HeldPost, ModlogEntry
 from server.groups.membership import Group, get_group
-from server.groups.posts import AuthoredPost, handle_of, held_posts
+from server.groups.posts import AuthoredPost
+from server.groups.threads import handle_of, held_posts
 from server.moderation import actions, modlog
 from server.services import Services
 

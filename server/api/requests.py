@@ -28,7 +28,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from server.api.schemas import ReportState
-from server.groups.posts import Cursor
+from server.groups.threads import Cursor
 
 PAGE = 100
 MAX_PAGE = 200

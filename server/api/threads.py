@@ -16,7 +16,8 @@ from server.api.operation import Operation, answer, read_query
 from server.api.requests import GroupPath, ThreadsQuery
 from server.api.schemas import Author, PollOption, Reply, Thread, ThreadPage
 from server.groups.membership import get_group
-from server.groups.posts import AuthoredPost, ReplyNode, handle_of, poll_results, thread_page
+from server.groups.posts import AuthoredPost
+from server.groups.threads import ReplyNode, handle_of, poll_results, thread_page
 
 
 def post_fields(post: AuthoredPost) -> dict[str, Any]:

@@ -89,7 +89,7 @@ def cmd_mod_log(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_mod_held(settings: Settings, args: argparse.Namespace) -> int:
     from server.groups.membership import get_group
-    from server.groups.posts import held_posts
+    from server.groups.threads import held_posts
 
     async def run(services: Services) -> list[dict[str, str]]:
         async with services.db.read() as conn:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,10 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from server.db import Database, upsert
 from server.federation import outbound
 from server.federation.actors import RemoteActor
-from server.federation.objects import PostEnvelope, poll_options
+from server.federation.objects import PostEnvelope
 from server.rows import chunked, record, record_or_none
-from server.tables import posts, reactions, remote_actors, tombstones
-from server.types import UTCDateTime, utcnow
+from server.tables import posts, remote_actors, tombstones
+from server.types import utcnow
 
 STATES = ("visible", "held", "removed", "deleted", "suspended")
 # What a moderator's removal may touch, and what approval may decide.
@@ -68,9 +68,6 @@ class AuthoredPost(Post):
     preferred_username: str | None
     author_domain: str | None
     author_name: str | None
-
-
-REACTION_COLUMN = {"Like": "likes", "Dislike": "dislikes"}
 
 
 # Statements built once: SQLAlchemy keys its compiled-SQL cache on a statement's structure,
@@ -245,6 +242,14 @@ async def unsuspend_except(conn: AsyncConnection, still_cut: set[int]) -> int:
     return len(restore)
 
 
+async def adjust_count(conn: AsyncConnection, post_id: int, column: str, delta: int) -> None:
+    """Move one of a post's counters (``likes``, ``dislikes``) by ``delta``."""
+    if column not in ("likes", "dislikes"):
+        raise ValueError(f"no counter {column!r}")
+    counter = posts.c[column]
+    await conn.execute(sa.update(posts).where(posts.c.id == post_id).values({counter: counter + delta}))
+
+
 async def count_visible(conn: AsyncConnection) -> int:
     """How many posts are shown, in every group (the instance's status count)."""
     query = sa.select(sa.func.count()).select_from(posts).where(posts.c.state == "visible")
@@ -316,201 +321,3 @@ def seen_columns(
         )
         .label("seen_tombstone"),
     ]
-
-
-async def add_reaction(
-    conn: AsyncConnection, db: Database, post: Post, *, actor_uri: str, kind: str, emoji: str, activity_uri: str
-) -> bool:
-    """Count a Like/Dislike/EmojiReact once per actor; False when it was already counted."""
-    stmt = db.insert_ignore(reactions, ["post_id", "actor_uri", "kind", "emoji"]).values(
-        post_id=post.id,
-        actor_uri=actor_uri,
-        kind=kind,
-        emoji=emoji[:64],
-        activity_uri=activity_uri,
-        created_at=utcnow(),
-    )
-    added = (await conn.execute(stmt)).rowcount > 0
-    if added and kind in REACTION_COLUMN:
-        column = posts.c[REACTION_COLUMN[kind]]
-        await conn.execute(sa.update(posts).where(posts.c.id == post.id).values({column: column + 1}))
-    return added
-
-
-async def remove_reaction(
-    conn: AsyncConnection, *, activity_uri: str, actor_uri: str, object_uri: str | None = None, kind: str | None = None
-) -> int | None:
-    """Withdraw a reaction, found by the id of the activity that made it or, failing that,
-    by what it was (actor, post, kind); returns its post id, if any."""
-    row = (
-        await conn.execute(
-            sa.select(reactions).where(reactions.c.activity_uri == activity_uri, reactions.c.actor_uri == actor_uri)
-        )
-    ).one_or_none()
-    if row is None and object_uri and kind:
-        row = (
-            await conn.execute(
-                sa.select(reactions)
-                .join(posts, posts.c.id == reactions.c.post_id)
-                .where(posts.c.uri == object_uri, reactions.c.actor_uri == actor_uri, reactions.c.kind == kind)
-            )
-        ).first()
-    if row is None:
-        return None
-    await conn.execute(sa.delete(reactions).where(reactions.c.id == row.id))
-    if row.kind in REACTION_COLUMN:
-        column = posts.c[REACTION_COLUMN[row.kind]]
-        await conn.execute(sa.update(posts).where(posts.c.id == row.post_id).values({column: column - 1}))
-    return row.post_id
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """A keyset position in a group's thread list: (last activity, id) of the last thread seen."""
-
-    at: datetime
-    id: int
-
-    def encode(self) -> str:
-        return f"{int(self.at.timestamp() * 1_000_000)}_{self.id}"
-
-    @classmethod
-    def decode(cls, value: str) -> Cursor | None:
-        try:
-            micros, ident = value.split("_")
-            return cls(datetime.fromtimestamp(int(micros) / 1_000_000, UTC), int(ident))
-        except (ValueError, OverflowError, OSError):
-            return None
-
-
-_POST_COLUMNS = [
-    *posts.c,
-    remote_actors.c.preferred_username,
-    remote_actors.c.domain.label("author_domain"),
-    remote_actors.c.name.label("author_name"),
-]
-
-
-async def list_threads(
-    conn: AsyncConnection, group_id: int, *, before: Cursor | None, limit: int
-) -> list[AuthoredPost]:
-    """Thread roots, newest activity first, after ``before`` (keyset pagination)."""
-    query = (
-        sa.select(*_POST_COLUMNS)
-        .outerjoin(remote_actors, remote_actors.c.id == posts.c.author_id)
-        .where(posts.c.group_id == group_id, posts.c.root_id.is_(None), posts.c.state == "visible")
-        .order_by(posts.c.last_activity_at.desc(), posts.c.id.desc())
-        .limit(limit)
-    )
-    if before is not None:
-        # A row-value comparison, which the index can serve (an OR of the two would be filtered).
-        at = sa.bindparam("before_at", before.at, type_=UTCDateTime())
-        query = query.where(sa.tuple_(posts.c.last_activity_at, posts.c.id) < sa.tuple_(at, before.id))
-    return [record(AuthoredPost, r) for r in (await conn.execute(query)).all()]
-
-
-async def list_replies(
-    conn: AsyncConnection, root_ids: list[int], *, per_thread: int = 200
-) -> dict[int, list[AuthoredPost]]:
-    """The replies of each thread, oldest first."""
-    if not root_ids:
-        return {}
-    query = (
-        sa.select(*_POST_COLUMNS)
-        .outerjoin(remote_actors, remote_actors.c.id == posts.c.author_id)
-        # Tombstones (deleted, removed) keep the tree whole; held and suspended replies are not shown at all.
-        .where(posts.c.root_id.in_(root_ids), posts.c.state.in_(("visible", "deleted", "removed")))
-        .order_by(posts.c.published, posts.c.id)
-    )
-    out: dict[int, list[AuthoredPost]] = {i: [] for i in root_ids}
-    for row in (await conn.execute(query)).all():
-        if len(out[row.root_id]) < per_thread:
-            out[row.root_id].append(record(AuthoredPost, row))
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyNode:
-    """A reply and the replies beneath it, oldest first."""
-
-    post: AuthoredPost
-    children: list[ReplyNode]
-
-
-def nest(replies: list[AuthoredPost]) -> list[ReplyNode]:
-    """Replies (oldest first) as a tree; a reply whose parent is not among them starts a branch."""
-    nodes = {r.id: ReplyNode(r, []) for r in replies}
-    roots: list[ReplyNode] = []
-    for r in replies:
-        parent = nodes.get(r.parent_id) if r.parent_id is not None else None
-        (parent.children if parent is not None else roots).append(nodes[r.id])
-    return roots
-
-
-@dataclass(frozen=True, slots=True)
-class Thread:
-    """A thread's first post and its replies as a tree."""
-
-    post: AuthoredPost
-    replies: list[ReplyNode]
-
-
-@dataclass(frozen=True)
-class ThreadPage:
-    """One page of a group's threads, each with its replies as a tree."""
-
-    threads: list[Thread]
-    next: Cursor | None
-
-
-async def thread_page(conn: AsyncConnection, group_id: int, *, before: Cursor | None, limit: int = 20) -> ThreadPage:
-    """A page of threads, newest activity first, and the cursor of the next page."""
-    roots = await list_threads(conn, group_id, before=before, limit=limit + 1)
-    more = len(roots) > limit
-    roots = roots[:limit]
-    replies = await list_replies(conn, [r.id for r in roots])
-    threads = [Thread(r, nest(replies[r.id])) for r in roots]
-    last = roots[-1] if roots else None
-    return ThreadPage(threads, Cursor(last.last_activity_at, last.id) if more and last is not None else None)
-
-
-def handle_of(post: AuthoredPost) -> str:
-    """``@user@domain`` of a post's author, falling back to the author URI."""
-    if post.preferred_username and post.author_domain:
-        return f"@{post.preferred_username}@{post.author_domain}"
-    return post.author_uri
-
-
-def poll_results(post: Post | Any) -> list[tuple[str, int]]:
-    """A poll's options and vote counts, as its origin last reported them.
-
-    ``post`` is a ``Post`` or a page row with ``type``, ``state`` and ``raw``.
-    """
-    if post.type != "Question" or post.state != "visible":
-        return []
-    return poll_options(json.loads(post.raw))
-
-
-async def list_pinned(conn: AsyncConnection, group_id: int) -> list[AuthoredPost]:
-    """The group's pinned threads, most recently pinned first."""
-    query = (
-        sa.select(*_POST_COLUMNS)
-        .outerjoin(remote_actors, remote_actors.c.id == posts.c.author_id)
-        .where(posts.c.group_id == group_id, posts.c.pinned_at.is_not(None), posts.c.state == "visible")
-        .order_by(posts.c.pinned_at.desc())
-    )
-    return [record(AuthoredPost, r) for r in (await conn.execute(query)).all()]
-
-
-async def held_posts(conn: AsyncConnection, group_id: int, *, max_id: int | None, limit: int) -> list[AuthoredPost]:
-    """Posts waiting for a moderator's approval, newest first, older than ``max_id``."""
-    query = (
-        sa.select(*_POST_COLUMNS)
-        .outerjoin(remote_actors, remote_actors.c.id == posts.c.author_id)
-        .where(posts.c.group_id == group_id, posts.c.state == "held")
-        .order_by(posts.c.id.desc())
-        .limit(limit)
-    )
-    if max_id is not None:
-        query = query.where(posts.c.id < max_id)
-    return [record(AuthoredPost, r) for r in (await conn.execute(query)).all()]

@@ -11,7 +11,7 @@ from server.errors import NotFound
 from server.federation.serialize import actor_document, ordered_collection, text_to_html
 from server.groups.following import count_members
 from server.groups.membership import list_groups
-from server.groups.posts import list_pinned
+from server.groups.threads import list_pinned
 from server.links import INSTANCE_ACTOR_NAME
 from server.local_actors import LocalActor, get_local_actor
 from server.moderation.authority import moderator_uris

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from server.errors import Gone, NotFound
 from server.groups.following import member_count_column
 from server.groups.membership import Group
-from server.groups.posts import Cursor
+from server.groups.threads import Cursor
 from server.local_actors import PUBLIC_COLUMNS
 from server.moderation.authority import moderator_names
 from server.rows import record
@@ -28,7 +28,7 @@ THREADS_PER_PAGE = 20
 # them. Without a cap one busy thread (thousands of replies) would make the page as slow
 # as rendering all of them; Lemmy's listing shows no replies at all.
 REPLIES_PER_THREAD = 5
-# As server.groups.posts.list_replies: tombstones (deleted, removed) keep the tree whole;
+# As server.groups.threads.list_replies: tombstones (deleted, removed) keep the tree whole;
 # held and suspended replies are not shown at all.
 SHOWN_REPLY_STATES = ("visible", "deleted", "removed")
 
@@ -83,8 +83,8 @@ def _group_query() -> sa.Select[Any]:
 
 
 def _threads_query(*, paged: bool) -> sa.CompoundSelect:
-    """A page of thread roots (as server.groups.posts.list_threads), each one's first replies
-    and, on the first page (not ``paged``), the pinned threads (as server.groups.posts.list_pinned).
+    """A page of thread roots (as server.groups.threads.list_threads), each one's first replies
+    and, on the first page (not ``paged``), the pinned threads (as server.groups.threads.list_pinned).
 
     One statement, one round trip: the roots as a CTE, their replies ranked by a window
     over the root index (a busy thread's other replies never leave the database). The

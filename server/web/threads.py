@@ -14,7 +14,7 @@ from server.federation.httpsig import IncomingRequest, SignatureError, signature
 from server.federation.objects import host_or_none
 from server.federation.vocab import AS_CONTEXT
 from server.groups.membership import get_group
-from server.groups.posts import Cursor
+from server.groups.threads import Cursor
 from server.negotiation import activity_response
 from server.services import Services
 from server.web.paging import id_param

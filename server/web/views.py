@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from markupsafe import Markup
 
-from server.groups.posts import poll_results
+from server.groups.threads import poll_results
 from server.web.queries import PageRow, ThreadPage, thread_path
 
 # Replies nest this many levels deep at most; deeper ones are listed, oldest first, under

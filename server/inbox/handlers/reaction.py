@@ -7,7 +7,8 @@ from typing import Any
 
 from server.federation.vocab import id_of
 from server.groups.membership import get_group_by_id
-from server.groups.posts import add_reaction, find_post, find_post_by_id, remove_reaction
+from server.groups.posts import find_post, find_post_by_id
+from server.groups.reactions import add_reaction, remove_reaction
 from server.groups.redistribute import redistribute
 from server.inbox.store import InboxItem
 from server.services import Services
