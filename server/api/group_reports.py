@@ -27,7 +27,8 @@ REPORT_WRITE = ("write", "write:reports")  # Mastodon's scope for filing a repor
 REPORT_STATES = {"assign": "assigned", "unassign": "open", "reject": "rejected", "reopen": "open"}
 
 
-def report_of(row: Any) -> Report:
+def report_of(row: reports.Report) -> Report:
+    """A report as the API answers it."""
     return Report.model_validate(reports.report_json(row))
 
 
