@@ -20,7 +20,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server import api, wellknown
+from server import api, health, wellknown
 from server.errors import KithError
 from server.federation.httpsig import signature_key_id
 from server.federation.objects import refused
@@ -35,9 +35,11 @@ log = logging.getLogger("kith.app")
 
 
 def static_dir() -> Path:
-    """``static/`` beside the package (a checkout or editable install), else in the working directory."""
-    beside = Path(__file__).resolve().parent.parent / "static"
-    return beside if beside.is_dir() else Path.cwd() / "static"
+    """``server/static``: in a checkout a link to the top-level ``static/``, in a wheel the files themselves.
+
+    Never the working directory: an installed Kith must serve its CSS wherever it is started.
+    """
+    return Path(__file__).resolve().parent / "static"
 
 
 async def kith_error(request: Request, exc: Exception) -> Response:
@@ -150,11 +152,12 @@ def create_app(
             # requests by far. No other route serves POST on these paths, so order is free.
             *inbox_endpoint.routes,
             *wellknown.routes,
+            *health.routes,
             *api.routes,
             *threads.routes,
             *modlog.routes,
             *actors.routes,
-            Mount("/static", StaticFiles(directory=str(static_dir()), check_dir=False), name="static"),
+            Mount("/static", StaticFiles(directory=str(static_dir())), name="static"),
         ],
         exception_handlers={KithError: kith_error, HTTPException: http_error},
         lifespan=lifespan,

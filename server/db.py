@@ -18,6 +18,7 @@ and statement caching cost several times the statement itself (see bench/README.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -186,6 +187,16 @@ class Database:
             rows = (await conn.execute(stmt)).all()
         return sorted(rows, key=lambda r: (r.next_attempt_at, r.id))
 
+    async def schema_revisions(self) -> tuple[str | None, str]:
+        """(the database's Alembic revision, the code's head revision): equal when the schema is current."""
+        from alembic.runtime.migration import MigrationContext
+
+        def current(sync_conn: sa.Connection) -> str | None:
+            return MigrationContext.configure(sync_conn).get_current_revision()
+
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(current), head_revision()
+
     async def migrate(self) -> list[str]:
         """Apply Alembic migrations up to head; idempotent. Returns the revisions applied."""
         from alembic import command
@@ -217,6 +228,19 @@ class Database:
                     await conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
                     await conn.commit()
         return [] if before == after else [str(after)]
+
+
+@functools.cache
+def head_revision() -> str:
+    """The newest migration this code ships (read once from ``migrations/versions``)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
