@@ -7,6 +7,8 @@ import contextlib
 import gc
 import logging
 import os
+import re
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from http import HTTPStatus
 from pathlib import Path
@@ -18,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server import api, health, wellknown
+from server import api, health, logs, wellknown
 from server.errors import KithError
 from server.federation.httpsig import signature_key_id
 from server.federation.objects import refused
@@ -103,6 +105,38 @@ class RefuseNul:
         await self.app(scope, receive, send)
 
 
+class RequestId:
+    """Gives each request an id: a sane incoming ``X-Request-Id`` (a proxy's), else a new one.
+
+    The id is set for the logs of everything the request does (``server.logs.request_id``)
+    and sent back in the answer's ``X-Request-Id``, so a user's report can be matched to
+    the log lines of that one request.
+    """
+
+    _SANE = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
+        rid = given.decode("ascii") if self._SANE.match(given) else uuid.uuid4().hex
+        token = logs.request_id.set(rid)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode("ascii"))]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            logs.request_id.reset(token)
+
+
 def freeze_heap() -> None:
     """Take everything built so far out of the garbage collector's sight (``gc.freeze``).
 
@@ -161,7 +195,7 @@ def create_app(
         ],
         exception_handlers={KithError: kith_error, HTTPException: http_error},
         lifespan=lifespan,
-        middleware=[Middleware(RefuseNul), Middleware(RefuseSuspendedSigners)],
+        middleware=[Middleware(RequestId), Middleware(RefuseNul), Middleware(RefuseSuspendedSigners)],
     )
     if services is not None:
         app.state.services = services

@@ -32,6 +32,7 @@ class Settings:
     database_url: str = "sqlite:///kith.db"
     allow_private_addresses: bool = False
     secret_key: str | None = None
+    log_format: str = "text"  # or "json": one JSON object per line
 
     @property
     def base_url(self) -> str:
@@ -61,12 +62,16 @@ class Settings:
         secret = env.get("KITH_SECRET_KEY") or None
         if secret is not None and len(secret) < 16:
             raise ConfigError("KITH_SECRET_KEY must be at least 16 characters")
+        log_format = env.get("KITH_LOG_FORMAT", cls.log_format).strip().lower() or cls.log_format
+        if log_format not in ("text", "json"):
+            raise ConfigError(f"KITH_LOG_FORMAT={log_format!r} must be 'text' or 'json'")
         return cls(
             domain=domain,
             scheme=scheme,
             database_url=database_url,
             allow_private_addresses=_flag(env, "KITH_ALLOW_PRIVATE_ADDRESSES"),
             secret_key=secret,
+            log_format=log_format,
         )
 
 

@@ -8,11 +8,10 @@ uses when it runs, so that ``kith --help`` starts fast.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
-from server import __version__
+from server import __version__, logs
 from server.cli import accounts, domains, groups, moderation, processes
 from server.errors import KithError
 from server.settings import Settings
@@ -32,14 +31,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kith`` console script."""
     args = build_parser().parse_args(argv)
     # Long-running commands log their work; one-shot commands print only results and errors.
-    verbose = args.command in ("serve", "worker")
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    level = "INFO" if args.command in ("serve", "worker") else "WARNING"
     try:
         settings = Settings.from_env()
+        logs.configure(settings.log_format, level)
         return int(args.func(settings, args) or 0)
     except KithError as exc:
         print(f"kith: error: {exc.reason}", file=sys.stderr)

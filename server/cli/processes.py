@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
-import sys
 from typing import TYPE_CHECKING, Any
 
-from server import __version__
+from server import __version__, logs
 from server.cli.common import with_db
 from server.settings import Settings
+
+log = logging.getLogger("kith.cli")
 
 if TYPE_CHECKING:  # the commands import what they use when they run, to start fast
     from server.db import Database
@@ -36,7 +38,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         await ensure_instance(db, settings.secret_key)
 
     asyncio.run(with_db(settings, prepare))
-    print(f"Kith {__version__} serving {settings.base_url} on http://{args.host}:{args.port}", file=sys.stderr)
+    log.info("Kith %s serving %s on http://%s:%s", __version__, settings.base_url, args.host, args.port)
     if args.no_worker:
         os.environ["KITH_NO_WORKER"] = "1"  # read by app_from_env in each web process
     limits = Limits(header_timeout=args.header_timeout, max_connections=args.max_connections)
@@ -47,6 +49,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level="info",
+        log_config=logs.config(settings.log_format),  # each web process logs as this one does
         access_log=args.access_log,
         proxy_headers=True,
         server_header=False,
@@ -65,12 +68,12 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        print(f"kith worker started on {services.db.safe_url}", file=sys.stderr)
+        log.info("kith worker started on %s", services.db.safe_url)
         try:
             await build_worker(services).run_forever(stop)
         finally:
             await services.close()
-        print("kith worker stopped", file=sys.stderr)
+        log.info("kith worker stopped")
 
     asyncio.run(run())
     return 0
