@@ -231,16 +231,25 @@ class Database:
 
 
 @functools.cache
-def head_revision() -> str:
-    """The newest migration this code ships (read once from ``migrations/versions``)."""
+def _scripts() -> Any:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    head = ScriptDirectory.from_config(cfg).get_current_head()
+    return ScriptDirectory.from_config(cfg)
+
+
+def head_revision() -> str:
+    """The newest migration this code ships (read once from ``migrations/versions``)."""
+    head = _scripts().get_current_head()
     assert head is not None
     return head
+
+
+def known_revisions() -> frozenset[str]:
+    """Every migration this code ships."""
+    return frozenset(script.revision for script in _scripts().walk_revisions())
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

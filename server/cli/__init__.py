@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from server import __version__, logs
-from server.cli import accounts, domains, groups, moderation, processes
+from server.cli import accounts, backups, domains, groups, moderation, processes
 from server.errors import KithError
 from server.settings import Settings
 
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kith", description="Kith, a federated community server.")
     parser.add_argument("--version", action="version", version=f"kith {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for commands in (processes, accounts, groups, domains, moderation):
+    for commands in (processes, accounts, groups, domains, moderation, backups):
         commands.add_parsers(sub)
     return parser
 
