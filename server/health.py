@@ -24,8 +24,17 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 
 async def healthz(request: Request) -> Response:
-    """Liveness: the process answers."""
-    return JSONResponse({"status": "ok"}, headers=_NO_STORE)
+    """Liveness: the process answers.
+
+    With ``?seen=1`` it also says which host and scheme the request arrived with, after
+    any proxy: ``kith check`` compares them with ``KITH_DOMAIN`` and ``KITH_SCHEME``, since
+    signatures cover the ``Host`` header and every published id carries the scheme. The
+    caller learns only what it sent itself.
+    """
+    body: dict[str, object] = {"status": "ok"}
+    if request.query_params.get("seen") == "1":
+        body["seen"] = {"host": request.headers.get("host", ""), "scheme": request.url.scheme}
+    return JSONResponse(body, headers=_NO_STORE)
 
 
 async def readyz(request: Request) -> Response:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -17,6 +18,7 @@ from server.errors import Conflict, NotFound
 from server.links import INSTANCE_ACTOR_NAME
 from server.local_actors import get_local_actor, insert_local_actor, signing_key
 from server.tables import instance_settings
+from server.types import utcnow
 
 
 @dataclass(frozen=True)
@@ -72,3 +74,21 @@ async def get_setting(conn: AsyncConnection, key: str, default: str | None = Non
 async def set_setting(conn: AsyncConnection, dialect: str, key: str, value: str) -> None:
     """Set an instance-wide setting, in the caller's transaction."""
     await conn.execute(upsert(dialect, instance_settings, ["key"], {"key": key, "value": value}, {"value": value}))
+
+
+#: The instance setting each running worker stamps with the time, every ``HEARTBEAT_EVERY`` seconds.
+HEARTBEAT_KEY = "worker_heartbeat"
+HEARTBEAT_EVERY = 30.0
+
+
+async def beat(db: Database) -> None:
+    """Record that a worker is alive now (read by ``kith check``)."""
+    async with db.transaction() as conn:
+        await set_setting(conn, db.dialect, HEARTBEAT_KEY, utcnow().isoformat())
+
+
+async def last_heartbeat(db: Database) -> datetime | None:
+    """When a worker last said it was alive, or None if none ever ran here."""
+    async with db.read() as conn:
+        value = await get_setting(conn, HEARTBEAT_KEY)
+    return datetime.fromisoformat(value) if value else None

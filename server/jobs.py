@@ -9,6 +9,7 @@ from server.federation.sender import DeliverySender
 from server.groups.fanout import Fanout, FanoutSender
 from server.inbox.dispatch import dispatch
 from server.inbox.store import InboxItem
+from server.instance import beat
 from server.local_actors import signing_key
 from server.queue import Outcome
 from server.services import Services
@@ -76,6 +77,7 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
                 before_batch=refresh_policy,
             ),
         ],
+        heartbeat=beat,  # `kith check` reads it to tell that a worker runs
     )
     services.wake = worker.wake
     fanout.wake = worker.wake.set

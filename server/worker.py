@@ -8,6 +8,7 @@ SIGKILL only delays its leased rows until the lease runs out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -69,10 +70,20 @@ class Wake:
 class Worker:
     """Runs every job kind in a loop until stopped."""
 
-    def __init__(self, db: Database, kinds: list[JobKind[Any]], *, idle_sleep: float = 1.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        kinds: list[JobKind[Any]],
+        *,
+        idle_sleep: float = 1.0,
+        heartbeat: Callable[[Database], Awaitable[None]] | None = None,
+        heartbeat_every: float = 30.0,
+    ) -> None:
         self.db = db
         self.kinds = kinds
         self.idle_sleep = idle_sleep
+        self.heartbeat = heartbeat  # called every ``heartbeat_every`` s while running, so others can see it lives
+        self.heartbeat_every = heartbeat_every
         self.wake = Wake()
 
     async def run_once(self) -> int:
@@ -127,7 +138,18 @@ class Worker:
         Separate loops, so a long batch of one kind (a fan-out to ten thousand
         servers) never holds up another (the inbox).
         """
-        await asyncio.gather(*(self._loop(kind, stop) for kind in self.kinds for _ in range(kind.loops)))
+        beats = [self._beat(stop)] if self.heartbeat is not None else []
+        await asyncio.gather(*beats, *(self._loop(kind, stop) for kind in self.kinds for _ in range(kind.loops)))
+
+    async def _beat(self, stop: asyncio.Event) -> None:
+        assert self.heartbeat is not None
+        while not stop.is_set():
+            try:
+                await self.heartbeat(self.db)
+            except Exception:  # a missed beat is only a stale reading in `kith check`
+                log.warning("worker heartbeat failed", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.heartbeat_every)
 
     async def _loop(self, kind: JobKind[Any], stop: asyncio.Event) -> None:
         """One kind's loop: run batches while there are any; sleep when idle, waking early on ``wake``."""

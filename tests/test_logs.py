@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
-import subprocess
-import sys
-import time
 
 import httpx
 import pytest
@@ -16,6 +11,7 @@ import pytest
 from server import logs
 from server.errors import ConfigError
 from server.settings import Settings
+from tests.served import kith_serve
 
 
 def test_redact_hides_credential_query_values_and_keeps_the_rest() -> None:
@@ -50,38 +46,12 @@ async def test_answers_carry_a_request_id(client: httpx.AsyncClient) -> None:
     assert made.headers["x-request-id"] != "no spaces <allowed>" and len(made.headers["x-request-id"]) == 32
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_kith_serve_logs_json_lines_with_request_ids_and_no_tokens(settings: Settings) -> None:
     """A real ``kith serve``: every stderr line is JSON, the access line has the id, the token is gone."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "KITH_DOMAIN": settings.domain,
-        "KITH_DATABASE_URL": settings.database_url,
-        "KITH_LOG_FORMAT": "json",
-    }
-    cmd = [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port), "--access-log"]
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and proc.poll() is None, "kith serve did not start"
-                time.sleep(0.2)
-        r = httpx.get(f"{base}/readyz?access_token=SEKRET123", headers={"X-Request-Id": "trace-42"})
+    with kith_serve(settings.database_url, "--access-log", domain=settings.domain, KITH_LOG_FORMAT="json") as served:
+        r = httpx.get(f"{served.base}/readyz?access_token=SEKRET123", headers={"X-Request-Id": "trace-42"})
         assert r.status_code == 200 and r.headers["x-request-id"] == "trace-42"
-    finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=20)
+    err = served.stderr
     lines = [json.loads(line) for line in err.splitlines() if line.strip()]  # fails on any non-JSON line
     assert any(line["message"].startswith("Kith ") and "serving" in line["message"] for line in lines)
     access = [line for line in lines if line["logger"] == "uvicorn.access" and "/readyz" in line["message"]]

@@ -79,8 +79,17 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
+    from server.checkup import run_checks
+
+    findings = asyncio.run(run_checks(settings))
+    for finding in findings:
+        print(finding.line())
+    return 0 if all(f.ok for f in findings) else 1
+
+
 def add_parsers(sub: Any) -> None:
-    """Add ``serve``, ``worker`` and ``migrate``."""
+    """Add ``serve``, ``worker``, ``migrate`` and ``check``."""
     serve = sub.add_parser("serve", help="migrate, then serve HTTP with an in-process worker")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -95,3 +104,6 @@ def add_parsers(sub: Any) -> None:
 
     sub.add_parser("worker", help="run background work only").set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser(
+        "check", help="self-test: the domain reaches this server, proxy, database, worker, clocks"
+    ).set_defaults(func=cmd_check)
