@@ -39,6 +39,16 @@ class LocalActor:
     discoverable: bool
     rules: str  # one rule per line
     created_at: datetime
+    benefits: str  # what members gain (groups)
+    objectives: str  # what the group sets out to do
+    welcome: str  # the direct message a new member gets
+    welcome_enabled: bool
+
+
+#: The parts of a local actor its leaders may change (``update_profile``).
+PROFILE_FIELDS = frozenset(
+    {"title", "summary", "rules", "benefits", "objectives", "welcome", "welcome_enabled", "approval", "posting"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +89,17 @@ async def insert_local_actor(conn: AsyncConnection, *, name: str, kind: str, **f
         )
     except IntegrityError:
         raise Conflict(f"the name {name!r} is already taken") from None
+    return record(LocalActor, result.one())
+
+
+async def update_profile(conn: AsyncConnection, actor_id: int, values: dict[str, Any]) -> LocalActor:
+    """Change the ``PROFILE_FIELDS`` in ``values`` (already validated); returns the actor as it now is."""
+    unknown = set(values) - PROFILE_FIELDS
+    if unknown:
+        raise ValueError(f"not profile fields: {sorted(unknown)}")
+    result = await conn.execute(
+        sa.update(local_actors).where(local_actors.c.id == actor_id).values(**values).returning(*PUBLIC_COLUMNS)
+    )
     return record(LocalActor, result.one())
 
 

@@ -49,6 +49,12 @@ local_actors = sa.Table(
     sa.Column("discoverable", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("rules", sa.Text, nullable=False, server_default=""),  # one rule per line
     sa.Column("created_at", TS, nullable=False),
+    # A group's purpose beyond its summary: what members gain, what it sets out to do, and the
+    # direct message each new member gets (when enabled).
+    sa.Column("benefits", sa.Text, nullable=False, server_default=""),
+    sa.Column("objectives", sa.Text, nullable=False, server_default=""),
+    sa.Column("welcome", sa.Text, nullable=False, server_default=""),
+    sa.Column("welcome_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
 )
 
 # Local accounts that can log in (admins, moderators); each has a person actor.

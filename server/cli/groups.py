@@ -1,4 +1,4 @@
-"""``kith group ...``: creating groups, showing them, deciding follow requests."""
+"""``kith group ...``: creating groups, editing their profile, showing them, deciding follow requests."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import argparse
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from server.cli.common import print_json, with_db
+from server.cli.common import print_json, with_db, with_services
 from server.settings import Settings
 
 if TYPE_CHECKING:  # the commands import what they use when they run, to start fast
     from server.db import Database
     from server.groups.membership import Group
+    from server.services import Services
 
 
 def _group_json(settings: Settings, group: Group, **extra: Any) -> dict[str, Any]:
@@ -27,6 +28,9 @@ def _group_json(settings: Settings, group: Group, **extra: Any) -> dict[str, Any
         "approval": group.approval,
         "posting": group.posting,
         "rules": [r for r in group.rules.splitlines() if r.strip()],
+        "benefits": group.benefits,
+        "objectives": group.objectives,
+        "welcome": group.welcome if group.welcome_enabled else None,
         "created_at": group.created_at.isoformat(),
         **extra,
     }
@@ -50,6 +54,30 @@ def cmd_group_create(settings: Settings, args: argparse.Namespace) -> int:
 
     group = asyncio.run(with_db(settings, run))
     print_json(_group_json(settings, group))
+    return 0
+
+
+def cmd_group_edit(settings: Settings, args: argparse.Namespace) -> int:
+    from server.moderation.actions import group_and_moderator
+    from server.moderation.profiles import ProfileEdit, edit_profile
+
+    edit = ProfileEdit(
+        title=args.title,
+        summary=args.summary,
+        benefits=args.benefits,
+        objectives=args.objectives,
+        rules="\n".join(args.rule) if args.rule is not None else None,
+        welcome=args.welcome,
+        welcome_enabled=args.welcome_enabled,
+        approval=args.approval,
+        posting=args.posting,
+    )
+
+    async def run(services: Services) -> Group:
+        group, by = await group_and_moderator(services, args.name, args.as_user)
+        return await edit_profile(services, group, edit, by=by)
+
+    print_json(_group_json(settings, asyncio.run(with_services(settings, run))))
     return 0
 
 
@@ -136,6 +164,20 @@ def add_parsers(sub: Any) -> None:
     gcreate.add_argument("--approval", choices=["auto", "manual"], default="auto")
     gcreate.add_argument("--posting", choices=["members", "anyone", "moderators"], default="members")
     gcreate.set_defaults(func=cmd_group_create)
+    gedit = group.add_parser("edit", help="change a group's profile (its leaders); members' servers get an Update")
+    gedit.add_argument("name")
+    gedit.add_argument("--as", dest="as_user", required=True, help="the owner, a moderator or an admin")
+    gedit.add_argument("--title")
+    gedit.add_argument("--summary", help="the purpose, shown as the group's bio")
+    gedit.add_argument("--benefits", help="what members gain")
+    gedit.add_argument("--objectives", help="what the group sets out to do (the profile's Purpose field)")
+    gedit.add_argument("--rule", action="append", help="a rule; repeat for each (replaces all rules)")
+    gedit.add_argument("--welcome", help="the direct message each new member gets")
+    gedit.add_argument("--welcome-on", dest="welcome_enabled", action="store_const", const=True)
+    gedit.add_argument("--welcome-off", dest="welcome_enabled", action="store_const", const=False)
+    gedit.add_argument("--approval", choices=["auto", "manual"])
+    gedit.add_argument("--posting", choices=["members", "anyone", "moderators"])
+    gedit.set_defaults(func=cmd_group_edit, welcome_enabled=None)
     group.add_parser("list", help="list groups as JSON").set_defaults(func=cmd_group_list)
     gshow = group.add_parser("show", help="one group as JSON")
     gshow.add_argument("name")

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from server.cli.common import print_json, with_services
 from server.settings import Settings
+from server.types import utcnow
 
 if TYPE_CHECKING:  # the commands import what they use when they run, to start fast
     from server.services import Services
-
-    pass
-from datetime import timedelta
-
-from server.types import utcnow
 
 MOD_ACTIONS = {
     "remove": "remove a post or comment",

@@ -116,6 +116,25 @@ def moderation(
     return activity
 
 
+def update_actor(base: str, actor_doc: dict[str, Any], *, published: datetime) -> dict[str, Any]:
+    """``Update`` of one of our actors with its whole document, as Mastodon sends a profile change.
+
+    Public and to its followers: servers that follow the actor refresh the profile they show.
+    """
+    actor_id = actor_doc["id"]
+    body = {k: v for k, v in actor_doc.items() if k != "@context"}
+    return {
+        "@context": actor_doc.get("@context", AS_CONTEXT),
+        "id": new_activity_id(base),
+        "type": "Update",
+        "actor": actor_id,
+        "object": body,
+        "to": [AS_PUBLIC],
+        "cc": [actor_doc.get("followers", f"{actor_id}/followers")],
+        "published": iso(published),
+    }
+
+
 def undo(base: str, actor: str, activity: dict[str, Any], group_uri: str | None = None) -> dict[str, Any]:
     """``Undo`` of one of our activities, embedded."""
     body = {k: v for k, v in activity.items() if k != "@context"}

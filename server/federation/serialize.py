@@ -32,12 +32,42 @@ class ActorProfile(Protocol):
     title: str
     summary: str
     rules: str
+    objectives: str
     icon_url: str | None
     public_key_pem: str
     approval: str
     posting: str
     discoverable: bool
     created_at: datetime
+
+
+# Mastodon shows at most four profile fields by default, and cuts a field's name at 255 characters.
+_FIELD_VALUE_MAX = 255
+_POSTING = {"members": "Members", "anyone": "Anyone who mentions the group", "moderators": "Moderators only"}
+
+
+def _first_paragraph(text: str) -> str:
+    first = next((p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()), "")
+    return first if len(first) <= _FIELD_VALUE_MAX else first[: _FIELD_VALUE_MAX - 1].rstrip() + "…"
+
+
+def profile_fields(actor: ActorProfile, actor_id: str) -> list[dict[str, str]]:
+    """A group's profile fields (``PropertyValue``), which Mastodon shows on the group's profile.
+
+    Purpose (its objectives, else the first paragraph of its summary), its rules as a link to
+    the group page where they are listed, who may post and how members join.
+    """
+    fields: list[tuple[str, str]] = []
+    purpose = _first_paragraph(actor.objectives or actor.summary or "")
+    if purpose:
+        fields.append(("Purpose", html.escape(purpose)))
+    rules = [r for r in (actor.rules or "").splitlines() if r.strip()]
+    if rules:
+        count = f"{len(rules)} rule" + ("" if len(rules) == 1 else "s")
+        fields.append(("Rules", f'<a href="{html.escape(actor_id)}#rules" rel="nofollow noopener">{count}</a>'))
+    fields.append(("Posting", _POSTING.get(actor.posting, actor.posting)))
+    fields.append(("Joining", "Approved by moderators" if actor.approval == "manual" else "Open to anyone"))
+    return [{"type": "PropertyValue", "name": name, "value": value} for name, value in fields]
 
 
 def actor_document(actor: ActorProfile, links: Links, *, host: str) -> dict[str, Any]:
@@ -70,6 +100,7 @@ def actor_document(actor: ActorProfile, links: Links, *, host: str) -> dict[str,
             attributedTo=moderators,
             moderators=moderators,
             postingRestrictedToMods=actor.posting == "moderators",
+            attachment=profile_fields(actor, actor_id),
         )
     if actor.icon_url:
         doc["icon"] = {"type": "Image", "url": actor.icon_url}

@@ -22,6 +22,10 @@ EXTENSION_CONTEXT: dict[str, Any] = {
     "moderators": {"@id": "lemmy:moderators", "@type": "@id"},
     "postingRestrictedToMods": "lemmy:postingRestrictedToMods",
     "sensitive": "as:sensitive",
+    # Profile fields, as Mastodon defines them.
+    "schema": "http://schema.org#",
+    "PropertyValue": "schema:PropertyValue",
+    "value": "schema:value",
 }
 CONTEXT: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, EXTENSION_CONTEXT]
 

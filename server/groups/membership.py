@@ -32,6 +32,28 @@ APPROVAL_MODES = ("auto", "manual")
 POSTING_MODES = ("members", "anyone", "moderators")
 
 
+# The longest each text of a group's profile may be, in characters.
+PROFILE_LIMITS = {"title": 200, "summary": 5000, "rules": 5000, "benefits": 2000, "objectives": 2000, "welcome": 5000}
+
+
+def validate_profile(values: dict[str, object]) -> None:
+    """``BadRequest`` with the reason unless every given profile value is acceptable."""
+    for field, value in values.items():
+        if field == "approval" and value not in APPROVAL_MODES:
+            raise BadRequest(f"approval must be one of {', '.join(APPROVAL_MODES)}")
+        if field == "posting" and value not in POSTING_MODES:
+            raise BadRequest(f"posting must be one of {', '.join(POSTING_MODES)}")
+        if field == "welcome_enabled" and not isinstance(value, bool):
+            raise BadRequest("welcome_enabled must be true or false")
+        if field in PROFILE_LIMITS:
+            if not isinstance(value, str):
+                raise BadRequest(f"the {field} must be text")
+            if len(value) > PROFILE_LIMITS[field]:
+                raise BadRequest(f"the {field} must be at most {PROFILE_LIMITS[field]} characters")
+            if "\x00" in value:
+                raise BadRequest(f"the {field} contains a NUL character")
+
+
 @dataclass(frozen=True)
 class GroupSpec:
     """What a new group is made of; validated by ``create_group``."""
@@ -48,16 +70,15 @@ class GroupSpec:
 async def create_group(db: Database, spec: GroupSpec) -> Group:
     """Create a group actor with its own key pair (and its owner's role, when named)."""
     validate_name(spec.name)
-    if spec.approval not in APPROVAL_MODES:
-        raise BadRequest(f"approval must be one of {', '.join(APPROVAL_MODES)}")
-    if spec.posting not in POSTING_MODES:
-        raise BadRequest(f"posting must be one of {', '.join(POSTING_MODES)}")
-    if len(spec.title) > 200:
-        raise BadRequest("the title must be at most 200 characters")
-    if len(spec.summary) > 5000:
-        raise BadRequest("the summary must be at most 5000 characters")
-    if len(spec.rules) > 5000:
-        raise BadRequest("the rules must be at most 5000 characters")
+    validate_profile(
+        {
+            "title": spec.title,
+            "summary": spec.summary,
+            "rules": spec.rules,
+            "approval": spec.approval,
+            "posting": spec.posting,
+        }
+    )
     async with db.transaction() as conn:
         await ensure_no_clash(conn, spec.name)
         owner = await get_user(conn, spec.owner) if spec.owner else None

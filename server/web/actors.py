@@ -66,6 +66,8 @@ async def group_actor(request: Request) -> Response:
         # The purpose alone: the actor's summary adds the rules for Mastodon's profile view,
         # and this page lists them in a section of their own.
         "summary_html": Markup(text_to_html(group.summary or "")),  # text_to_html escapes
+        "objectives_html": Markup(text_to_html(group.objectives or "")),
+        "benefits_html": Markup(text_to_html(group.benefits or "")),
         "handle": f"@{group.name}@{services.settings.domain}",
         "members": data.members,
         "leaders": data.leaders,
