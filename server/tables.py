@@ -57,6 +57,17 @@ local_actors = sa.Table(
     sa.Column("welcome_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
 )
 
+# Who got a group's welcome message, and when: never twice within 30 days (a re-follow).
+welcomes = sa.Table(
+    "welcomes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("group_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("actor_uri", sa.String(2048), nullable=False),
+    sa.Column("sent_at", TS, nullable=False),
+    sa.UniqueConstraint("group_id", "actor_uri", name="uq_welcomes_group_actor"),
+)
+
 # Local accounts that can log in (admins, moderators); each has a person actor.
 users = sa.Table(
     "users",

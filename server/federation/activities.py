@@ -9,6 +9,7 @@ checks each against the shapes recorded from Lemmy and Mastodon.
 
 from __future__ import annotations
 
+import html
 import uuid
 from datetime import datetime
 from typing import Any
@@ -135,6 +136,44 @@ def update_actor(base: str, actor_doc: dict[str, Any], *, published: datetime) -
     }
 
 
+POST_TYPES = frozenset({"Note", "Article", "Page", "Question"})
+
+
+def direct_note(
+    base: str, *, actor: str, to: str, to_handle: str, content_html: str, published: datetime
+) -> dict[str, Any]:
+    """A ``Create`` of a direct message from ``actor`` to ``to`` alone, as Mastodon sends one.
+
+    Addressed only to ``to`` (no Public, no followers) and mentioning it, which is what
+    makes Mastodon show it as a private mention; never announced, never listed.
+    """
+    note_id = new_activity_id(base)
+    mention = (
+        f'<p><span class="h-card"><a href="{html.escape(to)}" class="u-url mention">'
+        f"@<span>{html.escape(to_handle.lstrip('@').split('@')[0])}</span></a></span></p>"
+    )
+    note = {
+        "id": note_id,
+        "type": "Note",
+        "attributedTo": actor,
+        "content": mention + content_html,
+        "to": [to],
+        "cc": [],
+        "tag": [{"type": "Mention", "href": to, "name": to_handle}],
+        "published": iso(published),
+    }
+    return {
+        "@context": AS_CONTEXT,
+        "id": new_activity_id(base),
+        "type": "Create",
+        "actor": actor,
+        "object": note,
+        "to": [to],
+        "cc": [],
+        "published": iso(published),
+    }
+
+
 def undo(base: str, actor: str, activity: dict[str, Any], group_uri: str | None = None) -> dict[str, Any]:
     """``Undo`` of one of our activities, embedded."""
     body = {k: v for k, v in activity.items() if k != "@context"}
@@ -176,10 +215,13 @@ def disclosable(activity: dict[str, Any]) -> bool:
     """May anyone who holds its id read this activity of ours?
 
     Not a report (it would name what was reported, and to whom), nor a direct message (a
-    Create of something not public): those are for their addressees alone. Everything else
+    Create of something not public, or that something itself): those are for their
+    addressees alone. Everything else
     a group sends (Accept, Reject, Announce, Delete, Undo ...) dereferences at its id.
     """
     if activity.get("type") == "Flag":
         return False
+    if activity.get("type") in POST_TYPES and not is_public(activity):
+        return False  # a direct message's object, stored on its own so that its id dereferences
     inner = activity.get("object")
     return not (activity.get("type") == "Create" and isinstance(inner, dict) and not is_public(inner))

@@ -24,6 +24,7 @@ from server.federation.actors import RemoteActor, find_actor
 from server.federation.delivery import enqueue
 from server.federation.objects import refused
 from server.groups.membership import Group, get_group
+from server.groups.welcome import welcome_member
 from server.rows import record
 from server.services import Services
 from server.tables import follows, remote_actors
@@ -106,6 +107,8 @@ async def receive_follow(services: Services, group: Group, actor: RemoteActor, f
             )
         if state == "accepted":
             await _send(conn, services, group, activities.accept_follow(base, group_uri, follow), actor)
+            if existing is None:
+                await welcome_member(conn, services, group, actor)
     return state
 
 
@@ -131,6 +134,7 @@ async def decide_pending(
             sa.update(follows).where(follows.c.id == row.id).values(state="accepted", decided_at=utcnow())
         )
         activity = activities.accept_follow(services.links.base, group_uri, row.follow_activity)
+        await welcome_member(conn, services, group, actor)
     else:
         await conn.execute(sa.delete(follows).where(follows.c.id == row.id))
         activity = activities.reject_follow(services.links.base, group_uri, row.follow_activity)
