@@ -280,8 +280,8 @@ async def test_admins_only_with_admin_read(client, services, world):
     assert r.status_code == 401
     await create_user(services.db, "moira", admin=False)
     mod = (await create_user_token(services.db, "moira", "admin:read")).token
-    await create_user(services.db, "root", admin=True)
-    reader = (await create_user_token(services.db, "root", "read write")).token
+    await create_user(services.db, "rita", admin=True)
+    reader = (await create_user_token(services.db, "rita", "read write")).token
     for token in (mod, reader):
         for path in (MEASURES, DIMENSIONS, RETENTION):
             r = await client.post(
