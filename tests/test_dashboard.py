@@ -267,6 +267,11 @@ async def test_form_parameters(client, admin, world):
         ({"keys": ["new_users"], "start_at": "2026-03-01"}, "end_at must be an ISO 8601"),
         ({"keys": ["new_users"], "start_at": "2026-03-02", "end_at": "2026-03-01"}, "end_at is before start_at"),
         ({"keys": ["new_users"], "start_at": "2025-01-01", "end_at": "2026-03-01"}, "at most 366"),
+        ({"keys": ["new_users"], "start_at": "0001-01-01", "end_at": "0001-01-02"}, "must fall between 1970-01-01"),
+        ({"keys": ["new_users"], "start_at": "9999-12-30", "end_at": "9999-12-31"}, "must fall between 1970-01-01"),
+        ({"keys": ["new_users"], "start_at": 20260301, "end_at": "2026-03-01"}, "start_at must be an ISO 8601"),
+        ({"keys": "new_users", "start_at": "2026-03-01", "end_at": "+99999-01-01"}, "end_at must be an ISO 8601"),
+        ({"keys": [{"a": 1}]}, "keys[] is required"),
     ],
 )
 async def test_bad_measure_requests_are_400_with_a_reason(client, admin, body, reason):

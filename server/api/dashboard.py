@@ -36,6 +36,7 @@ from server.moderation.blocklist.matcher import host_of_authority, normalize_dom
 from server.services import Services
 
 MAX_DAYS = 366  # the longest period one request may ask about (a year's dashboard)
+EARLIEST, LATEST = date(1970, 1, 1), date(9998, 12, 31)
 DIMENSION_LIMIT = 10  # Mastodon's admin dashboard asks for 8 to 10 lines
 MAX_DIMENSION_LIMIT = 100
 SCOPES = ("admin:read",)  # as Mastodon: the dashboard is behind ``admin:read`` and an admin role
@@ -106,6 +107,9 @@ def parse_period(params: dict[str, Any], *, required: bool = True) -> Period | N
     period = Period(parse_day(start, "start_at"), parse_day(end, "end_at"))
     if period.last < period.first:
         raise BadRequest("end_at is before start_at")
+    # Far enough from the calendar's ends that the period before and the day after still exist.
+    if period.first < EARLIEST or period.last > LATEST:
+        raise BadRequest(f"start_at and end_at must fall between {EARLIEST} and {LATEST}")
     if len(period.days) > MAX_DAYS:
         raise BadRequest(f"the period is {len(period.days)} days long; at most {MAX_DAYS} may be asked for at once")
     return period
