@@ -439,3 +439,39 @@ async def test_activity_counts_twelve_weeks(client, services):
     assert (weeks[0]["statuses"], weeks[0]["logins"], weeks[0]["registrations"]) == ("2", "1", "0")
     assert (weeks[1]["statuses"], weeks[1]["logins"], weeks[1]["registrations"]) == ("1", "1", "1")
     assert all(w["statuses"] == "0" for w in weeks[2:])
+
+
+async def test_measures_follow_real_traffic(client, services, worker, mastodon, admin):
+    """A fake Mastodon's signed Follow and Create through the inbox show up in today's measures; an Undo ends it."""
+    await create_group(services.db, GroupSpec(name="bookclub"))
+    group = "https://kith.test/groups/bookclub"
+    domain = mastodon.host
+    today = utcnow().date()  # to tomorrow: a test that runs over midnight UTC still finds its day
+    ask = {
+        "keys": ["instance_follows", "instance_accounts", "instance_statuses", "active_users", "new_users"],
+        "start_at": today.isoformat(),
+        "end_at": (today + timedelta(days=1)).isoformat(),
+        **{k: {"domain": domain} for k in ("instance_follows", "instance_accounts", "instance_statuses")},
+    }
+
+    async def today_counts() -> dict[str, tuple[str, str]]:
+        r = await client.post(MEASURES, json=ask, headers=admin)
+        assert r.status_code == 200, r.text
+        return {m["key"]: (m["total"], str(sum(int(d["value"]) for d in m["data"]))) for m in r.json()}
+
+    assert set((await today_counts()).values()) == {("0", "0")}
+    follow = mastodon.follow("alice", group)
+    assert (await mastodon.post(client, "alice", f"{group}/inbox", follow)).status_code == 202
+    note = mastodon.note("alice", "<p>hello</p>", to_group=group)
+    assert (await mastodon.post(client, "alice", f"{group}/inbox", mastodon.create("alice", note))).status_code == 202
+    await worker.drain()
+    got = await today_counts()
+    assert got["instance_follows"] == got["instance_accounts"] == got["instance_statuses"] == ("1", "1")
+    assert got["active_users"] == got["new_users"] == ("1", "1")
+
+    undo = mastodon.undo("alice", follow)
+    assert (await mastodon.post(client, "alice", f"{group}/inbox", undo)).status_code == 202
+    await worker.drain()
+    got = await today_counts()
+    assert got["instance_follows"] == got["instance_accounts"] == ("0", "0")  # no longer a member
+    assert got["instance_statuses"] == ("1", "1")  # what she posted stays
