@@ -92,6 +92,13 @@ class Database:
         except Exception as exc:
             raise ConfigError(f"cannot connect to the database {self.safe_url}: {_first_line(exc)}") from None
 
+    async def server_version(self) -> str:
+        """The database software's version, as the admin dashboard shows it (``3.45.1``, ``16.4``)."""
+        query = "SELECT sqlite_version()" if self.is_sqlite else "SHOW server_version"
+        async with self.read() as conn:
+            value = str((await conn.execute(sa.text(query))).scalar_one())
+        return value.split()[0] if value else value
+
     @property
     def safe_url(self) -> str:
         """The URL with any password hidden, for messages."""

@@ -252,3 +252,31 @@ async def test_oauth_login_flow(live):
     stale = await asyncio.to_thread(Mastodon, access_token=token, api_base_url=live.base)
     with pytest.raises(mastodon.MastodonUnauthorizedError):
         await asyncio.to_thread(stale.account_verify_credentials)
+
+
+async def test_admin_dashboard(live):
+    """Mastodon.py's admin_measures, admin_dimensions and admin_retention read the dashboard of a small world."""
+    from datetime import UTC, datetime
+
+    from tests.test_dashboard import build_world
+
+    await build_world(live.services)
+    api = await admin_client(live)
+    start, end = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 3, 18, tzinfo=UTC)  # the time is ignored
+    measures = await asyncio.to_thread(
+        api.admin_measures, start, end, new_users=True, interactions=True, instance_follows="one.example"
+    )
+    got = {m.key: m for m in measures}
+    assert (int(got["new_users"].total), int(got["new_users"].previous_total)) == (4, 1)  # Mastodon.py casts
+    assert [int(d.value) for d in got["interactions"].data] == [2, 2, 1]
+    assert int(got["instance_follows"].total) == 3
+    assert got["new_users"].data[0].date == datetime(2026, 3, 1, tzinfo=UTC)  # parsed as a date-time
+    dimensions = await asyncio.to_thread(
+        api.admin_dimensions, start, end, servers=True, instance_accounts="two.example"
+    )
+    dims = {d.key: d for d in dimensions}
+    assert (dims["servers"].data[0].key, int(dims["servers"].data[0].value)) == ("one.example", 3)
+    assert {line.key for line in dims["instance_accounts"].data} == {"dave", "frank"}
+    cohorts = await asyncio.to_thread(api.admin_retention, start, end)
+    assert [int(c.data[-1].value) for c in cohorts] == [1, 1, 1]
+    assert cohorts[0].data[1].rate == 0.5

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from server.api import mastodon, oauth_routes, openapi, reports
+from server.api import dashboard, mastodon, oauth_routes, openapi, reports
 
 # Kith's own API (/api/kith/v1): its routes are built from the operations its OpenAPI description lists.
-routes: list[Route] = [*oauth_routes.routes, *mastodon.routes, *reports.routes, *openapi.routes]
+routes: list[Route] = [*oauth_routes.routes, *mastodon.routes, *dashboard.routes, *reports.routes, *openapi.routes]

@@ -319,3 +319,18 @@ class RemoteActors:
         if stored.key_id != key_id or not stored.public_key_pem:
             return None
         return ResolvedKey(key_id, stored.uri, stored.public_key_pem)
+
+
+def from_domain(domain: str, *, subdomains: bool = False) -> sa.ColumnElement[bool]:
+    """Actors of ``domain`` (and, with ``subdomains``, of every host beneath it)."""
+    exact = remote_actors.c.domain == domain
+    if not subdomains:
+        return exact
+    escaped = domain.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return sa.or_(exact, remote_actors.c.domain.like(f"%.{escaped}", escape="\\"))
+
+
+async def known_domains(conn: AsyncConnection) -> list[str]:
+    """Every domain Kith has met an actor of, sorted."""
+    stmt = sa.select(remote_actors.c.domain).distinct().order_by(remote_actors.c.domain)
+    return [str(d) for d in (await conn.execute(stmt)).scalars()]

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from server.accounts import User, get_user
 from server.errors import BadRequest, Forbidden, NotFound
 from server.federation import activities
-from server.federation.actors import find_actor, find_actors
+from server.federation.actors import find_actor, find_actors, from_domain
 from server.federation.delivery import enqueue
 from server.federation.objects import host_or_none, refused
 from server.federation.vocab import ids_of
@@ -31,7 +31,7 @@ from server.moderation import actions
 from server.moderation.authority import local_role, remote_moderator_uris
 from server.rows import record, record_or_none
 from server.services import Services
-from server.tables import group_roles, local_actors, reports
+from server.tables import group_roles, local_actors, remote_actors, reports
 from server.types import utcnow
 
 log = logging.getLogger("kith.reports")
@@ -384,3 +384,23 @@ def report_json(report: Report) -> dict[str, Any]:
         "created_at": report.created_at.isoformat(),
         "updated_at": report.updated_at.isoformat(),
     }
+
+
+# --------------------------------------------------------------------------- counts for the admin dashboard
+
+CLOSED = ("resolved", "rejected")  # Mastodon has one closed state: resolved, with or without action
+
+
+def filed(domain: str | None = None, *, subdomains: bool = False) -> sa.Select[Any]:
+    """Reports by when they were filed (``server.days`` counts them); against ``domain``'s people when given."""
+    stmt = sa.select(reports.c.created_at.label("at"), reports.c.id.label("who"))
+    if domain is None:
+        return stmt
+    return stmt.select_from(reports.join(remote_actors, remote_actors.c.uri == reports.c.target_account)).where(
+        from_domain(domain, subdomains=subdomains)
+    )
+
+
+def closed() -> sa.Select[Any]:
+    """Reports resolved or rejected, by their last change (the closing one, unless reopened since)."""
+    return sa.select(reports.c.updated_at.label("at"), reports.c.id.label("who")).where(reports.c.state.in_(CLOSED))

@@ -1,0 +1,81 @@
+"""Counting rows per UTC day, the same way on SQLite and PostgreSQL.
+
+The admin dashboard API (Mastodon's measures, dimensions and retention) and the
+instance's weekly activity count events by day. A *source* is any ``SELECT`` whose
+columns are labelled ``at`` (an aware UTC moment, a ``UTCDateTime``) and ``who`` (what
+is counted: a row id, an actor); the owners of the tables build their sources and
+these functions count them, grouped by the UTC day of ``at``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import FunctionElement
+
+
+class utc_day(FunctionElement[str]):  # lower case: an SQL function, named like one
+    """``YYYY-MM-DD`` of a UTC moment: SQLite keeps naive UTC text, PostgreSQL a timestamptz."""
+
+    type = sa.String()
+    inherit_cache = True
+
+
+@compiles(utc_day, "sqlite")
+def _utc_day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
+    return f"strftime('%Y-%m-%d', {compiler.process(element.clauses, **kw)})"
+
+
+@compiles(utc_day, "postgresql")
+def _utc_day_postgresql(element: utc_day, compiler: Any, **kw: Any) -> str:
+    return f"to_char(({compiler.process(element.clauses, **kw)}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+
+def _counted(sub: sa.Subquery, distinct: bool) -> sa.ColumnElement[int]:
+    return sa.func.count(sa.distinct(sub.c.who)) if distinct else sa.func.count()
+
+
+def _within(sub: sa.Subquery, start: datetime | None, end: datetime | None) -> list[sa.ColumnElement[bool]]:
+    clauses = []
+    if start is not None:
+        clauses.append(sub.c.at >= start)
+    if end is not None:
+        clauses.append(sub.c.at < end)
+    return clauses
+
+
+async def count_per_day(
+    conn: AsyncConnection,
+    source: sa.Select[Any] | sa.CompoundSelect,
+    start: datetime,
+    end: datetime,
+    *,
+    distinct: bool = False,
+) -> dict[date, int]:
+    """How many of ``source`` fall on each UTC day in ``[start, end)``; days with none are absent.
+
+    ``distinct``: count each ``who`` once a day (active people rather than their posts).
+    """
+    sub = source.subquery()
+    day = utc_day(sub.c.at)
+    stmt = sa.select(day, _counted(sub, distinct)).select_from(sub).where(*_within(sub, start, end)).group_by(day)
+    rows = (await conn.execute(stmt)).all()
+    return {date.fromisoformat(str(d)): int(n) for d, n in rows if d is not None}
+
+
+async def count_between(
+    conn: AsyncConnection,
+    source: sa.Select[Any] | sa.CompoundSelect,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    *,
+    distinct: bool = False,
+) -> int:
+    """How many of ``source`` fall in ``[start, end)`` (either bound may be open)."""
+    sub = source.subquery()
+    stmt = sa.select(_counted(sub, distinct)).select_from(sub).where(*_within(sub, start, end))
+    return int((await conn.execute(stmt)).scalar_one())
