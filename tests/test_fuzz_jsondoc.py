@@ -26,7 +26,7 @@ scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False,
 json_docs = st.recursive(
     scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(plain_text, inner, max_size=4),
-    max_leaves=30,
+    max_leaves=20,
 )
 
 
