@@ -15,12 +15,14 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.accounts import create_user
 from server.groups.membership import GroupSpec, create_group
 from server.oauth import create_user_token
+from server.tables import inbox_items
 from tests.fakes.mastodon import FakeMastodon
 from tests.test_fuzz_httpsig import cavage_headers, headers_strategy
 from tests.test_fuzz_objects import as2_objects, as2_values, json_text
@@ -221,3 +223,60 @@ async def test_a_group_page_cursor_out_of_range_is_400(client, group, before: st
     """An id past 32 bits in ``before`` reached PostgreSQL's int4 parameter and failed the page."""
     response = await client.get("/groups/bookclub", params={"before": before}, headers={"accept": "text/html"})
     assert response.status_code == 400, response.text
+
+
+# ---------------------------------------------------------------------------
+# What the inbox accepts, the worker handles: fuzzed activities from a member, run to the end.
+
+post_objects = st.fixed_dictionaries(
+    {
+        "id": st.builds(lambda p: f"https://mastodon.example/notes/{p}", st.integers(0, 10**6)),
+        "type": st.sampled_from(["Note", "Page", "Article", "Question"]) | as2_values,
+        "attributedTo": st.sampled_from([ALICE, [ALICE, "https://mastodon.example/c"], {"id": ALICE}]) | as2_values,
+    },
+    optional={
+        key: as2_values | st.sampled_from([GROUP, ALICE, "https://www.w3.org/ns/activitystreams#Public"])
+        for key in ("to", "cc", "audience", "inReplyTo", "content", "name", "summary", "tag", "url", "published")
+    },
+)
+member_activities = st.fixed_dictionaries(
+    {
+        "id": st.builds(lambda p: f"https://mastodon.example/activities/{p}", st.uuids()),
+        "type": st.sampled_from(["Create", "Update", "Delete", "Announce", "Like", "Undo", "Flag", "Add", "Block"]),
+        "actor": st.just(ALICE),
+    },
+    optional={
+        "object": post_objects | as2_values | st.sampled_from([GROUP, ALICE]),
+        "to": st.sampled_from([[GROUP], GROUP]) | as2_values,
+        "cc": as2_values,
+        "target": as2_values,
+    },
+)
+# A job may fail because a fetch of a made-up object fails; what must never happen is a
+# programming error on the stranger's shapes, or a database refusing what was accepted.
+UNEXPECTED = ("TypeError", "KeyError", "AttributeError", "IndexError", "DataError", "DBAPIError", "StatementError",
+              "IntegrityError", "UnicodeEncodeError", "OverflowError", "RecursionError", "AssertionError")  # fmt: skip
+
+
+async def test_accepted_activities_never_fail_the_worker(client, group, mastodon: FakeMastodon, worker, services):
+    follow = mastodon.follow("alice", GROUP)
+    assert (await mastodon.post(client, "alice", "https://kith.test/groups/bookclub/inbox", follow)).status_code == 202
+    await worker.drain()
+    failures: list[str] = []
+    for activity in draw_examples(member_activities):
+        body = json.dumps(activity).encode()
+        url = "https://kith.test/groups/bookclub/inbox"
+        status, text = await _send(
+            client, "POST", url, content=body, headers=mastodon.signed_headers("alice", url, body)
+        )
+        _check(failures, status, text, f"signed POST {body[:200]!r}")
+    try:
+        await worker.drain(max_rounds=20)
+    except Exception as exc:  # the worker itself must survive anything
+        failures.append(f"worker.drain raised {type(exc).__name__}: {exc}")
+    async with services.db.read() as conn:
+        rows = (await conn.execute(sa.select(inbox_items.c.body, inbox_items.c.state, inbox_items.c.last_error))).all()
+    for row in rows:
+        if row.last_error and row.last_error.startswith(UNEXPECTED):
+            failures.append(f"{row.state}: {row.last_error} for {row.body[:300]}")
+    assert not failures, "\n".join(failures)
