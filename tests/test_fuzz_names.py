@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 
 from server.db import Database
 from server.errors import BadRequest, NotFound, Unprocessable
-from server.links import Links
+from server.federation.urls import origin_of
+from server.groups.membership import group_name_from_uri
+from server.links import INSTANCE_ACTOR_NAME, Links
 from server.moderation.blocklist.mastodon_csv import CSV_HEADER, import_csv, parse_csv
 from server.moderation.blocklist.matcher import (
     MAX_DOMAIN,
@@ -194,3 +196,31 @@ async def test_blocklist_import_never_fails_the_database(db: Database) -> None:
     async with db.read() as conn:
         for block in await page(conn, BLOCKS, limit=1000):
             assert normalize_domain(block.domain) == block.domain
+
+
+# ---------------------------------------------------------------------------
+# The URLs Kith publishes, and reading a group's name back from one.
+
+valid_names = st.from_regex(NAME_RE, fullmatch=True).filter(lambda n: n not in RESERVED)
+
+
+@PURE
+@given(valid_names, st.sampled_from(["group", "person", "application"]), st.sampled_from(["https", "http"]))
+def test_published_urls_round_trip(name: str, kind: str, scheme: str) -> None:
+    """Every URL built for a valid name is on our origin, and a group's URL names the group again."""
+    settings_ = Settings(domain="kith.test:8443", scheme=scheme, database_url="sqlite:///unused.db")
+    links = Links(settings_.base_url)
+    services = SimpleNamespace(settings=settings_, links=links)
+    for url in (links.actor(kind, name), links.collection(kind, name, "inbox"), links.key_id(kind, name)):
+        assert origin_of(url) == (scheme, "kith.test:8443")
+    # WebFinger by actor URL finds the actor the URL was built for.
+    assert parse_resource(links.actor(kind, name), services) == (INSTANCE_ACTOR_NAME if kind == "application" else name)
+    assert group_name_from_uri(links.group(name), links) == name
+    assert parse_resource(f"acct:{name}@kith.test:8443", services) == name
+
+
+@PURE
+@given(resources | st.text(max_size=40))
+def test_group_name_from_any_uri_is_a_name_or_none(uri: str) -> None:
+    name = group_name_from_uri(uri, SERVICES.links)
+    assert name is None or (name and not set(name) & set("/#?"))
