@@ -43,8 +43,9 @@ def parse_resource(resource: str, services: Services) -> str:
         if resource == links.instance_actor:
             return INSTANCE_ACTOR_NAME
         for prefix in (links.base + "/groups/", links.base + "/users/"):
-            if resource.startswith(prefix) and "/" not in resource[len(prefix) :]:
-                return resource[len(prefix) :]
+            name = resource[len(prefix) :] if resource.startswith(prefix) else ""
+            if name and "/" not in name:  # "https://host/groups/" names no one
+                return name
         raise NotFound("not a resource of this server")
     acct = resource[5:] if resource.lower().startswith("acct:") else resource
     acct = acct.lstrip("@")

@@ -38,7 +38,7 @@ from tests.signers import (
     verify,
 )
 
-PURE = settings(max_examples=200, deadline=None)
+PURE = settings(max_examples=150, deadline=None)
 # Each example with a plausible signature may reach the RSA check: fewer of those.
 CRYPTO = settings(max_examples=100, deadline=None)
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from server.jsondoc import MAX_DEPTH, JsonRefused, depth_exceeds, parse_json
 
-PURE = settings(max_examples=300, deadline=None)
+PURE = settings(max_examples=200, deadline=None)
 
 # Strings as a hostile peer may send them: any code point, surrogates and NUL included.
 any_text = st.text(st.characters(codec=None, min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=()))

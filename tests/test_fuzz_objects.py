@@ -31,7 +31,7 @@ from server.federation.objects import (
 )
 from server.federation.vocab import as_list, id_of, ids_of, is_public
 
-PURE = settings(max_examples=200, deadline=None)
+PURE = settings(max_examples=150, deadline=None)
 # Building nested documents is most of the cost; fewer of them keep the file within seconds.
 NESTED = settings(max_examples=100, deadline=None)
 

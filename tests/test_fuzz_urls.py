@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from server.federation.urls import UnsafeUrl, UrlGuard, authority_of, host_of, is_private_address, origin_of
 
-PURE = settings(max_examples=300, deadline=None)
+PURE = settings(max_examples=150, deadline=None)
 
 # Stand-in DNS: names a hostile server may point at internal addresses, and public ones.
 DNS = {
@@ -198,7 +198,7 @@ def test_what_the_guard_allows_the_client_reaches_publicly(url: str) -> None:
 public_v4 = st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address).filter(lambda a: a.is_global)
 
 
-@PURE
+@settings(max_examples=50, deadline=None)  # a sanity check on the other side, not the property itself
 @given(public_v4, schemes, ports, paths)
 def test_a_public_dotted_address_is_allowed(address: ipaddress.IPv4Address, scheme: str, port: str, path: str) -> None:
     """The guard is not simply refusing everything: a plain public address passes."""
