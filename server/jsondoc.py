@@ -48,8 +48,11 @@ def parse_json(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
         raise JsonRefused("not JSON") from None
     if depth_exceeds(doc, max_depth):
         raise JsonRefused(f"nested deeper than {max_depth} levels")
-    # Only a \uD800-\uDFFF escape can make a lone surrogate; most documents have none at all.
-    if ("\\ud" in text or "\\uD" in text) and not _encodable(doc):
+    # In bytes only a \uD800-\uDFFF escape can make a lone surrogate (the decoders refuse an
+    # encoded one), and most documents have none at all; text handed in as ``str`` may
+    # also carry one as a raw character, so it is always walked.
+    escaped = "\\ud" in text or "\\uD" in text
+    if (escaped or not isinstance(data, bytes)) and not _encodable(doc):
         raise JsonRefused("contains an unpaired UTF-16 surrogate")
     return doc
 

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from server import __version__
 from server.errors import BadRequest, NotFound
 from server.groups.membership import count_usage
+from server.jsondoc import has_nul
 from server.links import INSTANCE_ACTOR_NAME
 from server.services import Services
 from server.tables import local_actors
@@ -33,13 +34,18 @@ def parse_resource(resource: str, services: Services) -> str:
     ``NotFound`` for a well-formed resource that is not ours.
     """
     resource = unquote(resource.strip())
+    # Decoded a second time here, so "%2500" in the query is a NUL only now, past RefuseNul;
+    # PostgreSQL text cannot hold one and the lookup would fail as a server error.
+    if has_nul(resource):
+        raise BadRequest("the resource contains a NUL character")
     settings, links = services.settings, services.links
     if resource.startswith(("https://", "http://")):
         if resource == links.instance_actor:
             return INSTANCE_ACTOR_NAME
         for prefix in (links.base + "/groups/", links.base + "/users/"):
-            if resource.startswith(prefix) and "/" not in resource[len(prefix) :]:
-                return resource[len(prefix) :]
+            name = resource[len(prefix) :] if resource.startswith(prefix) else ""
+            if name and "/" not in name:  # "https://host/groups/" names no one
+                return name
         raise NotFound("not a resource of this server")
     acct = resource[5:] if resource.lower().startswith("acct:") else resource
     acct = acct.lstrip("@")

@@ -110,7 +110,12 @@ def parse_time(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # "9999-12-31T23:59:59-23:59" is past the last datetime once in UTC
+        return None
 
 
 @dataclass(frozen=True)
@@ -143,7 +148,8 @@ def parse_post(obj: Any) -> PostEnvelope:
     """Validate and sanitise a post object; ``ParseError`` when it is not one."""
     if not isinstance(obj, dict):
         raise ParseError("object is not embedded")
-    kind = next((t for t in as_list(obj.get("type")) if t in POST_TYPES), None)
+    # isinstance first: a type may be any JSON value, and a dict or list is unhashable.
+    kind = next((t for t in as_list(obj.get("type")) if isinstance(t, str) and t in POST_TYPES), None)
     if kind is None:
         raise ParseError(f"type {obj.get('type')!r} is not a post")
     uri = obj.get("id")

@@ -21,6 +21,8 @@ from server.rows import record
 from server.tables import posts, remote_actors
 from server.types import UTCDateTime
 
+MAX_POST_ID = 2**31 - 1
+
 
 @dataclass(frozen=True)
 class Cursor:
@@ -34,11 +36,14 @@ class Cursor:
 
     @classmethod
     def decode(cls, value: str) -> Cursor | None:
+        """The cursor ``encode`` wrote, or None for anything it could not have written."""
         try:
             micros, ident = value.split("_")
-            return cls(datetime.fromtimestamp(int(micros) / 1_000_000, UTC), int(ident))
+            cursor = cls(datetime.fromtimestamp(int(micros) / 1_000_000, UTC), int(ident))
         except (ValueError, OverflowError, OSError):
             return None
+        # Ids are 32-bit on PostgreSQL, which refuses a larger bound outright (a 500, not a page).
+        return cursor if 0 <= cursor.id <= MAX_POST_ID else None
 
 
 _POST_COLUMNS = [

@@ -53,7 +53,11 @@ def _spec_of(fields: Mapping[str, str]) -> BlockSpec:
 
 def parse_csv(text: str) -> tuple[list[tuple[int, BlockSpec]], list[Skipped]]:
     """Mastodon's blocklist CSV (with or without the ``#`` header) -> specs by line number, and skipped lines."""
-    rows = list(csv.reader(io.StringIO(text)))
+    reader = csv.reader(io.StringIO(text))
+    try:
+        rows = list(reader)
+    except csv.Error as exc:  # a field over the csv module's size limit, an unclosed quote at the end
+        raise Unprocessable(f"line {reader.line_num} is not CSV: {exc}") from None
     if not rows:
         return [], []
     header = [h.strip().lstrip("#").lower() for h in rows[0]]

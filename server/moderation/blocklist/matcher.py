@@ -98,7 +98,7 @@ def _sentence(message: str) -> str:
 def host_of_authority(authority: str) -> str:
     """``example.com:8443`` -> ``example.com``; ``[::1]:80`` -> ``::1``."""
     if authority.startswith("["):
-        return authority[1 : authority.index("]")]
+        return authority[1:].partition("]")[0]
     return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
 
 

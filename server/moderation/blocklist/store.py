@@ -27,6 +27,7 @@ from server.db import Database
 from server.errors import BadRequest, NotFound, Unprocessable
 from server.federation.actors import set_suspended
 from server.instance import set_setting
+from server.jsondoc import has_nul
 from server.moderation.blocklist.cache import FEDERATION_MODE, POLICY_VERSION, read_setting
 from server.moderation.blocklist.effects import Effects, reconcile
 from server.moderation.blocklist.matcher import MODES, SEVERITIES, normalize_domain
@@ -85,6 +86,8 @@ class BlockSpec:
             raise Unprocessable(f"severity must be one of {', '.join(SEVERITIES)}")
         if len(self.public_comment) > 1000 or len(self.private_comment) > 1000:
             raise Unprocessable("comments must be at most 1000 characters")
+        if has_nul(self.public_comment, self.private_comment):  # PostgreSQL text cannot hold one
+            raise Unprocessable("comments must not contain a NUL character")
         return dataclasses.replace(self, domain=normalize_domain(self.domain))
 
     def columns(self) -> dict[str, Any]:
