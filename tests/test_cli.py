@@ -145,3 +145,11 @@ async def test_pending_follows_listed_and_decided(settings, client, services, wo
     assert len(mastodon.of_type("Reject")) == 1
     everyone = json.loads((await asyncio.to_thread(kith, settings, "group", "follows", "club")).stdout)
     assert [(f["handle"], f["state"]) for f in everyone] == [("@alice@mastodon.example", "accepted")]
+
+
+def test_domain_import_of_a_file_that_is_not_utf8_is_one_clear_line(settings, tmp_path):
+    path = tmp_path / "blocks.csv"
+    path.write_bytes(b"#domain,#severity\nbad\xff.example,suspend\n")
+    r = kith(settings, "domain", "import", str(path))
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [f"kith: error: {path} is not UTF-8 text (byte 21 cannot be read)"]

@@ -75,6 +75,8 @@ def cmd_domain_import(settings: Settings, args: argparse.Namespace) -> int:
         text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8-sig").read()  # noqa: SIM115
     except OSError as exc:
         raise BadRequest(f"cannot read {args.file}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"{args.file} is not UTF-8 text (byte {exc.start} cannot be read)") from None
 
     def progress(done: int, total: int) -> None:
         if done == total or done % 100 == 0:
