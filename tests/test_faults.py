@@ -35,9 +35,10 @@ import server.federation.sender
 import server.groups.fanout
 import server.groups.redistribute
 import server.worker
-from server.federation.client import Fetcher, make_http_client
+from server.federation.client import Fetcher, FetchFailed, default_transport, make_http_client
 from server.federation.httpsig import IncomingRequest, ResolvedKey, verify_request
 from server.federation.sender import CIRCUIT_THRESHOLD, PER_SERVER
+from server.federation.urls import UrlGuard
 from server.groups.membership import GroupSpec, create_group
 from server.groups.redistribute import redistribute
 from server.jobs import build_worker
@@ -387,6 +388,7 @@ async def test_one_outage_opens_the_circuit_once_and_spares_other_servers(servic
             await enqueue(conn, services.db, activity=activity, actor_id=group.id, inboxes=inboxes)
     caplog.set_level(logging.WARNING, logger="kith.delivery")
     worker = build_worker(services)
+    next(k for k in worker.kinds if k.name == "delivery").batch = 200  # all of them in one batch
     opened_at = clock.now()
     await worker.run_once()
     # Every healthy delivery went out at once, while the dead server's first requests hung.
@@ -408,8 +410,8 @@ async def test_one_outage_opens_the_circuit_once_and_spares_other_servers(servic
 @pytest.fixture
 async def loopback_services(services, monkeypatch):
     """Real sockets: the default aiohttp transport, 1 s reads and a 2 s deadline per request."""
-    http = make_http_client(timeout=1.0)
-    transport = http._transport
+    transport = default_transport()
+    http = make_http_client(transport=transport, timeout=1.0)
     services.fetcher = Fetcher(http, services.guard, transport=transport, deadline=2.0)
     yield services
     await http.aclose()
@@ -479,3 +481,71 @@ async def test_real_sockets_reset_drip_hang_and_slow_servers(loopback_services, 
             "drip": 3,
             "slow": 3,
         }
+
+
+async def test_a_server_that_hangs_does_not_hold_up_deliveries_queued_after_it(services, network):
+    """The worker's delivery loops: while one batch waits on a server that does not answer,
+    deliveries queued meanwhile to healthy servers go out at once, not after that batch."""
+    group = await create_group(services.db, GroupSpec(name="g"))
+    released = asyncio.Event()
+    arrived: dict[str, float] = {}
+
+    async def hanging(request: httpx.Request) -> httpx.Response:
+        await released.wait()  # answers nothing until the test lets it time out
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    def healthy(request: httpx.Request) -> httpx.Response:
+        arrived[json.loads(request.content)["id"]] = time.monotonic()
+        return httpx.Response(202)
+
+    network.add_handler("hung.example", hanging)
+    network.add_handler("ok.example", healthy)
+
+    async def queue(name: str, inbox: str) -> None:
+        from server.federation.delivery import enqueue
+
+        activity = {
+            "id": f"https://kith.test/activities/{name}",
+            "type": "Announce",
+            "actor": "https://kith.test/groups/g",
+        }
+        async with services.db.transaction() as conn:
+            await enqueue(conn, services.db, activity=activity, actor_id=group.id, inboxes=[inbox])
+
+    await queue("first", "https://hung.example/inbox")
+    worker = build_worker(services)
+    stop = asyncio.Event()
+    running = asyncio.ensure_future(worker.run_forever(stop))
+    try:
+        for _ in range(200):  # until the hung delivery is in flight
+            if network.sent_to("hung.example"):
+                break
+            await asyncio.sleep(0.01)
+        assert network.sent_to("hung.example")
+        await queue("second", "https://ok.example/inbox")
+        queued_at = time.monotonic()
+        worker.wake.set()  # as the code that queues it does
+        for _ in range(300):
+            if arrived:
+                break
+            await asyncio.sleep(0.01)
+        assert "https://kith.test/activities/second" in arrived, "waited for the hung server's batch"
+        assert arrived["https://kith.test/activities/second"] - queued_at < 2.0
+    finally:
+        released.set()
+        stop.set()
+        await asyncio.wait_for(running, timeout=10)
+    states = {r.domain: r.state for r in (await _rows(services)).values()}
+    assert states == {"hung.example": "queued", "ok.example": "done"}
+
+
+@pytest.mark.parametrize("behaviour", ["drip", "hang"])
+async def test_a_fetch_from_a_server_that_drips_or_hangs_ends_at_the_deadline(behaviour):
+    """GETs (actors, objects) have the same overall deadline as deliveries."""
+    transport = default_transport()
+    async with make_http_client(transport=transport, timeout=1.0) as http, FaultyServer(behaviour) as remote:
+        fetcher = Fetcher(http, UrlGuard(allow_private=True), transport=transport, deadline=1.5)
+        began = time.monotonic()
+        with pytest.raises(FetchFailed, match="timed out"):
+            await asyncio.wait_for(fetcher.get_json(remote.inbox), timeout=10)
+        assert time.monotonic() - began < 3
