@@ -122,6 +122,7 @@ class Worker:
         self._dir = tempfile.TemporaryDirectory(prefix="kith-kill-")
         self.log_path = Path(self._dir.name) / "worker.log"
         self.starts = 0
+        self.cpu_before = 0.0  # CPU seconds of the processes killed
 
     def start(self, timeout: float = 30.0) -> None:
         with self.log_path.open("ab") as log:
@@ -138,8 +139,14 @@ class Worker:
             time.sleep(0.05)
         raise RuntimeError(f"kith worker did not start within {timeout} s:\n{self.log()}")
 
+    def cpu(self) -> float:
+        """CPU seconds the running process has used so far."""
+        assert self.proc is not None
+        return common.cpu_seconds(self.proc.pid)
+
     def kill(self) -> None:
         assert self.proc is not None
+        self.cpu_before += self.cpu()
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
@@ -255,6 +262,7 @@ class Figures:
     web_down: float = 0.0  # from SIGKILL to answering again
     worker_down: float = 0.0
     setup: float = 0.0  # database, group, members, signed requests, both processes up
+    worker_cpu: float = 0.0  # CPU seconds of the worker processes, the killed one included
     load_seconds: float = 0.0  # from the first Create to the last 202
     seconds: float = 0.0
 
@@ -272,6 +280,8 @@ class Figures:
             f"time:       setup {self.setup:.1f} s; web down {self.web_down:.1f} s, worker down "
             f"{self.worker_down:.1f} s; last 202 after "
             f"{self.load_seconds:.1f} s, last delivery after {self.seconds:.1f} s (from the first Create)",
+            f"worker CPU: {self.worker_cpu:.1f} s ({self.worker_cpu / max(1, self.deliveries_made) * 1e3:.2f} ms per "
+            f"delivery made, processing included)",
             f"left:       {self.queued_left} queued",
         ]
 
@@ -408,6 +418,7 @@ async def run_scenario(activities: int, servers: int, rate: float, *, timeout: f
         figures.load_seconds = time.monotonic() - started
         figures.queued_left = await wait_until_settled(conn, members, timeout)
         figures.seconds = time.monotonic() - started
+        figures.worker_cpu = worker.cpu_before + worker.cpu()
         figures.tries = load.tries
         await check(conn, load, members, held, figures)
     finally:
@@ -446,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--activities", type=int, default=1000)
     parser.add_argument("--servers", type=int, default=8, help="member servers (two members each)")
     parser.add_argument("--rate", type=float, default=100.0, help="Creates sent per second")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for each phase")
     args = parser.parse_args(argv)
     common.print_header("Kill (bench.kill)", asyncio.run(common.postgres_version()))
     print(
@@ -453,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.servers} servers; web SIGKILLed at 1/3, worker at 2/3 (mid-job); both restarted"
     )
     sys.stdout.flush()
-    figures = asyncio.run(run_scenario(args.activities, args.servers, args.rate))
+    figures = asyncio.run(run_scenario(args.activities, args.servers, args.rate, timeout=args.timeout))
     for line in figures.lines():
         print(line)
     wrong = passed(figures)
