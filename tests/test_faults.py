@@ -16,6 +16,7 @@ a ``Clock`` that the worker, sender, delivery queue and fan-out read instead of 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -361,20 +362,26 @@ async def test_one_outage_opens_the_circuit_once_and_spares_other_servers(servic
     group = await create_group(services.db, GroupSpec(name="g"))
     finished: dict[str, list[float]] = {"dead": [], "ok": []}
     started = time.monotonic()
+    n = 12
+    healthy_all_done = asyncio.Event()
 
     async def dead(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(0.3)
+        # No answer until every healthy delivery is in (or 10 s, if they were held up behind this).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(healthy_all_done.wait(), timeout=10)
+        await asyncio.sleep(0.05)
         finished["dead"].append(time.monotonic() - started)
         raise httpx.ConnectTimeout("no answer", request=request)
 
     def healthy(request: httpx.Request) -> httpx.Response:
         finished["ok"].append(time.monotonic() - started)
+        if len(finished["ok"]) == 8 * n:
+            healthy_all_done.set()
         return httpx.Response(202)
 
     network.add_handler("dead.example", dead)
     for i in range(8):
         network.add_handler(f"ok{i}.example", healthy)
-    n = 12
     async with services.db.transaction() as conn:
         from server.federation.delivery import enqueue
 

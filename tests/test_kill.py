@@ -20,7 +20,7 @@ from bench.kill import passed, run_scenario
 async def test_killed_web_and_worker_lose_nothing_and_process_once(database_url):
     if database_url.startswith("sqlite"):
         pytest.skip("needs PostgreSQL: a separate web process and worker share one database only there")
-    figures = await run_scenario(activities=200, servers=4, rate=60.0, timeout=60.0)
+    figures = await run_scenario(activities=200, servers=4, rate=60.0, timeout=180.0)
     report = "\n".join(figures.lines())
     assert passed(figures) == [], report
     assert figures.accepted == figures.posts == figures.fanouts == 200, report
