@@ -52,12 +52,16 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
                 key=lambda item: item.actor_uri,
                 before_batch=refresh_policy,
             ),
+            # Four loops of 50: a loop waits for its whole batch, and a server that answers
+            # nothing holds its request for up to the client's deadline (30 s), so one such
+            # server in a batch holds up a quarter of the sending, not all of it.
             JobKind(
                 "delivery",
                 deliveries,
                 Delivery,
                 sender,
-                batch=200,
+                batch=50,
+                loops=4,
                 concurrency=delivery_concurrency,
                 where=sender.circuit_closed,
                 before_batch=refresh_policy,

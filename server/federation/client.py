@@ -7,6 +7,7 @@ many ways a request can fail into a few ``FetchError`` subclasses the caller can
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,7 @@ import httpx
 import httpx_aiohttp
 
 from server import __version__
-from server.federation.urls import UnsafeUrl, UrlGuard, parse_url
+from server.federation.urls import UnresolvedHost, UnsafeUrl, UrlGuard, parse_url
 from server.jsondoc import JsonRefused, parse_json
 
 if TYPE_CHECKING:
@@ -26,6 +27,10 @@ ACTIVITY_ACCEPT = 'application/activity+json, application/ld+json; profile="http
 
 # Enough for any error message a remote inbox sends back; the rest is not worth the memory.
 POST_RESPONSE_CAP = 64 * 1024
+# The most one request may take, start to end (each GET hop, each POST). The client's
+# timeouts bound each connect and each read, so a server that sends a byte every few
+# seconds would otherwise hold a delivery (and its slot) for as long as it likes.
+REQUEST_DEADLINE = 30.0
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Headers that describe the wire body; they are wrong for the capped, decoded copy we keep.
@@ -188,8 +193,12 @@ class Fetcher:
         auth: httpx.Auth | None = None,
         max_bytes: int = 1_048_576,
         max_redirects: int = 3,
+        deadline: float = REQUEST_DEADLINE,
     ) -> None:
-        """``transport`` is the one ``http`` sends through: deliveries go to it directly (see ``post``)."""
+        """``transport`` is the one ``http`` sends through: deliveries go to it directly (see ``post``).
+
+        ``deadline`` bounds each request as a whole, in seconds (see ``REQUEST_DEADLINE``).
+        """
         self._http = http
         self._transport = transport
         self._timeout = http.timeout.as_dict()
@@ -197,10 +206,13 @@ class Fetcher:
         self._auth = auth
         self._max_bytes = max_bytes
         self._max_redirects = max_redirects
+        self._deadline = deadline
 
     async def _check(self, url: str) -> None:
         try:
             await self._guard.check(url)
+        except UnresolvedHost as exc:  # DNS trouble: worth trying again, unlike a refusal
+            raise FetchFailed(exc.reason, url) from exc
         except UnsafeUrl as exc:
             raise FetchRefused(exc.reason, url) from exc
 
@@ -230,7 +242,10 @@ class Fetcher:
     async def _get_once(self, url: str, accept: str) -> FetchedJson | str:
         """One GET: the parsed object, or the absolute URL a redirect points to."""
         try:
-            async with self._http.stream("GET", url, headers={"Accept": accept}, auth=self._auth) as response:
+            async with (
+                asyncio.timeout(self._deadline),
+                self._http.stream("GET", url, headers={"Accept": accept}, auth=self._auth) as response,
+            ):
                 if response.status_code in _REDIRECT_STATUSES:
                     location = response.headers.get("location")
                     if not location:
@@ -239,6 +254,8 @@ class Fetcher:
                     return str(response.url.join(location))
                 _raise_for_status(response, url)
                 body = await self._read_body(response, url)
+        except TimeoutError:
+            raise FetchFailed("timed out", url) from None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise _failed(exc, url) from None
         return FetchedJson(url=url, data=_parse_object(body, url, response.status_code))
@@ -273,7 +290,9 @@ class Fetcher:
         Redirects are not followed: a 3xx comes back for the caller to classify like
         any other status. The returned response holds at most 64 KiB of the body.
         Raises ``FetchRefused`` if the guard refuses and ``FetchFailed`` (status None)
-        when no response arrived (network error or timeout).
+        when no response arrived (network error, timeout, a name that did not resolve).
+        The whole request has ``deadline`` seconds: a status not in by then is a
+        timeout; a body still arriving then is cut short (the status is the answer).
 
         The request goes straight to the client's transport: a delivery needs none of
         what ``AsyncClient.send`` adds around it (redirects, cookies, the auth flow,
@@ -292,13 +311,17 @@ class Fetcher:
         except (httpx.InvalidURL, UnsafeUrl):
             raise FetchFailed("invalid URL", url) from None
         auth.sign(request)
+        deadline = asyncio.get_running_loop().time() + self._deadline
         try:
-            response = await self._transport.handle_async_request(request)
+            async with asyncio.timeout_at(deadline):
+                response = await self._transport.handle_async_request(request)
             response.request = request
             try:
-                captured = await _read_capped(response, POST_RESPONSE_CAP)
+                captured = await _read_capped(response, POST_RESPONSE_CAP, deadline)
             finally:
                 await response.aclose()
+        except TimeoutError:
+            raise FetchFailed("timed out", url) from None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise _failed(exc, url) from None
         headers = response.headers.copy()
@@ -312,21 +335,23 @@ class Fetcher:
         )
 
 
-async def _read_capped(response: httpx.Response, cap: int) -> bytes:
-    """Up to ``cap`` bytes of the body; a failure mid-body keeps what arrived.
+async def _read_capped(response: httpx.Response, cap: int, deadline: float) -> bytes:
+    """Up to ``cap`` bytes of the body, read until the loop time ``deadline``; a failure mid-body keeps what arrived.
 
     The status is what the caller needs, and it has already arrived: a remote that
-    answered 202 and then stalled has still accepted the delivery.
+    answered 202 and then stalled (or sends its body a byte at a time) has still
+    accepted the delivery.
     """
     chunks: list[bytes] = []
     size = 0
     try:
-        async for chunk in response.aiter_bytes():
-            chunks.append(chunk[: cap - size])
-            size += len(chunks[-1])
-            if size >= cap:
-                break
-    except httpx.HTTPError:
+        async with asyncio.timeout_at(deadline):
+            async for chunk in response.aiter_bytes():
+                chunks.append(chunk[: cap - size])
+                size += len(chunks[-1])
+                if size >= cap:
+                    break
+    except (httpx.HTTPError, TimeoutError):
         pass
     return b"".join(chunks)
 

@@ -117,7 +117,10 @@ class DeliverySender:
 
         Healthy servers cost no write: only a server this process saw failing is reset.
         A failure streak older than an hour starts again from one, so stale counts from
-        long ago (or from another process) never open a circuit early.
+        long ago (or from another process) never open a circuit early. A failure while
+        the circuit is already open (a request that was in flight when it opened, here
+        or in another process) is not counted: one outage opens the circuit once, for
+        the time its streak earned, and is logged once.
         """
         now = utcnow()
         if ok:
@@ -133,6 +136,7 @@ class DeliverySender:
             return
         self._failing.add(domain)
         stale = server_health.c.updated_at < now - timedelta(hours=1)
+        already_open = server_health.c.open_until > now
         async with self.db.transaction() as conn:
             stmt = upsert(
                 self.db.dialect,
@@ -140,12 +144,17 @@ class DeliverySender:
                 ["domain"],
                 {"domain": domain, "failures": 1, "last_error": error, "updated_at": now},
                 {
-                    "failures": sa.case((stale, 1), else_=server_health.c.failures + 1),
+                    "failures": sa.case(
+                        (already_open, server_health.c.failures), (stale, 1), else_=server_health.c.failures + 1
+                    ),
                     "last_error": error,
-                    "updated_at": now,
+                    "updated_at": sa.case((already_open, server_health.c.updated_at), else_=now),
                 },
-            ).returning(server_health.c.failures)
-            failures = (await conn.execute(stmt)).scalar_one()
+            ).returning(server_health.c.failures, server_health.c.open_until)
+            failures, open_until = (await conn.execute(stmt)).one()
+            if open_until is not None and open_until > now:
+                self._open_until[domain] = open_until  # opened already, perhaps by another process
+                return
             if failures >= CIRCUIT_THRESHOLD:
                 until = now + backoff(failures - CIRCUIT_THRESHOLD + 1, base=60.0)
                 self._open_until[domain] = until

@@ -53,6 +53,14 @@ class UnsafeUrl(Exception):
         self.url = url
 
 
+class UnresolvedHost(UnsafeUrl):
+    """The host's name did not resolve (or not in time): a fault of the moment, not a refusal.
+
+    Callers retry it like any network error; a name that never resolves again runs
+    out of retries like a server that never answers.
+    """
+
+
 async def system_resolver(host: str, port: int) -> list[str]:
     """Resolve ``host`` with the operating system's resolver (``getaddrinfo``).
 
@@ -310,9 +318,9 @@ class UrlGuard:
                 addresses = await self._resolver(host, port)
         except (OSError, UnicodeError, ValueError, TimeoutError):
             # socket.gaierror is an OSError; UnicodeError covers over-long labels.
-            raise UnsafeUrl("does not resolve", url) from None
+            raise UnresolvedHost("does not resolve", url) from None
         if not addresses:
-            raise UnsafeUrl("does not resolve", url)
+            raise UnresolvedHost("does not resolve", url)
         # TOCTOU: httpx resolves the name again when it connects, so a rebinding DNS
         # server can still switch to a private address; a pinned-IP transport would fix it.
         if any(is_private_address(address) for address in addresses):

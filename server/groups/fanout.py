@@ -143,8 +143,12 @@ class FanoutSender:
 
         senders = [asyncio.ensure_future(send_next()) for _ in range(min(self.in_flight, len(inboxes)))]
         try:
-            while not all(s.done() for s in senders):
+            finished = not senders
+            while not finished:
                 await asyncio.wait(senders, timeout=self.checkpoint_seconds)
+                # Looked at before the checkpoint, not after: sends that finish while it writes
+                # are taken by the next one, so the last checkpoint runs after the last send.
+                finished = all(s.done() for s in senders)
                 await self._checkpoint(row, run)
             for s in senders:
                 s.result()  # re-raise a sender's unexpected error: the fan-out is retried from the cursor
