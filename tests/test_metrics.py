@@ -219,3 +219,39 @@ async def test_alert_rules_name_only_real_metrics(client) -> None:
         names = set(re.findall(r"\b(kith_[a-z_]+)", expr))
         assert names, expr
         assert names <= exposed, (expr, names - exposed)
+
+
+_COUNT_IN_A_PROCESS = """
+import sys
+from server import metrics
+for _ in range(int(sys.argv[1])):
+    metrics.inbox("accepted")
+    metrics.delivery("done", 202)
+metrics.delivery("queued", None)
+"""
+
+_SCRAPE_IN_A_PROCESS = """
+import sys
+from server import scrape
+sys.stdout.write(scrape.exposition(None).decode())
+"""
+
+
+def test_multiprocess_mode_sums_every_process(tmp_path) -> None:
+    """Several processes (web and workers) counting into one PROMETHEUS_MULTIPROC_DIR: any one scrape
+    sums them, and the counts of a process that has exited stay counted."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for n in (3, 4, 5):  # three processes, run one after another and exited
+        subprocess.run([sys.executable, "-c", _COUNT_IN_A_PROCESS, str(n)], env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _SCRAPE_IN_A_PROCESS], env=env, check=True, capture_output=True, text=True
+    ).stdout
+    samples = parse(out)
+    assert value(samples, "kith_inbox_requests_total", outcome="accepted", reason="") == 12
+    assert value(samples, "kith_deliveries_total", outcome="done", status_class="2xx") == 12
+    assert value(samples, "kith_deliveries_total", outcome="queued", status_class="network") == 3
+    assert value(samples, "kith_database_up") == 0  # no snapshot given: the database part says so
