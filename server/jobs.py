@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from server import metrics
 from server.federation.delivery import Delivery
 from server.federation.sender import DeliverySender
 from server.groups.fanout import Fanout, FanoutSender
@@ -71,7 +70,7 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
                 "fanout",
                 fanouts,
                 Fanout,
-                metrics.timed_fanout(fanout),
+                fanout,
                 batch=1,
                 loops=4,
                 lease=fanout_lease,

@@ -169,18 +169,18 @@ class _HasState(Protocol):
     state: str
 
 
-Row = TypeVar("Row")
 Result = TypeVar("Result", bound=_HasState)
 
 
-def timed_fanout(run: Callable[[Row], Awaitable[Result]]) -> Callable[[Row], Awaitable[Result]]:
-    """Wrap a fan-out job so that each run's duration is observed, labelled by its outcome."""
+def timed_fanout(run: Callable[..., Awaitable[Result]]) -> Callable[..., Awaitable[Result]]:
+    """Decorate a fan-out job (``FanoutSender.__call__``) so each run's duration is observed by outcome."""
 
-    async def timed(row: Row) -> Result:
+    @functools.wraps(run)
+    async def timed(*args: Any, **kwargs: Any) -> Result:
         start = time.perf_counter()
         outcome = "error"
         try:
-            result = await run(row)
+            result = await run(*args, **kwargs)
             outcome = result.state
             return result
         finally:
