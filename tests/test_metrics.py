@@ -255,3 +255,21 @@ def test_multiprocess_mode_sums_every_process(tmp_path) -> None:
     assert value(samples, "kith_deliveries_total", outcome="done", status_class="2xx") == 12
     assert value(samples, "kith_deliveries_total", outcome="queued", status_class="network") == 3
     assert value(samples, "kith_database_up") == 0  # no snapshot given: the database part says so
+
+
+async def test_a_database_that_does_not_answer_is_a_metric_not_a_500(settings, services) -> None:
+    import dataclasses
+
+    from server.db import Database
+
+    down = Database("postgresql://postgres@127.0.0.1:1/nowhere")  # nothing listens there
+    app = create_app(settings, services=dataclasses.replace(services, db=down), run_worker=False)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://kith.test") as c:
+            r = await c.get("/metrics")
+    finally:
+        await down.dispose()
+    assert r.status_code == 200
+    samples = parse(r.text)
+    assert value(samples, "kith_database_up") == 0
+    assert not any(name == "kith_queue_items" for name, _ in samples)
