@@ -22,7 +22,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server import api, health, logs, wellknown
+from server import api, health, logs, scrape, wellknown
 from server.errors import KithError
 from server.federation.httpsig import signature_key_id
 from server.federation.objects import refused
@@ -187,6 +187,7 @@ def create_app(
             *inbox_endpoint.routes,
             *wellknown.routes,
             *health.routes,
+            *scrape.routes,
             *api.routes,
             *threads.routes,
             *modlog.routes,

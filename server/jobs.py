@@ -12,6 +12,7 @@ from server.inbox.store import InboxItem
 from server.instance import beat
 from server.local_actors import signing_key
 from server.queue import Outcome
+from server.retention import Pruner
 from server.services import Services
 from server.tables import deliveries, fanouts, inbox_items
 from server.worker import JobKind, Worker
@@ -83,6 +84,7 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
         ],
         heartbeat=beat,  # `kith check` reads it to tell that a worker runs
     )
+    worker.periodic.append(Pruner(services.db, services.settings.retention).run_forever)
     services.wake = worker.wake
     fanout.wake = worker.wake.set
     return worker

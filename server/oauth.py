@@ -509,3 +509,16 @@ async def lookup_token(conn: AsyncConnection, token: str) -> AccessToken | None:
         scopes=frozenset(row.scopes.split()),
         revoked=row.revoked_at is not None,
     )
+
+
+# --------------------------------------------------------------------------- retention
+
+
+def expired_codes(now: datetime) -> sa.ColumnElement[bool]:
+    """Authorization codes past their lifetime: no exchange can use them, the prune deletes them."""
+    return oauth_codes.c.expires_at < now
+
+
+def revoked_tokens(before: datetime) -> sa.ColumnElement[bool]:
+    """Tokens revoked before ``before``: refused since, kept a while so a log line can still be matched."""
+    return sa.and_(oauth_tokens.c.revoked_at.is_not(None), oauth_tokens.c.revoked_at < before)

@@ -11,6 +11,8 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
+
 
 class Permanent(Exception):
     """A job failed for a reason that retrying cannot change: the worker marks it dead at once."""
@@ -56,3 +58,19 @@ def backoff(attempts: int, *, base: float = 30.0, cap: float = 6 * 3600.0) -> ti
     """Exponential backoff with jitter: 30 s, 1 min, 2 min ... at most ``cap``."""
     delay = min(cap, base * (2 ** max(0, attempts - 1)))
     return timedelta(seconds=delay * random.uniform(0.8, 1.2))
+
+
+def finished_before(table: sa.Table, cutoff: datetime) -> sa.ColumnElement[bool]:
+    """The rows of a queue table whose job ended (done, dead, gone) before ``cutoff``: the end of
+    a row's life, when the worker's prune (``server.retention``) may delete it.
+
+    A finished row's ``next_attempt_at`` is never after its ``finished_at`` (the worker keeps the
+    claimed row's, a failure row its retry time at most), so the redundant bound lets the
+    ``(state, next_attempt_at)`` index find them without a scan; a row whose retry time lay
+    ahead when it was ended waits that much longer.
+    """
+    return sa.and_(
+        table.c.state != "queued",
+        table.c.next_attempt_at < cutoff,
+        table.c.finished_at < cutoff,
+    )

@@ -11,7 +11,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from server.errors import ConfigError
@@ -24,6 +24,50 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 
 @dataclass(frozen=True)
+class Retention:
+    """How many days finished work is kept before the worker's prune deletes it (``KITH_RETENTION_DAYS``).
+
+    Only work done is pruned; what people wrote and what moderators decided (posts and their
+    raw JSON, reports, the moderation log, the admin audit log) is kept.
+    """
+
+    inbox: int = 7  # processed (or dead) inbox activities; their ids also de-duplicate late retries
+    deliveries: int = 30  # delivered, dead and gone delivery rows
+    fanouts: int = 7  # finished fan-outs
+    tokens: int = 30  # revoked OAuth tokens (expired authorization codes go at once)
+    actors: int = 7  # remote actors no follow, post, report, ban or moderator row names, unused this long
+
+    @classmethod
+    def parse(cls, value: str) -> Retention:
+        """``14`` (every kind) or ``inbox=7,deliveries=30`` (those kinds; the rest keep their defaults)."""
+        value = value.strip()
+        if not value:
+            return cls()
+        names = [f.name for f in fields(cls)]
+        if value.isdigit():
+            return cls(**dict.fromkeys(names, _days("KITH_RETENTION_DAYS", value)))
+        given: dict[str, int] = {}
+        for part in value.split(","):
+            name, sep, days = (s.strip() for s in part.partition("="))
+            if not sep or name not in names:
+                raise ConfigError(
+                    f"KITH_RETENTION_DAYS={value!r}: {part.strip()!r} is not KIND=DAYS "
+                    f"(kinds: {', '.join(names)}), nor is the whole a number of days"
+                )
+            if name in given:
+                raise ConfigError(f"KITH_RETENTION_DAYS={value!r} names {name} twice")
+            given[name] = _days(f"KITH_RETENTION_DAYS ({name})", days)
+        return replace(cls(), **given)
+
+
+def _days(what: str, value: str) -> int:
+    """A whole number of days from 1 to 3650, else ``ConfigError``."""
+    if not value.isdigit() or not 1 <= int(value) <= 3650:
+        raise ConfigError(f"{what}={value!r} must be a whole number of days from 1 to 3650")
+    return int(value)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything configurable, validated once at start."""
 
@@ -33,6 +77,8 @@ class Settings:
     allow_private_addresses: bool = False
     secret_key: str | None = None
     log_format: str = "text"  # or "json": one JSON object per line
+    metrics_token: str | None = None  # a bearer token that may read /metrics from anywhere
+    retention: Retention = field(default_factory=Retention)
 
     @property
     def base_url(self) -> str:
@@ -65,6 +111,9 @@ class Settings:
         log_format = env.get("KITH_LOG_FORMAT", cls.log_format).strip().lower() or cls.log_format
         if log_format not in ("text", "json"):
             raise ConfigError(f"KITH_LOG_FORMAT={log_format!r} must be 'text' or 'json'")
+        metrics_token = env.get("KITH_METRICS_TOKEN", "").strip() or None
+        if metrics_token is not None and len(metrics_token) < 16:
+            raise ConfigError("KITH_METRICS_TOKEN must be at least 16 characters")
         return cls(
             domain=domain,
             scheme=scheme,
@@ -72,6 +121,8 @@ class Settings:
             allow_private_addresses=_flag(env, "KITH_ALLOW_PRIVATE_ADDRESSES"),
             secret_key=secret,
             log_format=log_format,
+            metrics_token=metrics_token,
+            retention=Retention.parse(env.get("KITH_RETENTION_DAYS", "")),
         )
 
 

@@ -85,6 +85,8 @@ class Worker:
         self.heartbeat = heartbeat  # called every ``heartbeat_every`` s while running, so others can see it lives
         self.heartbeat_every = heartbeat_every
         self.wake = Wake()
+        # Schedules (the retention prune): each runs beside the kinds' loops until stopped.
+        self.periodic: list[Callable[[asyncio.Event], Awaitable[None]]] = []
 
     async def run_once(self) -> int:
         """Claim and run one batch of every kind, one kind after another; returns how many jobs ran."""
@@ -139,7 +141,11 @@ class Worker:
         servers) never holds up another (the inbox).
         """
         beats = [self._beat(stop)] if self.heartbeat is not None else []
-        await asyncio.gather(*beats, *(self._loop(kind, stop) for kind in self.kinds for _ in range(kind.loops)))
+        await asyncio.gather(
+            *beats,
+            *(self._loop(kind, stop) for kind in self.kinds for _ in range(kind.loops)),
+            *(task(stop) for task in self.periodic),
+        )
 
     async def _beat(self, stop: asyncio.Event) -> None:
         assert self.heartbeat is not None

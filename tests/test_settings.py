@@ -1,7 +1,7 @@
 import pytest
 
 from server.errors import ConfigError
-from server.settings import Settings
+from server.settings import Retention, Settings
 
 
 def test_defaults():
@@ -75,9 +75,29 @@ def test_settings_are_frozen():
         ({"KITH_DATABASE_URL": "sqlite:///"}, "KITH_DATABASE_URL"),
         ({"KITH_ALLOW_PRIVATE_ADDRESSES": "maybe"}, "KITH_ALLOW_PRIVATE_ADDRESSES"),
         ({"KITH_SECRET_KEY": "short"}, "KITH_SECRET_KEY"),
+        ({"KITH_METRICS_TOKEN": "short"}, "KITH_METRICS_TOKEN"),
+        ({"KITH_RETENTION_DAYS": "0"}, "KITH_RETENTION_DAYS"),
+        ({"KITH_RETENTION_DAYS": "a week"}, "KITH_RETENTION_DAYS"),
+        ({"KITH_RETENTION_DAYS": "inbox=7,posts=30"}, "KITH_RETENTION_DAYS"),
+        ({"KITH_RETENTION_DAYS": "inbox=7,inbox=8"}, "KITH_RETENTION_DAYS"),
+        ({"KITH_RETENTION_DAYS": "inbox=-1"}, "KITH_RETENTION_DAYS"),
+        ({"KITH_RETENTION_DAYS": "inbox=99999"}, "KITH_RETENTION_DAYS"),
     ],
 )
 def test_bad_values_name_the_variable(env, names):
     with pytest.raises(ConfigError) as info:
         Settings.from_env(env)
     assert names in info.value.reason
+
+
+def test_retention_days():
+    """Issue 16: defaults stated in the README; one number for all, or some kinds by name."""
+    assert Settings.from_env({}).retention == Retention(inbox=7, deliveries=30, fanouts=7, tokens=30, actors=7)
+    assert set(vars(Settings.from_env({"KITH_RETENTION_DAYS": "14"}).retention).values()) == {14}
+    some = Settings.from_env({"KITH_RETENTION_DAYS": " inbox=3, deliveries=60 "}).retention
+    assert (some.inbox, some.deliveries, some.fanouts, some.tokens, some.actors) == (3, 60, 7, 30, 7)
+
+
+def test_metrics_token():
+    assert Settings.from_env({}).metrics_token is None
+    assert Settings.from_env({"KITH_METRICS_TOKEN": "t" * 20}).metrics_token == "t" * 20

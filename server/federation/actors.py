@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.db import Database, upsert
-from server.federation.client import Fetcher, FetchGone, FetchNotFound
+from server.federation.client import Fetcher, FetchError, FetchGone, FetchNotFound
 from server.federation.httpsig import ResolvedKey
 from server.federation.urls import UnsafeUrl, origin_of
 from server.federation.vocab import as_list, id_of
@@ -33,6 +33,10 @@ log = logging.getLogger("kith.actors")
 
 ACTOR_TYPES = frozenset({"Person", "Service", "Application", "Group", "Organization"})
 REFRESH_AFTER = timedelta(days=1)  # a cached actor older than this is refetched when needed
+# The key lookup (every inbox request) uses the stored key without asking the network; a
+# document older than this is refetched first, so no cached actor is trusted unchecked for
+# more than a week (a failed refetch keeps the copy: a server down is no reason to refuse).
+KEY_REFRESH_AFTER = timedelta(days=7)
 MIN_REFETCH = timedelta(seconds=60)
 KEY_CACHE_SECONDS = 300.0
 KEY_CACHE_SIZE = 50_000  # a key is refetched at most this often, whatever a peer sends
@@ -141,6 +145,19 @@ async def actor_origins(conn: AsyncConnection) -> list[ActorOrigin]:
     """Every stored actor's id, URI and server (a policy change decides for each)."""
     query = sa.select(remote_actors.c.id, remote_actors.c.uri, remote_actors.c.domain)
     return [record(ActorOrigin, r) for r in (await conn.execute(query)).all()]
+
+
+def unreferenced(before: datetime, references: Sequence[sa.ColumnElement[bool]]) -> sa.ColumnElement[bool]:
+    """Remote actors we may forget: none of ``references`` holds for them (each a correlated
+    ``EXISTS`` the caller builds from the tables that name actors: this module knows none of
+    them), no admin suspended them (forgetting would lift the suspension), and we have not
+    fetched them since ``before`` (a busy peer's key stays cached between its activities).
+    """
+    return sa.and_(
+        remote_actors.c.suspended_at.is_(None),
+        remote_actors.c.fetched_at < before,
+        *(~reference for reference in references),
+    )
 
 
 async def set_suspended(conn: AsyncConnection, uri: str, suspended: bool) -> bool:
@@ -295,13 +312,30 @@ class RemoteActors:
 
     async def _lookup_key(self, key_id: str, *, refresh: bool) -> ResolvedKey | None:
         row = await self._stored_key(key_id)
-        if row is not None and row.public_key_pem and (not refresh or utcnow() - row.fetched_at < MIN_REFETCH):
-            return ResolvedKey(key_id, row.uri, row.public_key_pem)
-        owner_uri = row.uri if row is not None else urldefrag(key_id).url
+        if row is not None and row.public_key_pem:
+            age = utcnow() - row.fetched_at
+            if age < (MIN_REFETCH if refresh else KEY_REFRESH_AFTER):
+                return ResolvedKey(key_id, row.uri, row.public_key_pem)
+            if not refresh:
+                try:
+                    return await self._fetch_key(key_id, row.uri)
+                except (FetchError, InvalidActor) as exc:
+                    log.info("refreshing %s failed, using the copy of %s: %s", row.uri, row.fetched_at, exc)
+                    return ResolvedKey(key_id, row.uri, row.public_key_pem)
         try:
-            fetched = await self.fetcher.fetch_json(owner_uri)
+            return await self._fetch_key(key_id, row.uri if row is not None else urldefrag(key_id).url)
         except (FetchGone, FetchNotFound):
             return None
+        except InvalidActor as exc:
+            log.info("key %s: %s", key_id, exc)
+            return None
+
+    async def _fetch_key(self, key_id: str, owner_uri: str) -> ResolvedKey | None:
+        """Fetch the actor holding ``key_id`` and store it; None when its document has no such key.
+
+        Raises ``FetchError`` when the fetch fails, ``InvalidActor`` for a document we cannot use.
+        """
+        fetched = await self.fetcher.fetch_json(owner_uri)
         doc = fetched.data
         if "inbox" not in doc and id_of(doc.get("owner")):
             # A standalone key document (GoToSocial, some others): its owner is the actor.
@@ -310,12 +344,7 @@ class RemoteActors:
                 return None
             fetched = await self.fetcher.fetch_json(owner)
             doc = fetched.data
-        try:
-            record = parse_actor(doc, fetched.url)
-        except InvalidActor as exc:
-            log.info("key %s: %s", key_id, exc)
-            return None
-        stored = await self.store(record)
+        stored = await self.store(parse_actor(doc, fetched.url))
         if stored.key_id != key_id or not stored.public_key_pem:
             return None
         return ResolvedKey(key_id, stored.uri, stored.public_key_pem)

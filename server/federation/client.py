@@ -15,7 +15,7 @@ import aiohttp
 import httpx
 import httpx_aiohttp
 
-from server import __version__
+from server import __version__, metrics
 from server.federation.urls import UnresolvedHost, UnsafeUrl, UrlGuard, parse_url
 from server.jsondoc import JsonRefused, parse_json
 
@@ -224,6 +224,7 @@ class Fetcher:
         """
         return (await self.fetch_json(url, accept=accept)).data
 
+    @metrics.counted_fetch
     async def fetch_json(self, url: str, *, accept: str = ACTIVITY_ACCEPT) -> FetchedJson:
         """Like ``get_json``, but also says which URL the object finally came from."""
         current = url

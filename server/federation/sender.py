@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from server import metrics
 from server.db import Database, upsert
 from server.federation import outbound
 from server.federation.auth import HttpSignatureAuth
@@ -86,6 +87,7 @@ class DeliverySender:
             except FetchError as exc:  # refused by the URL guard: never worth retrying
                 return Outcome("dead", f"refused: {exc.reason}")
             outcome = classify(status, headers, attempts=attempts, created_at=created_at, now=utcnow())
+            metrics.delivery(outcome.state, status)
             await self._record_health(domain, ok=status is not None and status < 500, error=outcome.error)
         return outcome
 

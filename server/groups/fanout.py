@@ -30,6 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server import metrics
 from server.db import Database
 from server.federation import outbound
 from server.federation.auth import HttpSignatureAuth
@@ -122,6 +123,7 @@ class FanoutSender:
         # Shared by every fan-out this worker runs at once: the bound is on requests in flight.
         self._slots = asyncio.Semaphore(in_flight)
 
+    @metrics.timed_fanout
     async def __call__(self, row: Fanout) -> Outcome:
         """Send the row's activities to each member inbox in its range, checkpointing as it goes."""
         loaded = [(pk, *await self.sender.load(pk)) for pk in row.activity_pks]

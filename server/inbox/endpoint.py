@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from server import metrics
 from server.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, RequestTimeout, Unauthorized
 from server.federation.client import FetchError
 from server.federation.httpsig import IncomingRequest, SignatureError, signature_key_id, verify_request
@@ -98,13 +99,17 @@ async def receive(request: Request, services: Services, group_name: str | None) 
     _refuse_blocked(services, actor, signature_key_id(request.headers))
     if doc["type"] == "Delete" and id_of(doc.get("object")) == actor and await services.actors.cached(actor) is None:
         # An actor we never knew deleted itself; its key is usually gone already.
+        metrics.inbox("ignored")
         return Response(status_code=202)
     await _verify(request, services, body, actor)
     if doc["type"] == "Follow":
         group_id = await _followed_group(services, doc)
     # The body as received is what was digested and signed; store it, not a re-dump.
     if await store_activity(services.db, doc, actor=actor, group_id=group_id, raw=body_text(body)):
+        metrics.inbox("accepted")
         services.wake.set()
+    else:
+        metrics.inbox("duplicate")
     return Response(status_code=202)
 
 
@@ -139,9 +144,12 @@ async def _verify(request: Request, services: Services, body: bytes, actor: str)
     try:
         verified = await verify_request(incoming, services.actors.lookup_key, authority=services.settings.domain)
     except SignatureError as exc:
+        metrics.signature(verified=False)
         raise Unauthorized(f"signature: {exc.reason}") from None
     except FetchError as exc:
+        metrics.signature(verified=False)
         raise Unauthorized(f"could not fetch the signing key: {exc.reason}") from None
+    metrics.signature(verified=verified.owner == actor)
     if verified.owner != actor:
         raise Unauthorized("the signing key does not belong to the activity's actor")
 
@@ -159,11 +167,13 @@ async def _followed_group(services: Services, doc: dict[str, Any]) -> int:
 
 
 async def group_inbox(request: Request) -> Response:
-    return await receive(request, request.app.state.services, request.path_params["name"])
+    with metrics.counting_refusals():
+        return await receive(request, request.app.state.services, request.path_params["name"])
 
 
 async def shared_inbox(request: Request) -> Response:
-    return await receive(request, request.app.state.services, None)
+    with metrics.counting_refusals():
+        return await receive(request, request.app.state.services, None)
 
 
 routes = [
