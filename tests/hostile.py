@@ -184,6 +184,18 @@ def rfc9421_headers(url: str, body: bytes, labels: list[tuple[str, str, str, tup
     return message.headers
 
 
+async def request(client: httpx.AsyncClient, method: str, url: str, **kw: Any) -> httpx.Response:
+    """``client.request``, with an exception the app raised turned into the 500 a server would answer.
+
+    The test client re-raises the app's exceptions; a suite that walks many inputs in one
+    test should report every failing one, not stop at the first.
+    """
+    try:
+        return await client.request(method, url, **kw)
+    except Exception as exc:
+        return httpx.Response(500, json={"error": f"{type(exc).__name__}: {exc}"[:200]})
+
+
 def dump(activity: dict[str, Any]) -> bytes:
     return json.dumps(activity).encode()
 

@@ -23,10 +23,14 @@ _original = httpx.ASGITransport.handle_async_request
 
 
 async def _counting(self: httpx.ASGITransport, request: httpx.Request) -> httpx.Response:
-    response = await _original(self, request)
-    if request.url.host == DOMAIN:
-        TALLY.requests += 1
-        TALLY.server_errors += response.status_code >= 500
+    ours = request.url.host == DOMAIN
+    TALLY.requests += ours
+    try:
+        response = await _original(self, request)
+    except Exception:  # the app raised: what a server would answer with a 500
+        TALLY.server_errors += ours
+        raise
+    TALLY.server_errors += ours and response.status_code >= 500
     return response
 
 
