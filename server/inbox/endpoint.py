@@ -28,6 +28,7 @@ from server.services import Services
 log = logging.getLogger("kith.inbox")
 
 MAX_BODY = 256 * 1024
+MAX_URI = 2048  # inbox_items.activity_uri and actor_uri
 BODY_SECONDS = 30.0  # a body trickled in slower than this is refused (408), its connection freed
 
 
@@ -67,6 +68,9 @@ def parse_body(body: bytes) -> dict[str, Any]:
         raise BadRequest("activity has no actor")
     if not isinstance(doc.get("id"), str):
         raise BadRequest("activity has no id")
+    if len(doc["id"]) > MAX_URI or len(id_of(doc["actor"]) or "") > MAX_URI:
+        # Stored in columns this wide: PostgreSQL would refuse a longer one (a 500).
+        raise BadRequest(f"the activity's id or actor is longer than {MAX_URI} characters")
     return doc
 
 
