@@ -16,8 +16,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.accounts import create_user
+from server.inbox.store import InboxItem, store_activity
 from server.oauth import create_user_token
+from server.queue import Outcome
 from server.tables import deliveries, fanouts, inbox_items
+from server.worker import JobKind, Worker
 from tests.fakes.mastodon import FakeMastodon
 from tests.hostile import GROUP, PUBLIC, SHARED, World, make_world, request
 
@@ -245,6 +248,8 @@ def _poisons(w: World) -> list[dict[str, Any]]:
         note(content="<p>" + "\u202e" * 1000 + "</p>", name="x" * 100_000),
         note(id="https://mastodon.example/notes/" + "x" * 3000),
         note(inReplyTo="https://mastodon.example/notes/" + "y" * 3000),
+        note(url="https://mastodon.example/@alice/" + "u" * 3000),
+        note(tag=[{"type": "Mention", "href": GROUP + "/" + "m" * 3000}]),
         {"id": m.new_id(), "type": "Create", "actor": alice, "object": None, "to": [PUBLIC]},
         {"id": m.new_id(), "type": "Create", "actor": alice, "object": [1, 2], "to": [PUBLIC]},
         {"id": m.new_id(), "type": "Update", "actor": alice, "object": {"type": "Note"}},
@@ -256,6 +261,15 @@ def _poisons(w: World) -> list[dict[str, Any]]:
         {"id": m.new_id(), "type": "Undo", "actor": alice, "object": {"type": ["Like"], "id": 3}},
         {"id": m.new_id(), "type": "Flag", "actor": alice, "object": "x" * 5000, "content": ["r"]},
         {"id": m.new_id(), "type": "Flag", "actor": alice, "object": [GROUP] * 5000},
+        {"id": m.new_id(), "type": "Flag", "actor": alice, "object": [alice + "/" + "f" * 3000], "content": "r"},
+        {
+            "id": m.new_id(),
+            "type": "Update",
+            "actor": alice,
+            "object": {**m.actor_doc("alice"), "inbox": alice + "/" + "i" * 3000, "name": "n" * 10_000},
+        },
+        {"id": m.new_id(), "type": "Like", "actor": alice, "object": alice + "/" + "l" * 3000},
+        {"id": m.new_id(), "type": "Block", "actor": alice, "object": alice + "/" + "b" * 3000, "target": GROUP},
         {"id": m.new_id(), "type": "Block", "actor": alice, "object": {"id": alice}, "target": [GROUP]},
         {"id": m.new_id(), "type": "Lock", "actor": alice, "object": 5, "audience": {"id": GROUP}},
         {"id": m.new_id(), "type": "Add", "actor": alice, "object": alice, "target": {"id": f"{GROUP}/moderators"}},
@@ -284,6 +298,26 @@ async def test_a_poisoned_activity_is_processed_or_dead_at_once(world):
     ]
     assert unfinished == []
     assert all(r.attempts <= 1 for r in rows), [(r.state, r.attempts, r.last_error) for r in rows]
+
+
+async def test_a_job_the_database_refuses_for_its_data_is_dead_at_once(services):
+    """PostgreSQL's data exceptions (a value too long for its column) reach the worker as a plain
+    DBAPIError: still the row's own fault, so dead at the first try rather than retried for hours."""
+    if services.db.dialect != "postgresql":
+        pytest.skip("SQLite does not hold a value to its column's width")
+    await store_activity(
+        services.db, {"id": "https://m.example/a/1", "type": "Note"}, actor="https://m.example/u", group_id=None
+    )
+
+    async def run(item: InboxItem) -> Outcome:
+        async with services.db.transaction() as conn:
+            await conn.execute(sa.update(inbox_items).where(inbox_items.c.id == item.id).values(actor_uri="x" * 3000))
+        return Outcome.done()
+
+    await Worker(services.db, [JobKind("inbox", inbox_items, InboxItem, run, max_attempts=8)]).drain()
+    async with services.db.read() as conn:
+        (row,) = (await conn.execute(sa.select(inbox_items))).all()
+    assert (row.state, row.attempts) == ("dead", 1), row.last_error
 
 
 # --------------------------------------------------------------------------- hostile answers
