@@ -30,6 +30,19 @@ log = logging.getLogger("kith.worker")
 PERMANENT = (Permanent, sa.exc.DataError, json.JSONDecodeError, UnicodeError)
 
 
+def is_permanent(exc: BaseException) -> bool:
+    """Whether ``exc`` would happen again on every retry of the same row.
+
+    PostgreSQL's data exceptions (SQLSTATE class 22: a value too long for its column,
+    out of range, text it cannot hold) reach us through asyncpg as a plain ``DBAPIError``,
+    not as ``DataError``; their SQLSTATE says what they are.
+    """
+    if isinstance(exc, PERMANENT):
+        return True
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(exc, sa.exc.DBAPIError) and isinstance(sqlstate, str) and sqlstate.startswith("22")
+
+
 R = TypeVar("R", bound=QueueRow)
 
 
@@ -180,13 +193,12 @@ class Worker:
     async def _run(self, kind: JobKind[R], row: R) -> Outcome:
         try:
             return await kind.run(row)
-        except PERMANENT as exc:
-            # The same row would fail the same way on every retry: dead now, with the reason.
-            error = f"{type(exc).__name__}: {exc}"[:500]
-            log.warning("%s job %s dead, it can never succeed: %s", kind.name, row.id, error)
-            return Outcome("dead", error)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
+            if is_permanent(exc):
+                # The same row would fail the same way on every retry: dead now, with the reason.
+                log.warning("%s job %s dead, it can never succeed: %s", kind.name, row.id, error)
+                return Outcome("dead", error)
             if kind.max_attempts is not None and row.attempts >= kind.max_attempts:
                 log.warning("%s job %s dead after %d attempts: %s", kind.name, row.id, row.attempts, error)
                 return Outcome("dead", error)

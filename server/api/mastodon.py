@@ -24,6 +24,7 @@ from server.api.auth import Caller, Handler, api_endpoint, flag, read_params, se
 from server.api.entities import account_json, local_profile, mastodon_time, role_json
 from server.errors import BadRequest, NotFound, Unprocessable
 from server.groups.membership import count_usage
+from server.ids import MAX_ID, id_value
 from server.local_actors import get_local_actor
 from server.moderation.blocklist import store
 from server.moderation.blocklist.matcher import digest, normalize_domain, obfuscated
@@ -44,15 +45,15 @@ from server.tables import posts, remote_actors
 MASTODON_VERSION = f"4.3.0 (compatible; Kith {__version__})"
 MASTODON_API_VERSION = 2  # what Mastodon 4.3.0 reports in api_versions; Mastodon.py reads it
 PAGE_LIMIT = 100  # Mastodon's admin lists: 100 by default, at most twice that
-MAX_ID = 2**31 - 1  # ids are 32-bit integers; a larger one would make PostgreSQL raise
 
 
 def path_id(request: Request) -> int:
     """The numeric ``{id}`` of the path; anything else cannot name a record (404)."""
     raw = request.path_params["id"]
-    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_ID:
+    value = id_value(raw)
+    if value is None or value > MAX_ID:
         raise NotFound("Record not found")
-    return int(raw)
+    return value
 
 
 def domain_param(params: dict[str, Any]) -> str:
@@ -86,9 +87,10 @@ def page_args(request: Request) -> tuple[dict[str, int | None], int, bool]:
         if not raw:
             bounds[key] = None
             continue
-        if not (raw.isascii() and raw.isdigit()):
+        value = id_value(raw)
+        if value is None:
             raise BadRequest(f"{key} must be a number")
-        bounds[key] = min(int(raw), MAX_ID)  # beyond any id, and within what PostgreSQL accepts
+        bounds[key] = min(value, MAX_ID)  # beyond any id, and within what PostgreSQL accepts
     raw_limit = query.get("limit", "").strip()
     if not raw_limit:
         return bounds, PAGE_LIMIT, False

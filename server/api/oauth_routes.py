@@ -25,8 +25,7 @@ from server.web.templating import templates
 
 # The login page must not be framed (clickjacking) nor leak its URL or a shown code.
 PAGE_HEADERS = {
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",  # and the Content-Security-Policy every page has (web/templating.py)
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }

@@ -29,6 +29,7 @@ from server.types import utcnow
 log = logging.getLogger("kith.delivery")
 
 GIVE_UP_AFTER = timedelta(days=3)
+_A_DAY = 86_400  # seconds: the longest a Retry-After may make us wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,13 +116,18 @@ async def drop_queued_to(conn: AsyncConnection, refused: Callable[[str], bool]) 
 
 
 def retry_after(value: str | None, now: datetime) -> datetime | None:
-    """The time a ``Retry-After`` header names (seconds or an HTTP date), capped at a day."""
+    """The time a ``Retry-After`` header names (seconds or an HTTP date), capped at a day.
+
+    The remote chose the value: digits ``int`` refuses ("²") or a number past what a
+    ``timedelta`` holds must not fail the delivery (nor the fan-out sending beside it).
+    """
     if not value:
         return None
     value = value.strip()
     when: datetime | None
-    if value.isdigit():
-        when = now + timedelta(seconds=int(value))
+    if value.isascii() and value.isdigit():
+        # More than six digits is more than the day it is capped at anyway.
+        when = now + timedelta(seconds=_A_DAY if len(value) > 6 else min(int(value), _A_DAY))
     else:
         try:
             when = parsedate_to_datetime(value)
@@ -129,7 +135,7 @@ def retry_after(value: str | None, now: datetime) -> datetime | None:
             return None
         if when.tzinfo is None:
             return None
-    return min(max(when, now), now + timedelta(days=1))
+    return min(max(when, now), now + timedelta(seconds=_A_DAY))
 
 
 def classify(

@@ -17,6 +17,8 @@ from server.federation.vocab import as_list, id_of, ids_of, is_public
 
 POST_TYPES = frozenset({"Note", "Page", "Article", "Question"})
 
+MAX_URI = 2048  # the width of the URI columns a post is stored in
+
 
 class ParseError(ValueError):
     """An object we cannot use; the message says why."""
@@ -158,6 +160,9 @@ def parse_post(obj: Any) -> PostEnvelope:
         raise ParseError("post has no usable id")
     if not author or host_or_none(author) is None:
         raise ParseError("post has no author")
+    in_reply_to = id_of(obj.get("inReplyTo"))
+    if max(len(uri), len(author), len(in_reply_to or "")) > MAX_URI:
+        raise ParseError(f"the post's id, author or inReplyTo is longer than {MAX_URI} characters")
     audience = tuple(ids_of(obj.get("to")) + ids_of(obj.get("cc")) + ids_of(obj.get("audience")))
     mentions = tuple(
         t["href"]
@@ -174,13 +179,13 @@ def parse_post(obj: Any) -> PostEnvelope:
         uri=uri,
         type=kind,
         author=author,
-        in_reply_to=id_of(obj.get("inReplyTo")),
+        in_reply_to=in_reply_to,
         audience=audience,
         mentions=mentions,
         name=plain_text(obj.get("name") if isinstance(obj.get("name"), str) else None, 500),
         summary=plain_text(obj.get("summary") if isinstance(obj.get("summary"), str) else None, 500),
         content_html=sanitize_html(content if isinstance(content, str) else ""),
-        url=url if url and url.startswith(("https://", "http://")) else None,
+        url=url if url and url.startswith(("https://", "http://")) and len(url) <= MAX_URI else None,
         sensitive=obj.get("sensitive") is True,
         public=is_public(obj),
         published=parse_time(obj.get("published")),

@@ -70,7 +70,7 @@ def parse_body(body: bytes) -> dict[str, Any]:
     if not isinstance(doc.get("id"), str):
         raise BadRequest("activity has no id")
     if len(doc["id"]) > MAX_URI or len(id_of(doc["actor"]) or "") > MAX_URI:
-        raise BadRequest(f"activity id or actor longer than {MAX_URI} characters")
+        raise BadRequest(f"the activity's id or actor is longer than {MAX_URI} characters")
     return doc
 
 

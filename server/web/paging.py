@@ -5,8 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from server.errors import BadRequest
-
-MAX_ID = 2**31 - 1  # ids are 32-bit on PostgreSQL: a larger one could name no row, and would fail the query
+from server.ids import MAX_ID, id_value
 
 
 def id_param(request: Request, name: str) -> int | None:
@@ -14,8 +13,9 @@ def id_param(request: Request, name: str) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return None
-    if not (raw.isascii() and raw.isdigit()):
+    value = id_value(raw)
+    if value is None:
         raise BadRequest(f"{name} must be a number")
-    if int(raw) > MAX_ID:
+    if value > MAX_ID:
         raise BadRequest(f"{name} must be at most {MAX_ID}")
-    return int(raw)
+    return value

@@ -15,6 +15,7 @@ from server.federation.objects import host_or_none
 from server.federation.vocab import AS_CONTEXT
 from server.groups.membership import get_group
 from server.groups.threads import Cursor
+from server.ids import id_value
 from server.negotiation import activity_response
 from server.services import Services
 from server.web.paging import id_param
@@ -105,10 +106,10 @@ def parse_before(request: Request) -> Cursor | None:
 
 def parse_post_id(raw: str) -> int:
     """The post id in a thread URL (``NotFound`` unless it is a number a post id can be)."""
-    # isascii: str.isdigit also takes digits int() refuses, such as "²".
-    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_POST_ID:
+    value = id_value(raw)
+    if value is None or value > MAX_POST_ID:
         raise NotFound(f"no post {raw[:40]!r}: a thread is named by its first post's number")
-    return int(raw)
+    return value
 
 
 async def thread_html(request: Request) -> Response:
