@@ -34,6 +34,8 @@ PUBLIC = {
     "/api/v2/instance/",
     "/api/v1/instance/domain_blocks",
     "/api/v1/instance/domain_blocks/",
+    "/api/v1/instance/peers",  # public in Mastodon too (404 in allowlist mode)
+    "/api/v1/instance/activity",
     "/api/kith/v1/openapi.json",
     "/api/kith/v1/groups/{name}/threads",
 }
