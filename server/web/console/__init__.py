@@ -7,6 +7,6 @@ Every action calls the same domain function as ``kith mod`` and the API.
 
 from __future__ import annotations
 
-from server.web.console import home, login
+from server.web.console import group, home, login
 
-routes = [*login.routes, *home.routes]
+routes = [*login.routes, *home.routes, *group.routes]
