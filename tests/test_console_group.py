@@ -177,6 +177,9 @@ async def test_follow_request_ban_and_moderators(client, services, worker, world
     assert carol.of_type("Accept")
     members = (await client.get(f"{CONSOLE}/members")).text
     assert "@carol@third.example" in members and "third.example" in members
+    # A row's "Ban…" fills in the ban form (with its length and "remove their content"), never bans at once.
+    prefilled = (await client.get(f"{CONSOLE}/members", params={"ban": carol.actor_uri("carol")})).text
+    assert f'value="{carol.actor_uri("carol")}"' in prefilled and 'name="remove_content"' in prefilled
 
     r = await act(client, action="ban", target=carol.actor_uri("carol"), days="7", remove_content="on", reason="spam")
     assert r.status_code == 303

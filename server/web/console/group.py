@@ -93,7 +93,17 @@ async def members_page(request: Request, console: Console) -> Response:
     more = len(rows) > PAGE
     rows = rows[:PAGE]
     next_url = f"?max_id={rows[-1].id}" if more else ""
-    return _page(request, mod, "console/members.html", "members", members=rows, counts=counts, next_url=next_url)
+    ban_target = request.query_params.get("ban", "")[:2048]  # a row's "Ban…" fills the form in
+    return _page(
+        request,
+        mod,
+        "console/members.html",
+        "members",
+        members=rows,
+        counts=counts,
+        next_url=next_url,
+        ban_target=ban_target,
+    )
 
 
 @console_page
