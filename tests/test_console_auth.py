@@ -21,6 +21,7 @@ from server.sessions import digest
 from server.tables import sessions, sign_in_failures, totp_credentials
 from server.web import csrf
 from tests.console_helpers import csrf_of, page_csrf, sign_in
+from tests.test_cli import kith
 
 PASSWORD = "correct horse battery"
 
@@ -237,7 +238,8 @@ async def test_totp_two_factor_sign_in_and_recovery_codes(client: httpx.AsyncCli
     client.cookies.clear()
     r = await sign_in(client, "mara", PASSWORD)
     assert r.status_code == 303 and r.headers["location"].startswith("/login/code")
-    assert (await client.get("/console")).status_code == 303  # the password alone opens nothing
+    pending = await client.get("/console")  # the password alone opens nothing
+    assert pending.status_code == 303 and pending.headers["location"].startswith("/login/code")
     code_page = await client.get("/login/code")
     wrong = await client.post("/login/code", data={"csrf": csrf_of(code_page.text), "code": "123456"})
     assert wrong.status_code == 401
@@ -267,3 +269,27 @@ async def test_totp_code_is_used_once(db: Database, mara: str):
         later = pyotp.TOTP(secret).at(datetime.now(UTC) + timedelta(seconds=30))  # the next step's, within drift
         assert await signin.two_factor.verify(conn, user.id, later)
         assert not await signin.two_factor.verify(conn, user.id, later)
+
+
+# --------------------------------------------------------------------------- the shell's hooks
+
+
+async def test_kith_user_disable_sign_out_and_password(client: httpx.AsyncClient, settings, db: Database, mara: str):
+    await sign_in(client, "mara", PASSWORD)
+    assert (await client.get("/console")).status_code == 200
+    out = kith(settings, "user", "sign-out", "mara")
+    assert out.returncode == 0 and "signed mara out of 1 session" in out.stderr
+    assert (await client.get("/console")).status_code == 303
+
+    assert kith(settings, "user", "disable", "mara").returncode == 0
+    assert (await sign_in(client, "mara", PASSWORD)).status_code == 401
+    assert kith(settings, "user", "enable", "mara").returncode == 0
+    assert (await sign_in(client, "mara", PASSWORD)).status_code == 303
+
+    changed = kith(settings, "user", "password", "mara", "--password-stdin", stdin="another password\n")
+    assert changed.returncode == 0, changed.stderr
+    assert (await client.get("/console")).status_code == 303  # its sessions ended
+    assert (await sign_in(client, "mara", "another password")).status_code == 303
+    short = kith(settings, "user", "password", "mara", "--password-stdin", stdin="short\n")
+    assert short.returncode != 0 and "at least 10 characters" in short.stderr
+    assert kith(settings, "user", "disable", "nobody").returncode != 0

@@ -130,7 +130,9 @@ def console_page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         session = await viewer(request)
         if session is None:
             if request.method == "GET":
-                return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+                pending = request.scope.get("kith_viewer") is not None  # the password given, the code not yet
+                step = "/login/code" if pending else "/login"
+                return RedirectResponse(f"{step}?next={quote(request.url.path)}", status_code=303)
             return error_page(request, 403, "sign in first")
         form = None
         if request.method == "POST":
