@@ -4,7 +4,7 @@ Kith runs as a subprocess on a loopback port (SQLite, in-process worker); two me
 servers (alice's and bob's) are real uvicorn servers on other loopback ports that sign
 what they send and verify what they receive (``tests/fakes/loopback_peer.py``), run in a
 background event loop so that the tests can use Playwright's sync API. One browser for the
-session, a fresh context (no cookies) per test.
+module, a fresh context (no cookies) per test.
 
 Skipped when Playwright or ``/usr/bin/chromium`` is missing, unless ``KITH_REQUIRE_BROWSER=1``
 (as ``.ci/run`` sets), which makes that a failure. Playwright's own browser downloads are
@@ -182,8 +182,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             proc.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One chromium for this module's tests. Not for the session: Playwright's sync API keeps an
+    event loop running in this thread while it is open, which the async tests of the next
+    modules could not start beside."""
     assert sync_playwright is not None
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -224,6 +227,16 @@ def test_moderator_approves_a_held_post_from_a_signed_remote_member(page: Page, 
     group = world.groups["bookclub"]
     world.eventually(lambda: announces_of(world.bob, group, note["id"]), "bob's server to receive the Announce")
     world.eventually(lambda: announces_of(world.alice, group, note["id"]), "alice's server to receive the Announce")
+    # At phone width nothing runs off the side of the page.
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path in (
+        "/console",
+        "/console/groups/bookclub",
+        "/console/groups/bookclub/members",
+        "/console/groups/bookclub/log",
+    ):
+        page.goto(world.kith.base + path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
 
 
 def test_moderator_resolves_a_report_by_removing_the_post(page: Page, world: World):
@@ -262,7 +275,13 @@ def test_moderator_resolves_a_report_by_removing_the_post(page: Page, world: Wor
 
 
 def test_who_moderates_nothing_gets_403(page: Page, world: World):
-    sign_in(page, world, "nina")
+    # Signed in with the keyboard alone: the user name field has the focus, Tab, Enter.
+    page.goto(f"{world.kith.base}/login")
+    expect(page.get_by_label("User name")).to_be_focused()
+    page.keyboard.type("nina")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Console")).to_be_visible()
     expect(page.get_by_text("You moderate no group yet.")).to_be_visible()
     response = page.goto(f"{world.kith.base}/console/groups/bookclub")

@@ -272,3 +272,38 @@ async def test_every_console_page_renders(client, worker, mastodon, world):
     assert (await client.get(f"{CONSOLE}?page=abc")).status_code == 400
     assert (await client.get(f"{CONSOLE}/log?max_id=abc")).status_code == 400
     assert (await client.get("/console/account")).status_code == 200
+
+
+async def test_queue_is_oldest_first_across_kinds_and_paged(
+    client, services, worker, mastodon, world, network, monkeypatch
+):
+    async with services.db.transaction() as conn:
+        await conn.execute(sa.text("UPDATE local_actors SET approval = 'manual' WHERE name = 'bookclub'"))
+    carol = FakeMastodon("third.example", network)
+    carol.add_user("carol")
+    await carol.post(client, "carol", f"{GROUP}/inbox", carol.follow("carol", GROUP))  # 1st: a follow request
+    await worker.drain()
+    note = await post(client, worker, mastodon, "alice", "<p>held one</p>")  # 2nd: a held post
+    flag = {
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": mastodon.new_id("flags"),
+        "type": "Flag",
+        "actor": mastodon.actor_uri("alice"),
+        "object": [note["id"]],
+        "content": "third in line",
+    }
+    await mastodon.post(client, "alice", "https://kith.test/inbox", flag)  # 3rd: a report
+    await worker.drain()
+    page = (await client.get(CONSOLE)).text
+    kinds = re.findall(r'<p class="kind">(Follow request|Held post|Report)', page)
+    assert kinds == ["Follow request", "Held post", "Report"]
+
+    monkeypatch.setattr("server.web.console.queue.PAGE", 1)
+    first = (await client.get(CONSOLE)).text
+    assert re.findall(r'<p class="kind">(Follow request|Held post|Report)', first) == ["Follow request"]
+    assert 'href="?page=1">More items</a>' in first
+    second = (await client.get(f"{CONSOLE}?page=1")).text
+    assert re.findall(r'<p class="kind">(Follow request|Held post|Report)', second) == ["Held post"]
+    assert 'href="?page=0">Earlier items</a>' in second
+    last = (await client.get(f"{CONSOLE}?page=2")).text
+    assert "third in line" in last and "More items" not in last
