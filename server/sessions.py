@@ -99,11 +99,14 @@ async def find(conn: AsyncConnection, token: str) -> Session | None:
     return record(Session, row)
 
 
+def stale(session: Session) -> bool:
+    """Is the session's ``last_seen_at`` old enough to be worth a write?"""
+    return utcnow() - session.last_seen_at >= TOUCH_EVERY
+
+
 async def touch(conn: AsyncConnection, session: Session) -> None:
-    """Note that the session was used (at most every ``TOUCH_EVERY``)."""
-    now = utcnow()
-    if now - session.last_seen_at >= TOUCH_EVERY:
-        await conn.execute(sa.update(sessions).where(sessions.c.id == session.id).values(last_seen_at=now))
+    """Note that the session was used now."""
+    await conn.execute(sa.update(sessions).where(sessions.c.id == session.id).values(last_seen_at=utcnow()))
 
 
 async def complete_second_factor(conn: AsyncConnection, session: Session) -> None:

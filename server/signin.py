@@ -71,7 +71,7 @@ async def current(db: Database, token: str | None) -> Session | None:
         return None
     async with db.read() as conn:
         found = await sessions.find(conn, token)
-    if found is not None:
+    if found is not None and sessions.stale(found):  # most requests write nothing
         async with db.transaction() as conn:
             await sessions.touch(conn, found)
     return found

@@ -83,6 +83,17 @@ async def test_sign_in_sets_a_server_side_session(client: httpx.AsyncClient, db:
     assert "frame-ancestors 'none'" in home.headers["content-security-policy"]
 
 
+async def test_signing_in_again_ends_the_browsers_old_session(client: httpx.AsyncClient, db: Database, mara: str):
+    form = {"username": "mara", "password": PASSWORD, "csrf": csrf_of((await client.get("/login")).text)}
+    assert (await client.post("/login", data=form)).status_code == 303
+    first = client.cookies["kith_session"]
+    assert (await client.post("/login", data=form)).status_code == 303  # the form sent again, signed in
+    assert client.cookies["kith_session"] != first
+    async with db.read() as conn:
+        stored = (await conn.execute(sa.select(sessions.c.token_hash))).scalars().all()
+    assert stored == [digest(client.cookies["kith_session"])]
+
+
 async def test_console_without_a_session_goes_to_login(client: httpx.AsyncClient):
     r = await client.get("/console")
     assert r.status_code == 303 and r.headers["location"].startswith("/login?next=/console")

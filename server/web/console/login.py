@@ -100,6 +100,9 @@ async def login(request: Request) -> Response:
         return _throttled(request, attempt.retry_after)
     if attempt.outcome == "refused" or attempt.token is None:
         return _login_form(request, error=REFUSED, username=username[:64], status=401)
+    old = request.cookies.get(SESSION_COOKIE)
+    if old:  # a browser holds one session: whatever it held before ends here
+        await signin.sign_out(services.db, old)
     target = safe_next(form.get("next") if isinstance(form.get("next"), str) else None)  # type: ignore[arg-type]
     if attempt.outcome == "second_factor":
         target = f"/login/code?next={target}"
