@@ -1,7 +1,8 @@
-"""Local accounts (admins, moderators): creation and passwords (argon2id). The owner of ``users``."""
+"""Local accounts (admins, moderators): creation, passwords (argon2id), disabling. The owner of ``users``."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,12 @@ class User:
     is_admin: bool
     password_hash: str = field(repr=False)
     created_at: datetime
+    disabled_at: datetime | None
+
+    @property
+    def disabled(self) -> bool:
+        """An admin disabled the account: it signs in nowhere and its sessions and tokens stop working."""
+        return self.disabled_at is not None
 
 
 async def create_user(
@@ -88,6 +95,73 @@ def check_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except VerificationError:
         return False
+
+
+_dummy_hash: str | None = None
+
+
+def normal_name(name: str) -> str:
+    """A typed user name as stored (names are lower case; people type them otherwise)."""
+    return name.strip().lower()
+
+
+async def authenticate(db: Database, username: str, password: str) -> User | None:
+    """The enabled account with this name and password, or None: the same cost either way.
+
+    An unknown name is checked against a throwaway argon2 hash, so that it takes as long
+    as a wrong password and the answer's timing does not tell whether the account exists.
+    """
+    global _dummy_hash
+    user: User | None = None
+    try:
+        async with db.read() as conn:
+            user = await get_user(conn, normal_name(username))
+        stored = user.password_hash
+    except (NotFound, BadRequest):
+        if _dummy_hash is None:
+            _dummy_hash = await asyncio.to_thread(_hasher.hash, secrets.token_urlsafe(16))
+        stored = _dummy_hash
+    # argon2 costs tens of milliseconds of CPU: off the event loop.
+    ok = await asyncio.to_thread(check_password, stored, password)
+    if not ok or user is None or user.disabled:
+        return None
+    return user
+
+
+def _checked(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise BadRequest(f"the password must be at least {MIN_PASSWORD} characters")
+    if len(password) > 1000:
+        raise BadRequest("the password must be at most 1000 characters")
+    return password
+
+
+async def change_password(db: Database, name: str, current: str, new: str) -> User:
+    """A user changes their own password: the current one must match. Returns the account."""
+    _checked(new)
+    async with db.read() as conn:
+        user = await get_user(conn, name)
+    if not await asyncio.to_thread(check_password, user.password_hash, current):
+        raise BadRequest("the current password is wrong")
+    return await set_password(db, name, new)
+
+
+async def set_password(db: Database, name: str, password: str) -> User:
+    """Set an account's password (its owner through ``change_password``, or an admin from the shell)."""
+    hashed = await asyncio.to_thread(_hasher.hash, _checked(password))
+    async with db.transaction() as conn:
+        user = await get_user(conn, name)
+        await conn.execute(sa.update(users).where(users.c.id == user.id).values(password_hash=hashed))
+        return await get_user(conn, name)
+
+
+async def set_disabled(conn: AsyncConnection, name: str, disabled: bool) -> User:
+    """Disable an account (or enable it again), in the caller's transaction; its sessions end with
+    ``sessions.end_all`` in the same transaction (``signin.disable_account`` does both)."""
+    user = await get_user(conn, name)
+    value = (user.disabled_at or utcnow()) if disabled else None
+    await conn.execute(sa.update(users).where(users.c.id == user.id).values(disabled_at=value))
+    return await get_user(conn, name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,8 @@ from server.inbox import endpoint as inbox_endpoint
 from server.negotiation import wants_activity_json
 from server.services import Services
 from server.settings import Settings
-from server.web import actors, modlog, threads
+from server.web import actors, console, modlog, threads
+from server.web.console.headers import ConsoleHeaders
 from server.web.templating import templates
 
 log = logging.getLogger("kith.app")
@@ -192,11 +193,17 @@ def create_app(
             *threads.routes,
             *modlog.routes,
             *actors.routes,
+            *console.routes,
             Mount("/static", StaticFiles(directory=str(static_dir())), name="static"),
         ],
         exception_handlers={KithError: kith_error, HTTPException: http_error},
         lifespan=lifespan,
-        middleware=[Middleware(RequestId), Middleware(RefuseNul), Middleware(RefuseSuspendedSigners)],
+        middleware=[
+            Middleware(RequestId),
+            Middleware(RefuseNul),
+            Middleware(RefuseSuspendedSigners),
+            Middleware(ConsoleHeaders),
+        ],
     )
     if services is not None:
         app.state.services = services

@@ -25,7 +25,6 @@ to 764; on Authlib they would be about 850, plus a dependency.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -38,12 +37,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.accounts import check_password, get_user
+from server.accounts import authenticate, get_user
 from server.db import Database
-from server.errors import KithError, NotFound, Unprocessable
+from server.errors import KithError, Unprocessable
 from server.rows import record, record_or_none
 from server.tables import local_actors, oauth_apps, oauth_codes, oauth_tokens, users
 from server.types import utcnow
@@ -309,25 +307,9 @@ def check_authorization_request(
 # --------------------------------------------------------------------------- people
 
 
-_dummy_hash: str | None = None
-
-
 async def login(db: Database, username: str, password: str) -> Any | None:
-    """The local account with this name and password, or None (the same cost either way)."""
-    global _dummy_hash
-    try:
-        async with db.read() as conn:
-            user = await get_user(conn, username.strip().lower())
-        stored = user.password_hash
-    except NotFound:
-        user = None
-        if _dummy_hash is None:
-            _dummy_hash = await asyncio.to_thread(PasswordHasher().hash, secrets.token_urlsafe(16))
-        # Verify against a throwaway hash so an unknown name takes as long as a wrong password.
-        stored = _dummy_hash
-    # argon2 costs tens of milliseconds of CPU: off the event loop.
-    ok = await asyncio.to_thread(check_password, stored, password)
-    return user if ok and user is not None else None
+    """The enabled local account with this name and password, or None (the same cost either way)."""
+    return await authenticate(db, username, password)
 
 
 # --------------------------------------------------------------------------- codes
@@ -492,7 +474,7 @@ async def lookup_token(conn: AsyncConnection, token: str) -> AccessToken | None:
     """The stored token matching ``token`` (revoked ones too, flagged), or None."""
     row = (
         await conn.execute(
-            sa.select(oauth_tokens, users.c.is_admin, local_actors.c.name.label("username"))
+            sa.select(oauth_tokens, users.c.is_admin, users.c.disabled_at, local_actors.c.name.label("username"))
             .outerjoin(users, users.c.id == oauth_tokens.c.user_id)
             .outerjoin(local_actors, local_actors.c.id == users.c.actor_id)
             .where(oauth_tokens.c.token_hash == digest(token))
@@ -507,7 +489,7 @@ async def lookup_token(conn: AsyncConnection, token: str) -> AccessToken | None:
         username=row.username,
         is_admin=bool(row.is_admin),
         scopes=frozenset(row.scopes.split()),
-        revoked=row.revoked_at is not None,
+        revoked=row.revoked_at is not None or row.disabled_at is not None,  # a disabled account's too
     )
 
 

@@ -79,6 +79,53 @@ users = sa.Table(
     sa.Column("password_hash", sa.Text, nullable=False),
     sa.Column("is_admin", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", TS, nullable=False),
+    sa.Column("disabled_at", TS),  # set by an admin: no sign-in, no session, no token works
+)
+
+# Console sign-in sessions: the cookie carries a random id, stored here only as its SHA-256.
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("second_factor_pending", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("address", sa.String(64), nullable=False, server_default=""),
+    sa.Column("user_agent", sa.String(255), nullable=False, server_default=""),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("last_seen_at", TS, nullable=False),
+    sa.Column("expires_at", TS, nullable=False),
+)
+
+# Failed sign-ins, per account name (known or not) and per client address: the throttle's memory.
+sign_in_failures = sa.Table(
+    "sign_in_failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("scope", sa.String(16), nullable=False),  # account | address
+    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("created_at", TS, nullable=False, index=True),
+    sa.Index("ix_sign_in_failures_lookup", "scope", "key", "created_at"),
+)
+
+# Optional TOTP two-factor sign-in (RFC 6238) and its one-time recovery codes (stored hashed).
+totp_credentials = sa.Table(
+    "totp_credentials",
+    metadata,
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("secret", sa.String(64), nullable=False),  # base32
+    sa.Column("confirmed_at", TS),  # NULL: being set up, not yet asked at sign-in
+    sa.Column("last_step", sa.BigInteger),  # the last time step accepted: a code works once
+    sa.Column("created_at", TS, nullable=False),
+)
+
+recovery_codes = sa.Table(
+    "recovery_codes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("code_hash", sa.String(64), nullable=False),
+    sa.Column("used_at", TS),
 )
 
 # Who leads a group: owner and moderators (local accounts).
@@ -175,6 +222,7 @@ posts = sa.Table(
     sa.Column("locked", sa.Boolean, nullable=False, server_default=sa.false()),  # no new replies
     sa.Column("pinned_at", TS),  # in the group's featured collection
     sa.Column("removed_reason", sa.Text),  # set when a moderator removed it (state "removed")
+    sa.Column("held_reason", sa.Text),  # the guard or rule that held it for a moderator (state "held")
     sa.Column("deleted_at", TS),
     sa.Column("created_at", TS, nullable=False),
     # Partial, over thread roots only: PostgreSQL cannot take its order from an index whose

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,35 @@ def cmd_user_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_user_access(settings: Settings, args: argparse.Namespace) -> int:
+    """``disable``, ``enable``, ``sign-out`` (every session) and ``password`` of one account."""
+    from server import signin
+    from server.accounts import set_password
+
+    async def run(db: Database) -> str:
+        match args.action:
+            case "disable" | "enable":
+                await signin.disable_account(db, args.name, args.action == "disable")
+                return f"{args.action}d {args.name}"
+            case "sign-out":
+                ended = await signin.sign_out_everywhere(db, args.name)
+                return f"signed {args.name} out of {ended} session{'s' if ended != 1 else ''}"
+            case _:
+                if args.password_stdin:
+                    password = sys.stdin.readline().rstrip("\n")
+                    generated = None
+                else:
+                    password = generated = secrets.token_urlsafe(15)
+                await set_password(db, args.name, password)
+                ended = await signin.sign_out_everywhere(db, args.name)
+                if generated:
+                    print(generated)
+                return f"set the password of {args.name}; {ended} session(s) signed out"
+
+    print(asyncio.run(with_db(settings, run)), file=sys.stderr)
+    return 0
+
+
 def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
     from server.oauth import create_user_token
 
@@ -51,6 +81,17 @@ def add_parsers(sub: Any) -> None:
     ucreate.add_argument("--admin", action="store_true")
     ucreate.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     ucreate.set_defaults(func=cmd_user_create)
+    for action, text in (
+        ("disable", "disable an account: no sign-in; its sessions and API tokens stop working"),
+        ("enable", "enable a disabled account again"),
+        ("sign-out", "end every console session of an account"),
+        ("password", "set an account's password (printed when generated) and end its sessions"),
+    ):
+        p = user.add_parser(action, help=text)
+        p.add_argument("name")
+        if action == "password":
+            p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+        p.set_defaults(func=cmd_user_access)
 
     token = sub.add_parser("token", help="OAuth bearer tokens for the API").add_subparsers(dest="action", required=True)
     tcreate = token.add_parser("create", help="print a bearer token for a local account")

@@ -195,6 +195,22 @@ async def list_follows(conn: AsyncConnection, group_id: int, state: str | None =
     return [record(Follow, r) for r in (await conn.execute(query)).all()]
 
 
+async def pending_requests(conn: AsyncConnection, group_id: int, *, limit: int) -> list[Follow]:
+    """Follow requests waiting for a moderator, oldest first (the moderation queue)."""
+    query = (
+        _FOLLOWS.where(follows.c.group_id == group_id, follows.c.state == "pending")
+        .order_by(follows.c.created_at, follows.c.id)
+        .limit(limit)
+    )
+    return [record(Follow, r) for r in (await conn.execute(query)).all()]
+
+
+async def count_pending(conn: AsyncConnection, group_id: int) -> int:
+    """How many follow requests wait for a moderator."""
+    query = sa.select(sa.func.count()).where(follows.c.group_id == group_id, follows.c.state == "pending")
+    return int((await conn.execute(query)).scalar_one())
+
+
 async def page_follows(
     conn: AsyncConnection, group_id: int, *, state: str | None, max_id: int | None, limit: int
 ) -> list[Follow]:

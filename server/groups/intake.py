@@ -319,6 +319,7 @@ async def _admit(
         author_id=author.id,
         parent=parent,
         state="held" if held else "visible",
+        held_reason=(decision.reason or "its server is silenced by this instance") if held else None,
     )
     if held:
         # A silenced origin or a guard: kept for a moderator to approve, not announced, not shown.

@@ -57,6 +57,7 @@ class Post:
     locked: bool
     pinned_at: datetime | None
     removed_reason: str | None
+    held_reason: str | None  # the guard or rule that held it
     deleted_at: datetime | None
     created_at: datetime
 
@@ -119,6 +120,7 @@ async def insert_post(
     author_id: int | None,
     parent: Post | None,
     state: str = "visible",
+    held_reason: str | None = None,
 ) -> Post:
     """Store a post in a group's thread (a reply bumps its thread and counts there)."""
     now = utcnow()
@@ -139,6 +141,7 @@ async def insert_post(
         "url": env.url,
         "sensitive": env.sensitive,
         "state": state,
+        "held_reason": held_reason if state == "held" else None,
         "raw": json.dumps(raw, separators=(",", ":")),
         "published": published,
         "last_activity_at": published,

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.federation.objects import poll_options
 from server.groups.posts import AuthoredPost, Post
-from server.rows import record
+from server.rows import chunked, record
 from server.tables import posts, remote_actors
 from server.types import UTCDateTime
 
@@ -163,6 +163,50 @@ async def list_pinned(conn: AsyncConnection, group_id: int) -> list[AuthoredPost
         .order_by(posts.c.pinned_at.desc())
     )
     return [record(AuthoredPost, r) for r in (await conn.execute(query)).all()]
+
+
+async def held_oldest(conn: AsyncConnection, group_id: int, *, limit: int) -> list[AuthoredPost]:
+    """Posts waiting for a moderator's approval, oldest first (the moderation queue)."""
+    query = (
+        sa.select(*_POST_COLUMNS)
+        .outerjoin(remote_actors, remote_actors.c.id == posts.c.author_id)
+        .where(posts.c.group_id == group_id, posts.c.state == "held")
+        .order_by(posts.c.created_at, posts.c.id)
+        .limit(limit)
+    )
+    return [record(AuthoredPost, r) for r in (await conn.execute(query)).all()]
+
+
+async def count_held(conn: AsyncConnection, group_id: int) -> int:
+    """How many posts wait for a moderator's approval."""
+    query = sa.select(sa.func.count()).where(posts.c.group_id == group_id, posts.c.state == "held")
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def post_counts(conn: AsyncConnection, group_id: int, author_ids: list[int]) -> dict[int, int]:
+    """How many visible posts each of these authors has in the group (the members page)."""
+    counts: dict[int, int] = {}
+    for chunk in chunked(author_ids):
+        query = (
+            sa.select(posts.c.author_id, sa.func.count())
+            .where(posts.c.group_id == group_id, posts.c.author_id.in_(chunk), posts.c.state == "visible")
+            .group_by(posts.c.author_id)
+        )
+        counts.update({row[0]: int(row[1]) for row in (await conn.execute(query)).all()})
+    return counts
+
+
+async def find_authored(conn: AsyncConnection, ids: list[int]) -> dict[int, AuthoredPost]:
+    """Posts by id with their authors' names (a report's posts and their threads, for the console)."""
+    found: dict[int, AuthoredPost] = {}
+    for chunk in chunked(ids):
+        query = (
+            sa.select(*_POST_COLUMNS)
+            .outerjoin(remote_actors, remote_actors.c.id == posts.c.author_id)
+            .where(posts.c.id.in_(chunk))
+        )
+        found.update({r.id: record(AuthoredPost, r) for r in (await conn.execute(query)).all()})
+    return found
 
 
 async def held_posts(conn: AsyncConnection, group_id: int, *, max_id: int | None, limit: int) -> list[AuthoredPost]:

@@ -79,6 +79,12 @@ async def local_role(conn: AsyncConnection, group_id: int, user_name: str) -> st
     ).scalar_one_or_none()
 
 
+async def led_groups(conn: AsyncConnection, user_id: int) -> dict[int, str]:
+    """The groups a local account leads: group id -> its role there."""
+    query = sa.select(group_roles.c.group_id, group_roles.c.role).where(group_roles.c.user_id == user_id)
+    return {r.group_id: r.role for r in (await conn.execute(query)).all()}
+
+
 async def moderator_names(conn: AsyncConnection, group_id: int) -> list[tuple[str, str]]:
     """(name, role) of each local leader of a group, owner first."""
     query = (

@@ -131,6 +131,28 @@ async def get_report(conn: AsyncConnection, report_id: int) -> Report:
     return record(Report, row)
 
 
+WAITING = ("open", "assigned")
+
+
+async def waiting(conn: AsyncConnection, group_id: int, *, limit: int) -> list[Report]:
+    """A group's reports that wait for a decision (open or assigned), oldest first (the moderation queue)."""
+    query = (
+        sa.select(reports)
+        .where(reports.c.group_id == group_id, reports.c.state.in_(WAITING), reports.c.outgoing.is_(False))
+        .order_by(reports.c.id)
+        .limit(limit)
+    )
+    return [record(Report, r) for r in (await conn.execute(query)).all()]
+
+
+async def count_waiting(conn: AsyncConnection, group_id: int) -> int:
+    """How many of a group's reports wait for a decision."""
+    query = sa.select(sa.func.count()).where(
+        reports.c.group_id == group_id, reports.c.state.in_(WAITING), reports.c.outgoing.is_(False)
+    )
+    return int((await conn.execute(query)).scalar_one())
+
+
 async def may_handle(conn: AsyncConnection, report: Report, user_name: str) -> User:
     """The acting user, when they may handle this report: admins always, a group's leaders its reports."""
     user = await get_user(conn, user_name)
@@ -249,9 +271,17 @@ async def set_state(
 
 
 async def resolve(
-    services: Services, report_id: int, user_name: str, *, action: str | None = None, reason: str = ""
+    services: Services,
+    report_id: int,
+    user_name: str,
+    *,
+    action: str | None = None,
+    reason: str = "",
+    ban_until: datetime | None = None,
+    remove_content: bool = False,
 ) -> Report:
-    """Resolve a report, performing its action: ``remove`` the reported posts or ``ban`` the account."""
+    """Resolve a report, performing its action: ``remove`` the reported posts or ``ban`` the account
+    (until ``ban_until`` when given; with all their posts in the group when ``remove_content``)."""
     async with services.db.read() as conn:
         report = await get_report(conn, report_id)
         await may_handle(conn, report, user_name)
@@ -273,7 +303,15 @@ async def resolve(
         elif action == "ban":
             if not report.target_account:
                 raise BadRequest("the report names no account to ban")
-            await actions.ban(services, group, report.target_account, by=by, reason=reason)
+            await actions.ban(
+                services,
+                group,
+                report.target_account,
+                by=by,
+                reason=reason,
+                expires_at=ban_until,
+                remove_content=remove_content,
+            )
             taken = "ban"
         else:
             raise BadRequest("action must be remove or ban")

@@ -14,9 +14,10 @@ from server.groups.membership import list_groups
 from server.groups.threads import list_pinned
 from server.links import INSTANCE_ACTOR_NAME
 from server.local_actors import LocalActor, get_local_actor
-from server.moderation.authority import moderator_uris
+from server.moderation.authority import local_role, moderator_uris
 from server.negotiation import activity_response, wants_activity_json
 from server.services import Services
+from server.web.console.common import SESSION_COOKIE, viewer
 from server.web.queries import REPLIES_PER_THREAD, load_group_page
 from server.web.templating import templates
 from server.web.threads import parse_before
@@ -72,7 +73,14 @@ async def group_actor(request: Request) -> Response:
         "members": data.members,
         "leaders": data.leaders,
     }
-    return templates.TemplateResponse(request, "group.html", context, headers={"Vary": "Accept"})
+    headers = {"Vary": "Accept, Cookie"}
+    if SESSION_COOKIE in request.cookies:  # only then a query: anonymous visitors cost nothing more
+        session = await viewer(request)
+        if session is not None:
+            headers["Cache-Control"] = "private, no-store"
+            async with services.db.read() as conn:
+                context["moderate"] = session.is_admin or await local_role(conn, group.id, session.username) is not None
+    return templates.TemplateResponse(request, "group.html", context, headers=headers)
 
 
 async def person_actor(request: Request) -> Response:

@@ -1,10 +1,10 @@
 """a group's purpose in full: what members gain, its objectives, the welcome it sends and to whom
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-02 17:00:00.000000
 
-Written beside 0008 (console sessions, on another branch); relinked after it when both land.
+Written beside 0008 (console sessions) and linked after it.
 """
 
 import sqlalchemy as sa
@@ -13,7 +13,7 @@ from alembic import op
 import server.types
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

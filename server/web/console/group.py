@@ -1,0 +1,374 @@
+"""``/console/groups/NAME``: a group's moderation console, for its owner, its moderators and admins.
+
+The queue (``queue.py``) and the group's members, bans, moderators, settings (guards,
+rules, description) and log. Every action is a POST with the session's CSRF token that
+calls the same domain function as ``kith mod``, ``kith report`` and the API
+(``moderation.actions``, ``moderation.reports``, ``moderation.rulebook``): logged and
+federated exactly as from the shell. Anyone else gets a 403 page.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from server.errors import BadRequest, NotFound
+from server.groups.following import page_follows
+from server.groups.membership import Group
+from server.groups.threads import post_counts
+from server.moderation import actions, modlog, reports, rulebook
+from server.moderation.authority import local_role, moderator_names, remote_moderator_uris
+from server.types import utcnow
+from server.web.console.common import Console, console_page, render
+from server.web.console.queue import load_queue
+from server.web.paging import id_param
+
+PAGE = 50
+MAX_BAN_DAYS = 3650
+
+
+@dataclasses.dataclass(frozen=True)
+class Moderating:
+    """A console request about one group: who acts, as what."""
+
+    console: Console
+    group: Group
+    by: actions.Moderator
+    role: str  # owner | moderator | admin
+
+    @property
+    def services(self) -> Any:
+        return self.console.services
+
+
+async def _moderating(console: Console, name: str) -> Moderating:
+    """The group and the acting moderator; 404 for no such group, 403 for anyone who may not moderate it."""
+    group, by = await actions.group_and_moderator(console.services, name, console.user)
+    async with console.services.db.read() as conn:
+        role = await local_role(conn, group.id, console.user) or "admin"
+    return Moderating(console, group, by, role)
+
+
+def _page(request: Request, mod: Moderating, template: str, tab: str, **context: Any) -> Response:
+    done = request.query_params.get("done", "")
+    full = {"group": mod.group, "role": mod.role, "tab": tab, "done": DONE.get(done, ""), **context}
+    return render(request, template, full, session=mod.console.session)
+
+
+def _int_param(request: Request, name: str) -> int:
+    raw = request.query_params.get(name, "0")
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > 10_000:
+        raise BadRequest(f"{name} must be a number from 0 to 10000")
+    return int(raw)
+
+
+# --------------------------------------------------------------------------- pages
+
+
+@console_page
+async def queue_page(request: Request, console: Console) -> Response:
+    """The queue: what waits for a decision, oldest first."""
+    mod = await _moderating(console, request.path_params["name"])
+    async with console.services.db.read() as conn:
+        queue = await load_queue(conn, mod.group, page=_int_param(request, "page"))
+    return _page(request, mod, "console/queue.html", "queue", queue=queue)
+
+
+@console_page
+async def members_page(request: Request, console: Console) -> Response:
+    """Members, newest first, with the day they joined, their server and their posts here."""
+    mod = await _moderating(console, request.path_params["name"])
+    async with console.services.db.read() as conn:
+        rows = await page_follows(
+            conn, mod.group.id, state="accepted", max_id=id_param(request, "max_id"), limit=PAGE + 1
+        )
+        counts = await post_counts(conn, mod.group.id, [r.actor_id for r in rows[:PAGE]])
+    more = len(rows) > PAGE
+    rows = rows[:PAGE]
+    next_url = f"?max_id={rows[-1].id}" if more else ""
+    ban_target = request.query_params.get("ban", "")[:2048]  # a row's "Ban…" fills the form in
+    return _page(
+        request,
+        mod,
+        "console/members.html",
+        "members",
+        members=rows,
+        counts=counts,
+        next_url=next_url,
+        ban_target=ban_target,
+    )
+
+
+@console_page
+async def bans_page(request: Request, console: Console) -> Response:
+    """Bans, newest first, with their expiry; lift one."""
+    mod = await _moderating(console, request.path_params["name"])
+    offset = _int_param(request, "offset")
+    async with console.services.db.read() as conn:
+        bans = await rulebook.list_bans(conn, mod.group.id)
+    shown = [(b, rulebook.ban_in_force(b.expires_at)) for b in bans[offset : offset + PAGE]]
+    next_url = f"?offset={offset + PAGE}" if len(bans) > offset + PAGE else ""
+    return _page(request, mod, "console/bans.html", "bans", bans=shown, next_url=next_url)
+
+
+@console_page
+async def moderators_page(request: Request, console: Console) -> Response:
+    """The owner, local moderators and listed remote moderators; the owner (or an admin) adds and removes."""
+    mod = await _moderating(console, request.path_params["name"])
+    async with console.services.db.read() as conn:
+        local = await moderator_names(conn, mod.group.id)
+        remote = await remote_moderator_uris(conn, mod.group.id)
+    return _page(request, mod, "console/moderators.html", "moderators", local=local, remote=remote)
+
+
+@console_page
+async def settings_page(request: Request, console: Console) -> Response:
+    """The group's description, rules and automatic guards (the guards can be changed here)."""
+    mod = await _moderating(console, request.path_params["name"])
+    async with console.services.db.read() as conn:
+        guards = await rulebook.load_guards(conn, mod.group.id)
+    rules = [r.strip() for r in mod.group.rules.splitlines() if r.strip()]
+    return _page(request, mod, "console/settings.html", "settings", guards=guards, rules=rules)
+
+
+@console_page
+async def log_page(request: Request, console: Console) -> Response:
+    """The moderation log with who acted, newest first."""
+    mod = await _moderating(console, request.path_params["name"])
+    async with console.services.db.read() as conn:
+        entries = await modlog.entries(conn, mod.group.id, max_id=id_param(request, "max_id"), limit=PAGE + 1)
+    more = len(entries) > PAGE
+    entries = entries[:PAGE]
+    next_url = f"?max_id={entries[-1].id}" if more else ""
+    return _page(request, mod, "console/log.html", "log", entries=entries, next_url=next_url)
+
+
+# --------------------------------------------------------------------------- actions
+
+Action = Callable[[Moderating], Awaitable[None]]
+ACTIONS: dict[str, Action] = {}
+DONE: dict[str, str] = {}
+
+
+def action(name: str, done: str) -> Callable[[Action], Action]:
+    """Register a console action under the form's ``action`` value, with what the page then says."""
+
+    def register(fn: Action) -> Action:
+        ACTIONS[name] = fn
+        DONE[name] = done
+        return fn
+
+    return register
+
+
+def _target(mod: Moderating) -> str:
+    target = mod.console.field("target")
+    if not target:
+        raise BadRequest("the form named nothing to act on")
+    return target
+
+
+def _reason(mod: Moderating) -> str:
+    return mod.console.field("reason")[:1000]
+
+
+def _ban_until(mod: Moderating) -> Any:
+    raw = mod.console.field("days")
+    if raw in ("", "0"):
+        return None
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= MAX_BAN_DAYS:
+        raise BadRequest(f"the ban's days must be a whole number from 1 to {MAX_BAN_DAYS} (or empty: for good)")
+    return utcnow() + timedelta(days=int(raw))
+
+
+def _remove_content(mod: Moderating) -> bool:
+    return mod.console.field("remove_content") in ("on", "1", "true")
+
+
+async def _report(mod: Moderating) -> int:
+    raw = mod.console.field("report")
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > 2**31 - 1:
+        raise BadRequest("the form named no report")
+    async with mod.services.db.read() as conn:
+        report = await reports.get_report(conn, int(raw))
+    if report.group_id != mod.group.id:
+        raise NotFound("no such report in this group")
+    return report.id
+
+
+@action("approve-follow", "Follow request approved.")
+async def _approve_follow(mod: Moderating) -> None:
+    await actions.decide_follow_request(mod.services, mod.group, _target(mod), True, by=mod.by)
+
+
+@action("reject-follow", "Follow request rejected.")
+async def _reject_follow(mod: Moderating) -> None:
+    await actions.decide_follow_request(mod.services, mod.group, _target(mod), False, by=mod.by)
+
+
+@action("approve-post", "Post approved: it is shown and shared with the members.")
+async def _approve_post(mod: Moderating) -> None:
+    await actions.decide_held_post(mod.services, mod.group, _target(mod), True, by=mod.by, reason=_reason(mod))
+
+
+@action("reject-post", "Post rejected.")
+async def _reject_post(mod: Moderating) -> None:
+    await actions.decide_held_post(mod.services, mod.group, _target(mod), False, by=mod.by, reason=_reason(mod))
+
+
+@action("remove", "Post removed.")
+async def _remove(mod: Moderating) -> None:
+    await actions.remove_post(mod.services, mod.group, _target(mod), by=mod.by, reason=_reason(mod))
+
+
+@action("restore", "Post restored.")
+async def _restore(mod: Moderating) -> None:
+    await actions.restore_post(mod.services, mod.group, _target(mod), by=mod.by, reason=_reason(mod))
+
+
+@action("lock", "Thread locked.")
+async def _lock(mod: Moderating) -> None:
+    await actions.set_locked(mod.services, mod.group, _target(mod), True, by=mod.by, reason=_reason(mod))
+
+
+@action("unlock", "Thread unlocked.")
+async def _unlock(mod: Moderating) -> None:
+    await actions.set_locked(mod.services, mod.group, _target(mod), False, by=mod.by, reason=_reason(mod))
+
+
+@action("pin", "Thread pinned.")
+async def _pin(mod: Moderating) -> None:
+    await actions.set_pinned(mod.services, mod.group, _target(mod), True, by=mod.by)
+
+
+@action("unpin", "Thread unpinned.")
+async def _unpin(mod: Moderating) -> None:
+    await actions.set_pinned(mod.services, mod.group, _target(mod), False, by=mod.by)
+
+
+@action("ban", "Banned.")
+async def _ban(mod: Moderating) -> None:
+    target = mod.console.field("author") or _target(mod)  # a held post's form names its author
+    if target == mod.by.uri:
+        raise BadRequest("you cannot ban yourself")
+    await actions.ban(
+        mod.services,
+        mod.group,
+        target,
+        by=mod.by,
+        reason=_reason(mod),
+        expires_at=_ban_until(mod),
+        remove_content=_remove_content(mod),
+    )
+
+
+@action("unban", "Ban lifted.")
+async def _unban(mod: Moderating) -> None:
+    await actions.unban(mod.services, mod.group, _target(mod), by=mod.by, reason=_reason(mod))
+
+
+@action("resolve", "Report resolved.")
+async def _resolve(mod: Moderating) -> None:
+    await reports.resolve(mod.services, await _report(mod), mod.console.user, reason=_reason(mod))
+
+
+@action("resolve-remove", "Report resolved: the reported posts are removed.")
+async def _resolve_remove(mod: Moderating) -> None:
+    await reports.resolve(mod.services, await _report(mod), mod.console.user, action="remove", reason=_reason(mod))
+
+
+@action("resolve-ban", "Report resolved: the reported account is banned.")
+async def _resolve_ban(mod: Moderating) -> None:
+    await reports.resolve(
+        mod.services,
+        await _report(mod),
+        mod.console.user,
+        action="ban",
+        reason=_reason(mod),
+        ban_until=_ban_until(mod),
+        remove_content=_remove_content(mod),
+    )
+
+
+@action("reject-report", "Report rejected: nothing to act on.")
+async def _reject_report(mod: Moderating) -> None:
+    await reports.set_state(mod.services, await _report(mod), mod.console.user, "rejected")
+
+
+@action("forward", "Report forwarded (without the reporter's name).")
+async def _forward(mod: Moderating) -> None:
+    await reports.forward(mod.services, await _report(mod), mod.console.user)
+
+
+@action("add-mod", "Moderator added.")
+async def _add_mod(mod: Moderating) -> None:
+    await actions.set_moderator(mod.services, mod.group, _target(mod), True, by=mod.by)
+
+
+@action("remove-mod", "Moderator removed.")
+async def _remove_mod(mod: Moderating) -> None:
+    await actions.set_moderator(mod.services, mod.group, _target(mod), False, by=mod.by)
+
+
+def _list_field(mod: Moderating, name: str) -> list[str]:
+    return [line.strip() for line in mod.console.field(name).splitlines() if line.strip()]
+
+
+def _number_field(mod: Moderating, name: str) -> int:
+    raw = mod.console.field(name) or "0"
+    if not (raw.isascii() and raw.isdigit()):
+        raise BadRequest(f"{name.replace('_', ' ')} must be a whole number")
+    return int(raw)
+
+
+@action("guards", "Guards saved.")
+async def _guards(mod: Moderating) -> None:
+    changes: dict[str, Any] = {
+        name: _number_field(mod, name)
+        for name in ("hold_first_posts", "member_posts_per_hour", "instance_posts_per_hour", "max_group_mentions")
+    }
+    changes["keywords"] = _list_field(mod, "keywords")
+    changes["link_domains"] = _list_field(mod, "link_domains")
+    changes["filter_action"] = mod.console.field("filter_action")
+    async with mod.services.db.transaction() as conn:  # as `kith mod guards` and the API do
+        await rulebook.save_guards(conn, mod.services.db, mod.group.id, changes)
+
+
+TABS = {"queue": "", "members": "/members", "bans": "/bans", "moderators": "/moderators", "settings": "/settings"}
+
+
+@console_page
+async def act(request: Request, console: Console) -> Response:
+    """``POST .../act``: ``action`` (a button's value), ``target``, ``reason``, ``report``, ``days``,
+    ``remove_content``; then back to the page the form was on, which says what was done."""
+    mod = await _moderating(console, request.path_params["name"])
+    name = console.field("action")
+    handler = ACTIONS.get(name)
+    if handler is None:
+        raise BadRequest(f"unknown action {name!r}")
+    await handler(mod)
+    back = console.field("back")
+    suffix = TABS.get(back, "/log" if back == "log" else "")
+    query = {"done": name}
+    if back == "queue" and console.field("page").isdigit():
+        query["page"] = console.field("page")
+    return RedirectResponse(f"/console/groups/{mod.group.name}{suffix}?{urlencode(query)}", status_code=303)
+
+
+base = "/console/groups/{name}"
+routes = [
+    Route(base, queue_page, methods=["GET"]),
+    Route(base + "/members", members_page, methods=["GET"]),
+    Route(base + "/bans", bans_page, methods=["GET"]),
+    Route(base + "/moderators", moderators_page, methods=["GET"]),
+    Route(base + "/settings", settings_page, methods=["GET"]),
+    Route(base + "/log", log_page, methods=["GET"]),
+    Route(base + "/act", act, methods=["POST"]),
+]
