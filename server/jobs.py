@@ -10,9 +10,10 @@ from server.groups.fanout import Fanout, FanoutSender
 from server.inbox.dispatch import dispatch
 from server.inbox.store import InboxItem
 from server.local_actors import signing_key
+from server.moderation.blocklist import imports
 from server.queue import Outcome
 from server.services import Services
-from server.tables import deliveries, fanouts, inbox_items
+from server.tables import blocklist_imports, deliveries, fanouts, inbox_items
 from server.worker import JobKind, Worker
 
 
@@ -74,6 +75,16 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
                 lease=fanout_lease,
                 max_attempts=10,
                 before_batch=refresh_policy,
+            ),
+            # An admin's blocklist import: one line per transaction, resumable, so a crash costs nothing.
+            JobKind(
+                "blocklist_import",
+                blocklist_imports,
+                imports.BlocklistImport,
+                lambda item: imports.run(services.db, item),
+                batch=1,
+                lease=imports.LEASE,
+                max_attempts=5,
             ),
         ],
     )
