@@ -319,3 +319,11 @@ class RemoteActors:
         if stored.key_id != key_id or not stored.public_key_pem:
             return None
         return ResolvedKey(key_id, stored.uri, stored.public_key_pem)
+
+
+async def suspended_page(conn: AsyncConnection, *, max_id: int | None = None, limit: int = 50) -> list[RemoteActor]:
+    """Suspended remote accounts, the most recently stored first (the page below ``max_id`` when given)."""
+    query = _SELECT.where(remote_actors.c.suspended_at.is_not(None)).order_by(remote_actors.c.id.desc()).limit(limit)
+    if max_id is not None:
+        query = query.where(remote_actors.c.id < max_id)
+    return [record(RemoteActor, r) for r in (await conn.execute(query)).all()]

@@ -7,6 +7,7 @@ Every action calls the same domain function as ``kith mod`` and the API.
 
 from __future__ import annotations
 
-from server.web.console import home, login
+from server.web.console import admin, home, login
 
 routes = [*login.routes, *home.routes]
+routes += admin.build_routes()  # /console/admin (admin*.py)
