@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from server.settings import Settings
 from server.services import Services
+from server.settings import Settings
 from tests.fakes.network import Network
 
 CHROMIUM = "/usr/bin/chromium"

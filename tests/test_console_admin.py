@@ -402,7 +402,8 @@ async def test_instance_reports_resolve_reject_reopen_and_suspend(admin, db, ser
     alice = mastodon.actor_uri("alice")
     assert services.blocklist.policy.actor_suspended(alice)
     async with db.read() as conn:
-        state = (await conn.execute(sa.select(reports.c.state, reports.c.action_taken).where(reports.c.id == second))).one()
+        query = sa.select(reports.c.state, reports.c.action_taken).where(reports.c.id == second)
+        state = (await conn.execute(query)).one()
     assert tuple(state) == ("resolved", "suspend")
     assert ("ada", "account.suspend", alice) in await audit_rows(db)
     assert (await admin.post("/console/admin/reports/999/resolve", data={"csrf": csrf})).status_code == 404
@@ -434,7 +435,8 @@ async def test_create_users_make_admin_disable_and_sign_out(admin, db, client):
     r = await admin.post("/console/admin/users", data={"csrf": csrf, "name": "Mara"})
     assert r.status_code == 200 and "mara was created" in r.text
     generated = r.text.split('<code class="secret">')[1].split("<")[0]
-    r = await admin.post("/console/admin/users", data={"csrf": csrf, "name": "noor", "password": PASSWORD, "admin": "on"})
+    noor = {"csrf": csrf, "name": "noor", "password": PASSWORD, "admin": "on"}
+    r = await admin.post("/console/admin/users", data=noor)
     assert r.status_code == 303
     r = await admin.post("/console/admin/users", data={"csrf": csrf, "name": "noor", "password": PASSWORD})
     assert r.status_code in (400, 409, 422) and "noor" in r.text

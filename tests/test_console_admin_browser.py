@@ -8,10 +8,11 @@ user who is no admin gets a 403 page at /console/admin. Skipped without chromium
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import sqlalchemy as sa
@@ -19,8 +20,12 @@ import sqlalchemy as sa
 from server.accounts import create_user
 from server.groups.membership import GroupSpec, create_group
 from server.tables import domain_blocks
-from tests.browser import LiveKith, chromium, live_kith, page  # noqa: F401 - fixtures
 from tests.fakes.mastodon import FakeMastodon
+
+if TYPE_CHECKING:  # imported by pytest_plugins below, so that pytest rewrites its asserts
+    from tests.browser import LiveKith
+
+pytest_plugins = ("tests.browser",)  # the fixtures: chromium, page, live_kith
 
 PASSWORD = "correct horse battery"
 
@@ -89,6 +94,8 @@ def test_an_admin_imports_1000_blocks_and_watches_it_complete(live_kith: LiveKit
     assert page.get_by_role("heading", name="Refused (0)").count() == 1
     assert block_count(live) == 0  # the preview changed nothing
 
+    polls: list[str] = []
+    page.on("request", lambda request: polls.append(request.url) if request.url.endswith("/progress") else None)
     page.get_by_role("button", name="Apply 1000 lines").click()
     bar = page.locator("progress#import-bar")
     seen: list[int] = []
@@ -97,16 +104,33 @@ def test_an_admin_imports_1000_blocks_and_watches_it_complete(live_kith: LiveKit
         if page.get_by_text("Done: 1000 blocks added").count():
             break
         if bar.count():
-            try:
+            with contextlib.suppress(Exception):  # the page reloading under us
                 seen.append(int(float(bar.get_attribute("value") or 0)))
-            except Exception:  # the page reloading under us
-                pass
         page.wait_for_timeout(250)
     assert page.get_by_text("Done: 1000 blocks added, 0 updated").count() == 1, seen
     assert page.locator(".import-progress .percent").inner_text() == "100"
     assert bar.get_attribute("value") == bar.get_attribute("max") == "1000"
     assert block_count(live) == 1000
     assert seen == sorted(seen)  # the bar only ever moved forward
+    assert polls  # static/admin.js moved it, polling the JSON progress
+
+
+def test_without_javascript_the_import_page_refreshes_itself_until_done(live_kith: LiveKith, chromium: Any):
+    live = live_kith
+    live.run(create_user(live.services.db, "ada", admin=True, password=PASSWORD))
+    context = chromium.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        sign_in(page, live, "ada")
+        page.goto(live.url("/console/admin/import"))
+        page.get_by_label("Or paste it").fill("\n".join(f"nojs{i}.example" for i in range(400)))
+        page.get_by_role("button", name="Preview").click()
+        page.get_by_role("button", name="Apply 400 lines").click()
+        assert page.get_by_text("Importing…").count() == 1  # still running when the page first shows
+        page.get_by_text("Done: 400 blocks added").wait_for(timeout=90_000)  # by <noscript> meta refresh alone
+        assert block_count(live) == 400
+    finally:
+        context.close()
 
 
 def test_a_user_who_is_no_admin_gets_403_at_the_admin_console(live_kith: LiveKith, page: Any):
