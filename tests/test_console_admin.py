@@ -525,3 +525,51 @@ async def test_the_audit_log_is_paged(admin, db):
     older = first.split("/console/admin/log?max_id=")[1].split('"')[0]
     assert "t09.example" in (await admin.get(f"/console/admin/log?max_id={older}")).text
     assert "t59.example" in (await admin.get("/console/admin")).text  # the overview's latest changes
+
+
+# --------------------------------------------------------------------------- the same functions from the shell
+
+
+def test_the_shell_makes_admins_and_hands_groups_over(settings):
+    from tests.test_cli import kith
+
+    assert kith(settings, "user", "create", "mara").returncode == 0
+    assert kith(settings, "user", "create", "noor").returncode == 0
+    assert kith(settings, "group", "create", "bookclub", "--owner", "mara").returncode == 0
+    made = kith(settings, "user", "make-admin", "noor")
+    assert made.returncode == 0 and "noor is now an admin" in made.stderr
+    moved = kith(settings, "group", "transfer", "bookclub", "noor")
+    assert moved.returncode == 0 and "noor now owns bookclub" in moved.stdout
+    again = kith(settings, "group", "transfer", "bookclub", "noor")
+    assert again.returncode != 0 and "already owns" in again.stderr
+    assert kith(settings, "user", "revoke-admin", "noor").returncode == 0
+    shown = kith(settings, "user", "make-admin", "ghost")
+    assert shown.returncode != 0 and "ghost" in shown.stderr
+
+
+async def test_a_new_owner_who_did_not_lead_the_group_is_announced_to_its_members(
+    admin, db, services, worker, mastodon, client
+):
+    await create_user(db, "mara", password=PASSWORD)
+    await create_user(db, "noor", password=PASSWORD)
+    await create_group(db, GroupSpec(name="bookclub", owner="mara"))
+    await mastodon.post(client, "alice", f"{GROUP}/inbox", mastodon.follow("alice", GROUP))
+    await worker.drain()
+    mastodon.received.clear()
+    csrf = await token(admin, "/console/admin/groups")
+    r = await admin.post("/console/admin/groups/bookclub/transfer", data={"csrf": csrf, "owner": "noor"})
+    assert r.status_code == 303
+    await worker.drain()
+    added = [x.activity for x in mastodon.received if x.activity.get("type") == "Announce"]
+    inner = [a["object"] for a in added if isinstance(a.get("object"), dict)]
+    assert any(
+        o.get("type") == "Add"
+        and o.get("object") == "https://kith.test/users/noor"
+        and o.get("actor", "").endswith("/ada")
+        for o in inner
+    ), added
+    # Back to mara, who leads it already (as a moderator now): nothing new to announce.
+    mastodon.received.clear()
+    await admin.post("/console/admin/groups/bookclub/transfer", data={"csrf": csrf, "owner": "mara"})
+    await worker.drain()
+    assert not [x for x in mastodon.received if x.activity.get("type") == "Announce"]

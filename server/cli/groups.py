@@ -133,7 +133,7 @@ def cmd_group_transfer(settings: Settings, args: argparse.Namespace) -> int:
     async def run(services: Services) -> None:
         async with services.db.read() as conn:
             group = await get_group(conn, args.name)
-        await transfer_ownership(services, group, args.owner, by=Moderator("cli", services.links.instance_actor()))
+        await transfer_ownership(services, group, args.owner, by=Moderator("cli", services.links.instance_actor))
 
     asyncio.run(with_services(settings, run))
     print(f"{args.owner} now owns {args.name}")
