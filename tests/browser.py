@@ -41,9 +41,13 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"browser tests skipped: {reason} (set KITH_REQUIRE_BROWSER=1 to make this a failure)")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """Debian's chromium under Playwright, for the whole session."""
+    """Debian's chromium under Playwright, for one test module.
+
+    Not for the session: Playwright's sync API keeps its own event loop running on the main
+    thread while it is open, and the asyncio tests that a worker runs next could not start theirs.
+    """
     if not shutil.which(CHROMIUM):
         _unavailable(f"{CHROMIUM} is not installed (apt install chromium)")
     try:
