@@ -164,6 +164,22 @@ async def set_disabled(conn: AsyncConnection, name: str, disabled: bool) -> User
     return await get_user(conn, name)
 
 
+async def set_admin(db: Database, name: str, admin: bool) -> User:
+    """Make an account an instance admin, or take that away (``kith user make-admin|revoke-admin``, the console)."""
+    async with db.transaction() as conn:
+        user = await get_user(conn, name)
+        await conn.execute(sa.update(users).where(users.c.id == user.id).values(is_admin=admin))
+        return await get_user(conn, name)
+
+
+async def list_users(conn: AsyncConnection, *, after: str = "", limit: int = 50) -> list[User]:
+    """Accounts by name, the page after ``after`` (keyset paging for the admin console)."""
+    query = _USER.order_by(local_actors.c.name).limit(limit)
+    if after:
+        query = query.where(local_actors.c.name > after)
+    return [record(User, r) for r in (await conn.execute(query)).all()]
+
+
 @dataclass(frozen=True, slots=True)
 class LocalAccount:
     """A local actor and, for a person, its account: what reports show of local people and groups."""

@@ -11,10 +11,11 @@ from server.inbox.dispatch import dispatch
 from server.inbox.store import InboxItem
 from server.instance import beat
 from server.local_actors import signing_key
+from server.moderation.blocklist import imports
 from server.queue import Outcome
 from server.retention import Pruner
 from server.services import Services
-from server.tables import deliveries, fanouts, inbox_items
+from server.tables import blocklist_imports, deliveries, fanouts, inbox_items
 from server.worker import JobKind, Worker
 
 
@@ -80,6 +81,16 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
                 lease=fanout_lease,
                 max_attempts=10,
                 before_batch=refresh_policy,
+            ),
+            # An admin's blocklist import: one line per transaction, resumable, so a crash costs nothing.
+            JobKind(
+                "blocklist_import",
+                blocklist_imports,
+                imports.BlocklistImport,
+                lambda item: imports.run(services.db, item),
+                batch=1,
+                lease=imports.LEASE,
+                max_attempts=5,
             ),
         ],
         heartbeat=beat,  # `kith check` reads it to tell that a worker runs

@@ -507,3 +507,23 @@ reports = sa.Table(
     sa.Column("created_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
 )
+
+# A blocklist import from the admin console: the uploaded CSV, previewed, then applied by
+# the worker one line per transaction. ``done`` counts the lines applied and moves in the
+# same transaction as each line's block, so progress is exact and a crashed import resumes
+# where it stopped. ``state`` is ``preview`` (uploaded, waiting for the admin to apply it;
+# never claimed) before it is ``queued``.
+blocklist_imports = sa.Table(
+    "blocklist_imports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("csv", sa.Text, nullable=False),
+    sa.Column("total", sa.Integer, nullable=False, server_default="0"),  # lines to apply
+    sa.Column("done", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("added", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("refused", sa.Text, nullable=False, server_default="[]"),  # JSON [[line, domain, why], ...]
+    *_queue_columns(),
+    sa.Index("ix_blocklist_imports_due", "state", "next_attempt_at"),
+)

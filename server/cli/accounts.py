@@ -33,15 +33,18 @@ def cmd_user_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_user_access(settings: Settings, args: argparse.Namespace) -> int:
-    """``disable``, ``enable``, ``sign-out`` (every session) and ``password`` of one account."""
+    """``disable``, ``enable``, ``sign-out`` (every session), ``make-admin``, ``revoke-admin`` and ``password``."""
     from server import signin
-    from server.accounts import set_password
+    from server.accounts import set_admin, set_password
 
     async def run(db: Database) -> str:
         match args.action:
             case "disable" | "enable":
                 await signin.disable_account(db, args.name, args.action == "disable")
                 return f"{args.action}d {args.name}"
+            case "make-admin" | "revoke-admin":
+                await set_admin(db, args.name, args.action == "make-admin")
+                return f"{args.name} is {'now' if args.action == 'make-admin' else 'no longer'} an admin"
             case "sign-out":
                 ended = await signin.sign_out_everywhere(db, args.name)
                 return f"signed {args.name} out of {ended} session{'s' if ended != 1 else ''}"
@@ -85,6 +88,8 @@ def add_parsers(sub: Any) -> None:
         ("disable", "disable an account: no sign-in; its sessions and API tokens stop working"),
         ("enable", "enable a disabled account again"),
         ("sign-out", "end every console session of an account"),
+        ("make-admin", "make an account an instance admin"),
+        ("revoke-admin", "take an account's admin rights away"),
         ("password", "set an account's password (printed when generated) and end its sessions"),
     ):
         p = user.add_parser(action, help=text)

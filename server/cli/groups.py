@@ -152,6 +152,21 @@ def cmd_group_decide(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_group_transfer(settings: Settings, args: argparse.Namespace) -> int:
+    from server.cli.common import with_services
+    from server.groups.membership import get_group
+    from server.moderation.actions import Moderator, transfer_ownership
+
+    async def run(services: Services) -> None:
+        async with services.db.read() as conn:
+            group = await get_group(conn, args.name)
+        await transfer_ownership(services, group, args.owner, by=Moderator("cli", services.links.instance_actor))
+
+    asyncio.run(with_services(settings, run))
+    print(f"{args.owner} now owns {args.name}")
+    return 0
+
+
 def add_parsers(sub: Any) -> None:
     """Add ``group``."""
     group = sub.add_parser("group", help="groups").add_subparsers(dest="action", required=True)
@@ -186,6 +201,10 @@ def add_parsers(sub: Any) -> None:
     gfollows.add_argument("name")
     gfollows.add_argument("--pending", action="store_true", help="only requests awaiting a decision")
     gfollows.set_defaults(func=cmd_group_follows)
+    gtransfer = group.add_parser("transfer", help="hand a group to another account (the old owner stays a moderator)")
+    gtransfer.add_argument("name")
+    gtransfer.add_argument("owner", help="the new owner's user name")
+    gtransfer.set_defaults(func=cmd_group_transfer)
     for action, text in (("approve", "accept a pending follow"), ("reject", "refuse a pending follow")):
         decide = group.add_parser(action, help=text)
         decide.add_argument("name")

@@ -363,3 +363,11 @@ async def known_domains(conn: AsyncConnection) -> list[str]:
     """Every domain Kith has met an actor of, sorted."""
     stmt = sa.select(remote_actors.c.domain).distinct().order_by(remote_actors.c.domain)
     return [str(d) for d in (await conn.execute(stmt)).scalars()]
+
+
+async def suspended_page(conn: AsyncConnection, *, max_id: int | None = None, limit: int = 50) -> list[RemoteActor]:
+    """Suspended remote accounts, the most recently stored first (the page below ``max_id`` when given)."""
+    query = _SELECT.where(remote_actors.c.suspended_at.is_not(None)).order_by(remote_actors.c.id.desc()).limit(limit)
+    if max_id is not None:
+        query = query.where(remote_actors.c.id < max_id)
+    return [record(RemoteActor, r) for r in (await conn.execute(query)).all()]

@@ -296,6 +296,29 @@ async def set_moderator(
     return uri
 
 
+async def transfer_ownership(services: Services, group: Group, new_owner: str, *, by: Moderator) -> None:
+    """Hand a group to another local account (the old owner stays a moderator); owners and admins only.
+
+    Logged; when the new owner did not lead the group yet, the moderators collection grows
+    and that ``Add`` federates as ``set_moderator``'s does.
+    """
+    async with services.db.transaction() as conn:
+        if by.local_user is not None and not await _owner_or_admin(conn, group, by.local_user):
+            raise Forbidden("only the group's owner or an admin hands the group over")
+        user = await get_user(conn, new_owner)
+        if await authority.local_role(conn, group.id, new_owner) == "owner":
+            raise BadRequest(f"{new_owner} already owns {group.name}")
+        led_before = await authority.transfer_owner(conn, group.id, user.id)
+        uri = services.links.actor("person", new_owner)
+        await _log(conn, group, by, "transfer_ownership", uri)
+        if not led_before:
+            target = services.links.collection("group", group.name, "moderators")
+            await redistribute(
+                conn, services, group, _mod_activity(services, group, by, "Add", uri, target=target), post_id=None
+            )
+    services.wake.set()
+
+
 async def _owner_or_admin(conn: AsyncConnection, group: Group, user_name: str) -> bool:
     if await authority.local_role(conn, group.id, user_name) == "owner":
         return True

@@ -155,3 +155,32 @@ async def remote_moderator_uris(conn: AsyncConnection, group_id: int) -> list[st
         .order_by(remote_moderators.c.created_at)
     )
     return list((await conn.execute(query)).scalars().all())
+
+
+async def transfer_owner(conn: AsyncConnection, group_id: int, user_id: int) -> bool:
+    """Make a local account the group's one owner; the previous owner stays on as a moderator.
+
+    Returns whether the new owner led the group before (as a moderator), i.e. whether the
+    moderators collection is unchanged.
+    """
+    before = (
+        await conn.execute(
+            sa.select(group_roles.c.role).where(group_roles.c.group_id == group_id, group_roles.c.user_id == user_id)
+        )
+    ).scalar_one_or_none()
+    await conn.execute(
+        sa.update(group_roles)
+        .where(group_roles.c.group_id == group_id, group_roles.c.role == "owner", group_roles.c.user_id != user_id)
+        .values(role="moderator")
+    )
+    if before is None:
+        await conn.execute(
+            sa.insert(group_roles).values(group_id=group_id, user_id=user_id, role="owner", created_at=utcnow())
+        )
+    else:
+        await conn.execute(
+            sa.update(group_roles)
+            .where(group_roles.c.group_id == group_id, group_roles.c.user_id == user_id)
+            .values(role="owner")
+        )
+    return before is not None

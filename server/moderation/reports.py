@@ -199,6 +199,7 @@ class ReportFilter:
     reporter: str | None = None  # a remote actor URI or a local name
     target: str | None = None  # a remote actor URI, or a local name (a person, or a group by name)
     never: bool = False  # an unknown account was asked for: nothing matches
+    instance_only: bool = False  # only reports about no group (the admin console's instance reports)
 
 
 async def leads_a_group(conn: AsyncConnection, user_id: int) -> bool:
@@ -221,6 +222,8 @@ async def filtered(
     query = sa.select(reports).where(reports.c.state.in_(which.states))
     if which.never:
         query = query.where(sa.false())
+    if which.instance_only:
+        query = query.where(reports.c.group_id.is_(None), reports.c.outgoing.is_(False))
     if which.leader_id is not None:
         led = sa.select(group_roles.c.group_id).where(group_roles.c.user_id == which.leader_id)
         query = query.where(reports.c.group_id.in_(led))

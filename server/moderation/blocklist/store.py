@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,7 +31,7 @@ from server.jsondoc import has_nul
 from server.moderation.blocklist.cache import FEDERATION_MODE, POLICY_VERSION, read_setting
 from server.moderation.blocklist.effects import Effects, reconcile
 from server.moderation.blocklist.matcher import MODES, SEVERITIES, normalize_domain
-from server.rows import record
+from server.rows import chunked, record
 from server.tables import admin_audit_log, domain_allows, domain_blocks
 from server.types import utcnow
 
@@ -65,7 +65,22 @@ class DomainAllow:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One row of the admin audit log: who changed what, when, why."""
+
+    id: int
+    actor: str
+    action: str
+    target: str
+    detail: str  # JSON
+    reason: str
+    created_at: datetime
+
+
 BLOCK_SETTINGS = ("severity", "reject_media", "reject_reports", "public_comment", "private_comment", "obfuscate")
+# What an import (``put_block``) sets on a block that exists: all but the admin's private comment.
+IMPORTED_SETTINGS = tuple(k for k in BLOCK_SETTINGS if k != "private_comment")
 
 
 @dataclass(frozen=True)
@@ -275,6 +290,28 @@ async def page(
     return sorted(rows, key=lambda r: r.id, reverse=True)
 
 
+async def blocks_by_domain(conn: AsyncConnection, domains: Sequence[str]) -> dict[str, DomainBlock]:
+    """The blocks of exactly these (normalised) domains, by domain."""
+    found: dict[str, DomainBlock] = {}
+    for chunk in chunked(domains):
+        rows = (await conn.execute(sa.select(domain_blocks).where(domain_blocks.c.domain.in_(chunk)))).all()
+        found.update((r.domain, record(DomainBlock, r)) for r in rows)
+    return found
+
+
+async def count(conn: AsyncConnection, kind: PolicyTable[R, S]) -> int:
+    """How many blocks (or allows) there are."""
+    return int((await conn.execute(sa.select(sa.func.count()).select_from(kind.table))).scalar_one())
+
+
+async def audit_page(conn: AsyncConnection, *, max_id: int | None = None, limit: int = 50) -> list[AuditEntry]:
+    """The admin audit log, newest first (the page below ``max_id`` when given)."""
+    query = sa.select(admin_audit_log).order_by(admin_audit_log.c.id.desc()).limit(limit)
+    if max_id is not None:
+        query = query.where(admin_audit_log.c.id < max_id)
+    return [record(AuditEntry, r) for r in (await conn.execute(query)).all()]
+
+
 async def delete(db: Database, kind: PolicyTable[R, S], row_id: int, *, actor: str) -> R:
     """Lift a block (the posts it hid come back) or remove an allow; returns what was removed."""
     async with db.read() as conn:
@@ -320,7 +357,7 @@ async def put_block(conn: AsyncConnection, spec: BlockSpec, *, actor: str, detai
     if existing is None:
         await conn.execute(sa.insert(domain_blocks).values(**spec.columns(), created_at=now, updated_at=now))
     else:
-        values = {k: v for k, v in spec.columns().items() if k not in ("domain", "private_comment")}
+        values = {k: v for k, v in spec.columns().items() if k in IMPORTED_SETTINGS}
         await conn.execute(
             sa.update(domain_blocks).where(domain_blocks.c.id == existing).values(**values, updated_at=now)
         )

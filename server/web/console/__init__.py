@@ -7,6 +7,7 @@ Every action calls the same domain function as ``kith mod`` and the API.
 
 from __future__ import annotations
 
-from server.web.console import group, home, login
+from server.web.console import admin, group, home, login
 
 routes = [*login.routes, *home.routes, *group.routes]
+routes += admin.build_routes()  # /console/admin (admin*.py)
