@@ -16,8 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 from starlette.applications import Starlette
 
+from server import accounts, local_actors
 from server.app import create_app
 from server.db import Database
 from server.jobs import build_worker
@@ -25,12 +27,41 @@ from server.services import Services
 from server.settings import Settings
 from server.tables import metadata
 from server.worker import Worker
+from tests.fakes.keys import LOCAL_KEYS
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.network import Network
 
 PG_ADMIN_URL = os.environ.get("KITH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("KITH_REQUIRE_POSTGRES") == "1"
 DOMAIN = "kith.test"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "full_cost: fresh RSA keys for local actors and argon2 at production cost (see local_keys)"
+    )
+
+
+# argon2id with the smallest parameters argon2 allows: the same algorithm, code and hash
+# format (parameters travel in the hash, so verify still checks them), without the ~64 MiB
+# and three passes per hash that make each test account cost a tenth of a second or more.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture(autouse=True)
+def local_keys(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process local actors get pre-generated keys (tests/fakes/keys.py) and accounts a cheap argon2.
+
+    The slow parts of creating a local actor are RSA generation and password hashing, and
+    almost every test creates several. Neither is what those tests test, so they are made
+    cheap here; signing, verifying and password checks run unchanged. A test marked
+    ``@pytest.mark.full_cost`` gets both at production cost. ``kith`` subprocesses always do.
+    """
+    if request.node.get_closest_marker("full_cost"):
+        return
+    LOCAL_KEYS.restart()
+    monkeypatch.setattr(local_actors, "new_keypair", LOCAL_KEYS.new_keypair)
+    monkeypatch.setattr(accounts, "_hasher", CHEAP_HASHER)
 
 
 async def _pg_create(name: str) -> str | None:
