@@ -328,7 +328,7 @@ async def test_csv_round_trip(services):
 
 
 async def test_cli_block_is_seen_by_a_running_server(settings, services):
-    """A block written by another process is picked up by the running server's watcher."""
+    """A block written elsewhere (a ``kith`` command with its own services) is picked up by the server's watcher."""
     import asyncio
 
     from tests.test_cli import kith
