@@ -30,6 +30,7 @@ from server.worker import Worker
 from tests.fakes.keys import LOCAL_KEYS
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.network import Network
+from tests.fakes.world import World, social_server
 
 PG_ADMIN_URL = os.environ.get("KITH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("KITH_REQUIRE_POSTGRES") == "1"
@@ -202,3 +203,27 @@ async def mastodon(network: Network) -> AsyncIterator[FakeMastodon]:
     fake.add_user("alice")
     yield fake
     await fake.http.aclose()
+
+
+@pytest.fixture
+async def social(network: Network) -> AsyncIterator[FakeMastodon]:
+    """A second fake server, social.example, with one user, bob, signing with bovine."""
+    fake = social_server(network)
+    yield fake
+    await fake.http.aclose()
+
+
+@pytest.fixture
+async def world(
+    client: httpx.AsyncClient,
+    services: Services,
+    worker: Worker,
+    network: Network,
+    mastodon: FakeMastodon,
+    social: FakeMastodon,
+) -> World:
+    """Group bookclub (owner mod1, moderator mod2), members alice@mastodon.example and bob@social.example.
+
+    See tests/fakes/world.py; ``world.group`` is the group, ``world.post``/``reply``/``join`` act.
+    """
+    return await World(client, services, worker, network, mastodon, social).build()
