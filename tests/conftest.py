@@ -27,7 +27,7 @@ from server.services import Services
 from server.settings import Settings
 from server.tables import metadata
 from server.worker import Worker
-from tests.fakes.keys import LOCAL_KEYS
+from tests.fakes.keys import LOCAL_KEYS, REMOTE_KEYS
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.network import Network
 from tests.fakes.world import World, social_server
@@ -58,6 +58,7 @@ def local_keys(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     cheap here; signing, verifying and password checks run unchanged. A test marked
     ``@pytest.mark.full_cost`` gets both at production cost. ``kith`` subprocesses always do.
     """
+    REMOTE_KEYS.restart()  # the fakes' keys: never Kith's, so pre-generated in every test
     if request.node.get_closest_marker("full_cost"):
         return
     LOCAL_KEYS.restart()

@@ -9,7 +9,8 @@ Within one test every local actor still gets a key no other actor of that test h
 
 Tests of key generation itself call ``generate_rsa_keypair`` directly; a test that must
 see ``new_keypair`` generate afresh is marked ``@pytest.mark.full_cost``.
-Remote actors of the fakes have their own keys (``tests.fakes.mastodon.remote_keypair``).
+Remote actors of the fake servers draw from a second pool, ``REMOTE_KEYS``, restarted with
+it: every user a test adds, on any fake server, signs with a key of its own.
 """
 
 from __future__ import annotations
@@ -29,13 +30,20 @@ class KeyPool:
     def restart(self) -> None:
         self.used = 0
 
+    def take(self) -> KeyPair:
+        """The next pair no one in this test has had yet."""
+        while len(self.keys) <= self.used:
+            self.keys.append(generate_rsa_keypair())
+        self.used += 1
+        return self.keys[self.used - 1]
+
     async def new_keypair(self) -> tuple[str, str]:
         """Drop-in for ``server.local_actors.new_keypair``: the next unused pair of this test."""
         if self.used == len(self.keys):
             self.keys.append(await asyncio.to_thread(generate_rsa_keypair))
-        pair = self.keys[self.used]
-        self.used += 1
+        pair = self.take()
         return pair.private_pem, pair.public_pem
 
 
-LOCAL_KEYS = KeyPool()
+LOCAL_KEYS = KeyPool()  # Kith's local actors
+REMOTE_KEYS = KeyPool()  # the users of the fake remote servers
