@@ -122,11 +122,25 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+# Emptying the PostgreSQL database between tests. A TRUNCATE of every table costs a few
+# hundred milliseconds (each table's files are replaced); the few rows a test leaves are
+# gone sooner with DELETE, children first. Then every sequence a test used starts again
+# at 1, as TRUNCATE ... RESTART IDENTITY did, so ids are the same on both databases.
+# One DO block: one round trip instead of one per table.
+_EMPTY = (
+    "DO $$ BEGIN "
+    + " ".join(f"DELETE FROM {table.name};" for table in reversed(metadata.sorted_tables))
+    + " PERFORM setval(format('%I.%I', schemaname, sequencename)::regclass, 1, false)"
+    " FROM pg_sequences WHERE schemaname = current_schema() AND last_value IS NOT NULL;"
+    " END $$"
+)
+
+
 async def _truncate(url: str) -> None:
+    """Empty every table of the session's PostgreSQL database and restart its sequences."""
     db = Database(url)
-    names = ", ".join(t.name for t in metadata.sorted_tables)
     async with db.transaction() as conn:
-        await conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        await conn.execute(sa.text(_EMPTY))
     await db.dispose()
 
 
