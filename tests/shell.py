@@ -3,8 +3,8 @@
 A ``kith`` subprocess spends most of its time starting Python and importing the server;
 the command itself takes milliseconds. ``run_kith`` calls ``server.cli.main`` with the
 environment (and working directory) the subprocess would have had, stdin from a string,
-and stdout and stderr captured, including what the command logs at WARNING and above
-in the format ``main`` configures. It returns a ``subprocess.CompletedProcess`` as
+and stdout and stderr captured, including what the command logs (``main`` points its log
+handler at the stderr it finds). It returns a ``subprocess.CompletedProcess`` as
 ``subprocess.run`` does: an argparse error or ``--version`` gives its exit code, an
 uncaught exception a traceback on stderr and exit code 1, as ``python -m server`` would.
 
@@ -47,18 +47,17 @@ def _environment(env: Mapping[str, str]) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _logging_to(stream: io.StringIO) -> Iterator[None]:
-    """What the command logs goes to its stderr, as ``logging.basicConfig`` in ``main`` would send it."""
-    root = logging.getLogger()
-    saved_handlers, saved_level = list(root.handlers), root.level
-    handler = logging.StreamHandler(stream)
-    handler.setLevel(logging.WARNING)  # one-shot commands log warnings and errors only
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.addHandler(handler)
+    """Put back the logging ``main`` configures for itself (``server.logs.configure``: a handler on
+    the stderr it sees, here ``stream``), so the test process's own logging is as it was."""
+    names = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "alembic")
+    saved = {name: (list(logging.getLogger(name).handlers), logging.getLogger(name).level) for name in names}
     try:
         yield
     finally:
-        root.handlers[:] = saved_handlers  # drops ours and any basicConfig added
-        root.setLevel(saved_level)
+        for name, (handlers, level) in saved.items():
+            logger = logging.getLogger(name)
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
 
 
 def _exit_code(exc: SystemExit) -> int:
