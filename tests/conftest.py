@@ -16,8 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 from starlette.applications import Starlette
 
+from server import accounts, local_actors
 from server.app import create_app
 from server.db import Database
 from server.jobs import build_worker
@@ -25,12 +27,43 @@ from server.services import Services
 from server.settings import Settings
 from server.tables import metadata
 from server.worker import Worker
+from tests.fakes.keys import LOCAL_KEYS, REMOTE_KEYS
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.network import Network
+from tests.fakes.world import World, social_server
 
 PG_ADMIN_URL = os.environ.get("KITH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("KITH_REQUIRE_POSTGRES") == "1"
 DOMAIN = "kith.test"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "full_cost: fresh RSA keys for local actors and argon2 at production cost (see local_keys)"
+    )
+
+
+# argon2id with the smallest parameters argon2 allows: the same algorithm, code and hash
+# format (parameters travel in the hash, so verify still checks them), without the ~64 MiB
+# and three passes per hash that make each test account cost a tenth of a second or more.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture(autouse=True)
+def local_keys(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process local actors get pre-generated keys (tests/fakes/keys.py) and accounts a cheap argon2.
+
+    The slow parts of creating a local actor are RSA generation and password hashing, and
+    almost every test creates several. Neither is what those tests test, so they are made
+    cheap here; signing, verifying and password checks run unchanged. A test marked
+    ``@pytest.mark.full_cost`` gets both at production cost. ``kith`` subprocesses always do.
+    """
+    REMOTE_KEYS.restart()  # the fakes' keys: never Kith's, so pre-generated in every test
+    if request.node.get_closest_marker("full_cost"):
+        return
+    LOCAL_KEYS.restart()
+    monkeypatch.setattr(local_actors, "new_keypair", LOCAL_KEYS.new_keypair)
+    monkeypatch.setattr(accounts, "_hasher", CHEAP_HASHER)
 
 
 async def _pg_create(name: str) -> str | None:
@@ -89,11 +122,25 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+# Emptying the PostgreSQL database between tests. A TRUNCATE of every table costs a few
+# hundred milliseconds (each table's files are replaced); the few rows a test leaves are
+# gone sooner with DELETE, children first. Then every sequence a test used starts again
+# at 1, as TRUNCATE ... RESTART IDENTITY did, so ids are the same on both databases.
+# One DO block: one round trip instead of one per table.
+_EMPTY = (
+    "DO $$ BEGIN "
+    + " ".join(f"DELETE FROM {table.name};" for table in reversed(metadata.sorted_tables))
+    + " PERFORM setval(format('%I.%I', schemaname, sequencename)::regclass, 1, false)"
+    " FROM pg_sequences WHERE schemaname = current_schema() AND last_value IS NOT NULL;"
+    " END $$"
+)
+
+
 async def _truncate(url: str) -> None:
+    """Empty every table of the session's PostgreSQL database and restart its sequences."""
     db = Database(url)
-    names = ", ".join(t.name for t in metadata.sorted_tables)
     async with db.transaction() as conn:
-        await conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        await conn.execute(sa.text(_EMPTY))
     await db.dispose()
 
 
@@ -171,3 +218,27 @@ async def mastodon(network: Network) -> AsyncIterator[FakeMastodon]:
     fake.add_user("alice")
     yield fake
     await fake.http.aclose()
+
+
+@pytest.fixture
+async def social(network: Network) -> AsyncIterator[FakeMastodon]:
+    """A second fake server, social.example, with one user, bob, signing with bovine."""
+    fake = social_server(network)
+    yield fake
+    await fake.http.aclose()
+
+
+@pytest.fixture
+async def world(
+    client: httpx.AsyncClient,
+    services: Services,
+    worker: Worker,
+    network: Network,
+    mastodon: FakeMastodon,
+    social: FakeMastodon,
+) -> World:
+    """Group bookclub (owner mod1, moderator mod2), members alice@mastodon.example and bob@social.example.
+
+    See tests/fakes/world.py; ``world.group`` is the group, ``world.post``/``reply``/``join`` act.
+    """
+    return await World(client, services, worker, network, mastodon, social).build()

@@ -1,3 +1,5 @@
+import pytest
+
 from server.accounts import create_user
 from server.federation.keys import load_public_key
 from server.groups.membership import GroupSpec, create_group
@@ -6,6 +8,7 @@ AP = "application/activity+json"
 LD = 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
 
 
+@pytest.mark.full_cost  # Kith's own key generation and password hashing, not the cheap test stand-ins
 async def test_group_actor_document(client, services):
     await create_user(services.db, "alice")
     await create_group(

@@ -12,14 +12,13 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from server.accounts import create_user
+from server.accounts import create_user, get_user
 from server.groups.membership import GroupSpec, create_group
+from server.moderation.authority import add_role
 from server.moderation.rulebook import load_guards
 from server.oauth import create_user_token
 from server.tables import bans, follows, group_roles, mod_log, posts, remote_moderators
 from server.tables import reports as reports_table
-from server.types import utcnow
-from tests.fakes.mastodon import FakeMastodon
 from tests.test_openapi import check_response
 
 GROUP = "https://kith.test/groups/bookclub"
@@ -28,20 +27,13 @@ CHESS = "/api/kith/v1/groups/chess"
 MOD = "https://kith.test/users/mod1"
 
 
-@pytest.fixture
-async def social(network):
-    fake = FakeMastodon("social.example", network, signer="bovine")
-    fake.add_user("bob")
-    yield fake
-    await fake.http.aclose()
-
-
 class Api:
     """The test client, checking each answer against the OpenAPI description and never a 500."""
 
-    def __init__(self, client, headers):
+    def __init__(self, client, headers, world):
         self.client = client
         self.headers = headers
+        self.world = world  # tests/fakes/world.py: its post/reply/join act for the members
 
     async def call(self, method, path, who="mod1", **kw):
         headers = self.headers[who] if isinstance(who, str) else who
@@ -68,46 +60,22 @@ async def bearer(services, name, scopes="read write"):
 
 
 @pytest.fixture
-async def api(client, services, worker, mastodon, social):
-    """bookclub (owner mod1, moderator helper) with members alice and bob; chess (owner chessmod)."""
-    for name in ("mod1", "helper", "nobody", "chessmod"):
+async def api(client, services, world):
+    """The world's bookclub (owner mod1, moderator mod2, members alice and bob) with a second moderator,
+    helper; nobody, the admin ada, and chess (owner chessmod)."""
+    for name in ("helper", "nobody", "chessmod"):
         await create_user(services.db, name)
     await create_user(services.db, "ada", admin=True)
-    await create_group(services.db, GroupSpec(name="bookclub", owner="mod1"))
     await create_group(services.db, GroupSpec(name="chess", owner="chessmod"))
     async with services.db.transaction() as conn:
-        ids = dict(
-            (
-                await conn.execute(sa.text("select l.name, u.id from users u join local_actors l on l.id = u.actor_id"))
-            ).all()
-        )
-        group_id = (await conn.execute(sa.text("select id from local_actors where name = 'bookclub'"))).scalar_one()
-        await conn.execute(
-            sa.insert(group_roles).values(
-                group_id=group_id, user_id=ids["helper"], role="moderator", created_at=utcnow()
-            )
-        )
-    for server, name in ((mastodon, "alice"), (social, "bob")):
-        r = await server.post(client, name, f"{GROUP}/inbox", server.follow(name, GROUP))
-        assert r.status_code == 202
-    await worker.drain()
-    mastodon.received.clear()
-    social.received.clear()
+        await add_role(conn, world.group.id, (await get_user(conn, "helper")).id, "moderator")
     headers = {name: await bearer(services, name) for name in ("mod1", "helper", "nobody", "chessmod", "ada")}
     headers["mod1_read"] = await bearer(services, "mod1", "read")
     headers["mod1_write"] = await bearer(services, "mod1", "write")
     headers["mod1_admin"] = await bearer(services, "mod1", "admin:read admin:write")
     headers["write_reports"] = await bearer(services, "helper", "write:reports")
     headers["anonymous"] = {}
-    return Api(client, headers)
-
-
-async def post(client, worker, server, name, content, **kw):
-    note = server.note(name, content, to_group=GROUP, **kw)
-    r = await server.post(client, name, "https://kith.test/inbox", server.create(name, note))
-    assert r.status_code == 202
-    await worker.drain()
-    return note
+    return Api(client, headers, world)
 
 
 def inner(received):
@@ -139,7 +107,7 @@ def next_link(response):
 
 
 async def test_remove_restore_lock_pin(api, client, services, worker, mastodon, social):
-    note = await post(client, worker, mastodon, "alice", "<p>off topic</p>")
+    note = await api.world.post(mastodon, "alice", "<p>off topic</p>")
     social.received.clear()
 
     r = await api.post(f"{API}/posts/remove", json={"uri": note["id"], "reason": "off topic"})
@@ -165,7 +133,7 @@ async def test_remove_restore_lock_pin(api, client, services, worker, mastodon, 
     await worker.drain()
     assert of_type(social.received, "Undo")[0]["object"]["type"] == "Delete"
 
-    reply = await post(client, worker, mastodon, "alice", "<p>a reply</p>", in_reply_to=note["id"])
+    reply = await api.world.post(mastodon, "alice", "<p>a reply</p>", in_reply_to=note["id"])
     social.received.clear()
     r = await api.post(f"{API}/posts/lock", json={"uri": reply["id"], "reason": "heated"})
     assert r.status_code == 200 and r.json()["locked"] is True  # the reply's thread is locked
@@ -196,8 +164,8 @@ async def test_remove_restore_lock_pin(api, client, services, worker, mastodon, 
 async def test_held_posts(api, client, services, worker, mastodon, social):
     r = await api.patch(f"{API}/guards", json={"hold_first_posts": 2, "keywords": ["casino"]})
     assert r.status_code == 200 and r.json()["hold_first_posts"] == 2
-    first = await post(client, worker, mastodon, "alice", "<p>hello</p>")
-    second = await post(client, worker, mastodon, "alice", "<p>again</p>")
+    first = await api.world.post(mastodon, "alice", "<p>hello</p>")
+    second = await api.world.post(mastodon, "alice", "<p>again</p>")
     assert inner(social.received) == []
 
     r = await api.get(f"{API}/held")
@@ -279,7 +247,7 @@ async def test_guards(api, services):
 
 
 async def test_modlog_names_moderators_and_pages(api, client, services, worker, mastodon):
-    notes = [await post(client, worker, mastodon, "alice", f"<p>{i}</p>") for i in range(3)]
+    notes = [await api.world.post(mastodon, "alice", f"<p>{i}</p>") for i in range(3)]
     for note in notes:
         await api.post(f"{API}/posts/lock", json={"uri": note["id"], "reason": "quiet"}, who="helper")
     r = await api.get(f"{API}/modlog")
@@ -348,7 +316,7 @@ async def test_members_and_follow_requests(api, client, services, worker, mastod
 
 
 async def test_ban_and_unban(api, client, services, worker, mastodon, social):
-    spam = await post(client, worker, mastodon, "alice", "<p>spam</p>")
+    spam = await api.world.post(mastodon, "alice", "<p>spam</p>")
     social.received.clear()
     alice = mastodon.actor_uri("alice")
     r = await api.post(
@@ -411,6 +379,7 @@ async def test_moderators(api, client, services, worker, mastodon, social):
     assert r.json() == [
         {"who": "mod1", "uri": MOD, "role": "owner"},
         {"who": "helper", "uri": "https://kith.test/users/helper", "role": "moderator"},
+        {"who": "mod2", "uri": "https://kith.test/users/mod2", "role": "moderator"},  # the world's
     ]
     bob = social.actor_uri("bob")
     r = await api.post(f"{API}/moderators", json={"who": bob})
@@ -439,7 +408,7 @@ async def test_moderators(api, client, services, worker, mastodon, social):
     assert (await api.delete(f"{API}/moderators", json={"who": "mod1"})).status_code == 422  # the owner stays
     async with services.db.read() as conn:
         assert (await conn.execute(sa.select(remote_moderators))).all() == []
-        assert len((await conn.execute(sa.select(group_roles))).all()) == 3  # two owners, one moderator
+        assert len((await conn.execute(sa.select(group_roles))).all()) == 4  # two owners, two moderators
     mastodon.received.clear()
     await worker.drain()
     assert sorted(a["object"] for a in of_type(mastodon.received, "Remove")) == ["https://kith.test/users/nobody", bob]
@@ -462,7 +431,7 @@ async def flag(client, worker, server, name, objects, comment="rule 1"):
 
 
 async def test_group_reports_lifecycle(api, client, services, worker, mastodon, social):
-    note = await post(client, worker, mastodon, "alice", "<p>rude</p>")
+    note = await api.world.post(mastodon, "alice", "<p>rude</p>")
     await flag(client, worker, social, "bob", [mastodon.actor_uri("alice"), note["id"]])
     r = await api.get(f"{API}/reports", who="helper")
     (report,) = r.json()
@@ -511,7 +480,7 @@ async def test_group_reports_lifecycle(api, client, services, worker, mastodon, 
 
 
 async def test_resolve_by_banning(api, client, services, worker, mastodon, social):
-    note = await post(client, worker, mastodon, "alice", "<p>rude</p>")
+    note = await api.world.post(mastodon, "alice", "<p>rude</p>")
     await flag(client, worker, social, "bob", [note["id"]])
     (report,) = (await api.get(f"{API}/reports")).json()
     r = await api.post(f"{API}/reports/{report['id']}/resolve", data={"action": "ban"})
@@ -521,7 +490,7 @@ async def test_resolve_by_banning(api, client, services, worker, mastodon, socia
 
 
 async def test_report_remote_content(api, client, services, worker, mastodon):
-    note = await post(client, worker, mastodon, "alice", "<p>look</p>")
+    note = await api.world.post(mastodon, "alice", "<p>look</p>")
     r = await api.post("/api/kith/v1/reports", json={"uris": [note["id"]], "comment": "please look"}, who="helper")
     assert r.status_code == 200, r.text
     assert (r.json()["outgoing"], r.json()["forwarded"], r.json()["reporter"]) == (True, True, "helper")

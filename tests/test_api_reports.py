@@ -83,29 +83,21 @@ async def flag(client, worker, server, name, objects, comment="breaks rule 1"):
     await worker.drain()
 
 
-async def note_in(client, worker, server, name, group, content):
-    note = server.note(name, content, to_group=group)
-    await server.post(client, name, f"{group}/inbox", server.follow(name, group))
-    await server.post(client, name, "https://kith.test/inbox", server.create(name, note))
-    await worker.drain()
-    return note
-
-
 @pytest.fixture
-async def world(client, services, worker, mastodon):
-    """Reports from mastodon.example's "reporter": about alice's post in bookclub, carol's in chess."""
+async def flagged(world, services, mastodon):
+    """The test world plus chess (owner chessmod), the admin ada and nobody; reports from mastodon.example's
+    "reporter": about alice's post in bookclub, and about carol's in chess."""
     await create_user(services.db, "ada", admin=True)
-    await create_user(services.db, "mod1")
     await create_user(services.db, "chessmod")
     await create_user(services.db, "nobody")
-    await create_group(services.db, GroupSpec(name="bookclub", owner="mod1"))
     await create_group(services.db, GroupSpec(name="chess", owner="chessmod"))
     mastodon.add_user("reporter")
     mastodon.add_user("carol")
-    rude = await note_in(client, worker, mastodon, "alice", BOOKCLUB, "<p>rude words</p>")
-    spam = await note_in(client, worker, mastodon, "carol", CHESS, "<p>spam</p>")
-    await flag(client, worker, mastodon, "reporter", [mastodon.actor_uri("alice"), rude["id"]])
-    await flag(client, worker, mastodon, "reporter", [spam["id"]], "spam")
+    rude = await world.post(mastodon, "alice", "<p>rude words</p>", group=BOOKCLUB)
+    await world.join(mastodon, "carol", CHESS)
+    spam = await world.post(mastodon, "carol", "<p>spam</p>", group=CHESS)
+    await flag(world.client, world.worker, mastodon, "reporter", [mastodon.actor_uri("alice"), rude["id"]])
+    await flag(world.client, world.worker, mastodon, "reporter", [spam["id"]], "spam")
     async with services.db.read() as conn:
         ids = (await conn.execute(sa.select(reports_table.c.id).order_by(reports_table.c.id))).scalars().all()
     return {"rude": rude, "spam": spam, "bookclub_report": ids[0], "chess_report": ids[1]}
@@ -123,11 +115,11 @@ def links(response) -> dict[str, dict[str, list[str]]]:
 # --------------------------------------------------------------------------- entities
 
 
-async def test_admin_report_entity(client, services, mastodon, world):
+async def test_admin_report_entity(client, services, mastodon, flagged):
     ada = await token(services, "ada")
     r = await client.get(BASE, headers=ada)
     assert r.status_code == 200, r.text
-    assert [x["id"] for x in r.json()] == [str(world["chess_report"]), str(world["bookclub_report"])]
+    assert [x["id"] for x in r.json()] == [str(flagged["chess_report"]), str(flagged["bookclub_report"])]
     report = r.json()[1]
     assert set(report) == REPORT_KEYS
     assert (report["action_taken"], report["action_taken_at"], report["category"]) == (False, None, "other")
@@ -151,7 +143,7 @@ async def test_admin_report_entity(client, services, mastodon, world):
     assert target["username"] == "alice" and target["account"]["url"] == mastodon.actor_uri("alice")
     (status,) = report["statuses"]
     assert (status["uri"], status["content"], status["visibility"]) == (
-        world["rude"]["id"],
+        flagged["rude"]["id"],
         "<p>rude words</p>",
         "public",
     )
@@ -165,8 +157,8 @@ async def test_admin_report_entity(client, services, mastodon, world):
         assert r.status_code == 404 and r.json() == {"error": "Record not found"}, bad
 
 
-async def test_local_reporter_and_a_report_about_a_group(client, services, worker, mastodon, world):
-    await reports.report_remote(services, "mod1", [world["rude"]["id"]], "see this")
+async def test_local_reporter_and_a_report_about_a_group(client, services, worker, mastodon, flagged):
+    await reports.report_remote(services, "mod1", [flagged["rude"]["id"]], "see this")
     await flag(client, worker, mastodon, "reporter", [BOOKCLUB], "this whole group")
     ada = await token(services, "ada")
     about_group = (await client.get(BASE, headers=ada)).json()[0]
@@ -186,9 +178,9 @@ async def test_local_reporter_and_a_report_about_a_group(client, services, worke
 # --------------------------------------------------------------------------- actions and filters
 
 
-async def test_actions(client, services, world):
+async def test_actions(client, services, flagged):
     ada = await token(services, "ada")
-    rid = world["bookclub_report"]
+    rid = flagged["bookclub_report"]
 
     r = await client.post(f"{BASE}/{rid}/assign_to_self", headers=ada)
     assert r.status_code == 200, r.text
@@ -214,8 +206,8 @@ async def test_actions(client, services, world):
     unresolved = [x["id"] for x in (await client.get(BASE, headers=ada)).json()]
     resolved = [x["id"] for x in (await client.get(BASE, params={"resolved": "1"}, headers=ada)).json()]
     both = [x["id"] for x in (await client.get(BASE, params={"resolved": "1", "unresolved": "1"}, headers=ada)).json()]
-    assert (unresolved, resolved) == ([str(world["chess_report"])], [str(rid)])
-    assert both == [str(world["chess_report"]), str(rid)]
+    assert (unresolved, resolved) == ([str(flagged["chess_report"])], [str(rid)])
+    assert both == [str(flagged["chess_report"]), str(rid)]
     assert [x["id"] for x in (await client.get(BASE, params={"resolved": "false"}, headers=ada)).json()] == unresolved
     assert (await client.get(BASE, params={"resolved": "perhaps"}, headers=ada)).status_code == 422
 
@@ -230,7 +222,7 @@ async def test_actions(client, services, world):
         assert (await client.get(f"{BASE}/{rid}/{action}", headers=ada)).status_code == 405
 
 
-async def test_account_filters(client, services, mastodon, world):
+async def test_account_filters(client, services, mastodon, flagged):
     ada = await token(services, "ada")
     async with services.db.read() as conn:
         ids = dict((await conn.execute(sa.select(remote_actors.c.uri, remote_actors.c.id))).all())
@@ -242,8 +234,8 @@ async def test_account_filters(client, services, mastodon, world):
         return client.get(BASE, params=params, headers=ada)
 
     assert len((await listed({"account_id": reporter})).json()) == 2
-    assert [x["id"] for x in (await listed({"target_account_id": alice})).json()] == [str(world["bookclub_report"])]
-    assert [x["id"] for x in (await listed({"target_account_id": carol})).json()] == [str(world["chess_report"])]
+    assert [x["id"] for x in (await listed({"target_account_id": alice})).json()] == [str(flagged["bookclub_report"])]
+    assert [x["id"] for x in (await listed({"target_account_id": carol})).json()] == [str(flagged["chess_report"])]
     assert (await listed({"account_id": alice})).json() == []
     for unknown in ("1", "abc", str(2**31 + 99999), str(2**62), "9" * 40):
         r = await listed({"account_id": unknown})
@@ -253,7 +245,7 @@ async def test_account_filters(client, services, mastodon, world):
     assert links(r)["next"]["account_id"] == [reporter] and links(r)["next"]["limit"] == ["1"]
 
 
-async def test_pagination(client, services, world):
+async def test_pagination(client, services, flagged):
     now = utcnow()
     async with services.db.transaction() as conn:
         await conn.execute(
@@ -315,9 +307,9 @@ async def test_pagination(client, services, world):
         ("admin:read:domain_blocks admin:write:domain_blocks", 403, 403),
     ],
 )
-async def test_scopes(client, services, world, scopes, reads, writes):
+async def test_scopes(client, services, flagged, scopes, reads, writes):
     headers = await token(services, "ada", scopes)
-    rid = world["bookclub_report"]
+    rid = flagged["bookclub_report"]
     assert (await client.get(BASE, headers=headers)).status_code == reads
     assert (await client.get(f"{BASE}/{rid}", headers=headers)).status_code == reads
     r = await client.post(f"{BASE}/{rid}/assign_to_self", headers=headers)
@@ -326,8 +318,8 @@ async def test_scopes(client, services, world, scopes, reads, writes):
         assert r.json() == {"error": "This action is outside the authorized scopes"}
 
 
-async def test_who_may_call(client, services, world):
-    book, chess = world["bookclub_report"], world["chess_report"]
+async def test_who_may_call(client, services, flagged):
+    book, chess = flagged["bookclub_report"], flagged["chess_report"]
     for path in (BASE, f"{BASE}/{book}"):
         r = await client.get(path)
         assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")

@@ -9,7 +9,7 @@ from server.errors import Unprocessable
 from server.federation.client import FetchRefused
 from server.federation.delivery import enqueue
 from server.groups.following import count_members
-from server.groups.membership import GroupSpec, create_group, get_group
+from server.groups.membership import get_group
 from server.moderation.blocklist.mastodon_csv import export_csv, import_csv, parse_csv
 from server.moderation.blocklist.matcher import Block, DomainPolicy, normalize_domain, obfuscated
 from server.moderation.blocklist.store import (
@@ -25,7 +25,6 @@ from server.moderation.blocklist.store import (
     update_block,
 )
 from server.tables import admin_audit_log, deliveries, posts
-from tests.fakes.mastodon import FakeMastodon
 
 GROUP = "https://kith.test/groups/bookclub"
 AP = {"Accept": "application/activity+json"}
@@ -166,20 +165,6 @@ def test_parse_real_blocklist_shapes():
 # ---------------------------------------------------------------- the doors
 
 
-@pytest.fixture
-async def world(client, services, worker, mastodon, network):
-    """A group with members on two servers."""
-    other = FakeMastodon("friends.example", network)
-    other.add_user("bob")
-    await create_group(services.db, GroupSpec(name="bookclub"))
-    for server, name in ((mastodon, "alice"), (other, "bob")):
-        r = await server.post(client, name, f"{GROUP}/inbox", server.follow(name, GROUP))
-        assert r.status_code == 202
-    await worker.drain()
-    yield other
-    await other.http.aclose()
-
-
 async def members(services) -> int:
     async with services.db.read() as conn:
         from server.groups.membership import get_group
@@ -188,7 +173,7 @@ async def members(services) -> int:
 
 
 async def test_suspend_acts_at_every_door(client, services, worker, mastodon, network, world):
-    other = world
+    other = world.social  # bob's server
     # A post by alice is announced (its fan-outs still queued), and a delivery to her inbox is queued.
     note = mastodon.note("alice", "<p>before the block</p>", to_group=GROUP)
     await mastodon.post(client, "alice", "https://kith.test/inbox", mastodon.create("alice", note))
@@ -255,7 +240,7 @@ async def test_suspend_acts_at_every_door(client, services, worker, mastodon, ne
 
 
 async def test_silence_holds_posts_instead_of_announcing(client, services, worker, mastodon, world):
-    other = world
+    other = world.social  # bob's server
     await create(services.db, BLOCKS, BlockSpec("mastodon.example", "silence"), actor="admin1")
     await services.blocklist.reload()
     assert await members(services) == 2  # silenced members stay
@@ -282,7 +267,7 @@ async def test_noop_block_changes_nothing_and_update_escalates(client, services,
 
 
 async def test_allowlist_mode_cuts_off_everyone_else(client, services, worker, mastodon, world):
-    await create(services.db, ALLOWS, AllowSpec("friends.example"), actor="a")
+    await create(services.db, ALLOWS, AllowSpec("social.example"), actor="a")
     stats = await set_federation_mode(services.db, "allowlist", actor="a")
     await services.blocklist.reload()
     assert stats["memberships_removed"] == 1 and await members(services) == 1
@@ -328,7 +313,7 @@ async def test_csv_round_trip(services):
 
 
 async def test_cli_block_is_seen_by_a_running_server(settings, services):
-    """A block written by another process is picked up by the running server's watcher."""
+    """A block written elsewhere (a ``kith`` command with its own services) is picked up by the server's watcher."""
     import asyncio
 
     from tests.test_cli import kith

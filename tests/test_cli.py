@@ -1,28 +1,34 @@
-"""The ``kith`` command, run as a user runs it: a real subprocess."""
+"""The ``kith`` command, run as a user runs it.
+
+Most commands run in-process (``tests.shell.kith``: ``server.cli.main`` with the
+environment, stdin and output of a shell); the installed console script and the
+long-running ``worker`` are proven in real subprocesses.
+"""
 
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from server.cli import build_parser
+from tests.shell import kith
+
+__all__ = ["kith"]  # other modules import it from here
 
 
-def kith(settings, *args, stdin=None, env_extra=None):
-    env = {
-        **os.environ,
-        "KITH_DOMAIN": settings.domain,
-        "KITH_DATABASE_URL": settings.database_url,
-        **(env_extra or {}),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "server", *args], capture_output=True, text=True, env=env, input=stdin, timeout=60
-    )
+def console(settings, *args):
+    """The installed ``kith`` console script, in a subprocess."""
+    script = shutil.which("kith", path=str(Path(sys.executable).parent)) or shutil.which("kith")
+    assert script is not None, "the kith console script is not installed"
+    env = {**os.environ, "KITH_DOMAIN": settings.domain, "KITH_DATABASE_URL": settings.database_url}
+    return subprocess.run([script, *args], capture_output=True, text=True, env=env, timeout=60)
 
 
 def test_group_create_list_show(settings):
@@ -100,6 +106,14 @@ def test_bad_database_url_and_bad_setting(settings):
 def test_migrate_is_idempotent(settings):
     r = kith(settings, "migrate")
     assert r.returncode == 0 and "up to date" in r.stdout
+
+
+def test_the_console_script_runs_commands_and_fails_with_one_line(settings):
+    r = console(settings, "migrate")
+    assert r.returncode == 0 and "up to date" in r.stdout, r.stderr
+    r = console(settings, "group", "show", "missing")
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == "kith: error: no group named 'missing'\n"
 
 
 def test_worker_stops_cleanly_on_sigterm(settings):

@@ -1,28 +1,13 @@
-"""Group conversations end to end: two fake remote servers, real signing, real HTTP in-process."""
+"""Group conversations end to end in the test world (tests/fakes/world.py): two fake remote servers, real signing."""
 
 import pytest
 import sqlalchemy as sa
 
 from server.groups.membership import GroupSpec, create_group
 from server.tables import posts
-from tests.fakes.mastodon import FakeMastodon
 
 GROUP = "https://kith.test/groups/bookclub"
 AP = {"Accept": "application/activity+json"}
-
-
-@pytest.fixture
-async def social(network):
-    fake = FakeMastodon("social.example", network, signer="bovine")
-    fake.add_user("bob")
-    yield fake
-    await fake.http.aclose()
-
-
-async def join(client, worker, server, name):
-    r = await server.post(client, name, f"{GROUP}/inbox", server.follow(name, GROUP))
-    assert r.status_code == 202, r.text
-    await worker.drain()
 
 
 async def stored_posts(services):
@@ -30,16 +15,7 @@ async def stored_posts(services):
         return list((await conn.execute(sa.select(posts).order_by(posts.c.id))).all())
 
 
-@pytest.fixture
-async def members(client, services, worker, mastodon, social):
-    await create_group(services.db, GroupSpec(name="bookclub"))
-    await join(client, worker, mastodon, "alice")
-    await join(client, worker, social, "bob")
-    mastodon.received.clear()
-    social.received.clear()
-
-
-async def test_post_reply_delete_reach_every_member(client, services, worker, mastodon, social, members):
+async def test_post_reply_delete_reach_every_member(client, services, worker, mastodon, social, world):
     note = mastodon.note("alice", "<p>Reading <b>Dune</b> this month!<script>x()</script></p>", to_group=GROUP)
     create = mastodon.create("alice", note)
     assert (await mastodon.post(client, "alice", "https://kith.test/inbox", create)).status_code == 202
@@ -69,10 +45,8 @@ async def test_post_reply_delete_reach_every_member(client, services, worker, ma
     assert [i["id"] for i in page["orderedItems"]] == [plain.activity["id"], wrapped.activity["id"]]
 
     # Bob replies; it threads under Alice's post and reaches Alice's server wrapped.
-    reply = social.note("bob", "<p>Great pick.</p>", to_group=GROUP, in_reply_to=note["id"], mention=False)
     mastodon.received.clear()
-    assert (await social.post(client, "bob", "https://kith.test/inbox", social.create("bob", reply))).status_code == 202
-    await worker.drain()
+    reply = await world.reply(social, "bob", note, "<p>Great pick.</p>")
     (announce,) = mastodon.of_type("Announce")  # replies travel wrapped only
     assert announce.activity["object"]["object"]["id"] == reply["id"]
     root, child = await stored_posts(services)
@@ -104,7 +78,7 @@ async def test_post_reply_delete_reach_every_member(client, services, worker, ma
     assert "Reading" not in page.text
 
 
-async def test_followers_only_post_is_never_redistributed(client, services, worker, mastodon, social, members):
+async def test_followers_only_post_is_never_redistributed(client, services, worker, mastodon, social, world):
     note = mastodon.note("alice", "<p>just for my followers</p>", to_group=GROUP, public=False)
     assert (
         await mastodon.post(client, "alice", "https://kith.test/inbox", mastodon.create("alice", note))
@@ -116,7 +90,7 @@ async def test_followers_only_post_is_never_redistributed(client, services, work
     assert "just for my followers" not in page.text
 
 
-async def test_non_member_is_refused_with_reject(client, services, worker, mastodon, social, members):
+async def test_non_member_is_refused_with_reject(client, services, worker, mastodon, social, world):
     mastodon.add_user("carol")
     note = mastodon.note("carol", "<p>spam</p>", to_group=GROUP)
     create = mastodon.create("carol", note)
@@ -128,7 +102,7 @@ async def test_non_member_is_refused_with_reject(client, services, worker, masto
     assert await stored_posts(services) == []
 
 
-async def test_create_of_another_servers_post_is_refused(client, services, worker, mastodon, social, members):
+async def test_create_of_another_servers_post_is_refused(client, services, worker, mastodon, social, world):
     real = social.note("bob", "<p>the real words</p>", to_group=GROUP)
     forged = {**real, "content": "<p>forged words</p>"}
     # Alice's server sends a Create carrying bob's note id with other content; and by reference.
@@ -158,7 +132,7 @@ def by_zed(mastodon, kind: str, obj) -> dict:
     return {"id": mastodon.new_id(), "type": kind, "actor": mastodon.actor_uri("zed"), "object": obj}
 
 
-async def test_a_neighbour_cannot_create_a_members_post(client, services, worker, mastodon, social, members, zed):
+async def test_a_neighbour_cannot_create_a_members_post(client, services, worker, mastodon, social, world, zed):
     """Same server, so same origin: still only the author may Create the post (Lemmy's rule)."""
     note = mastodon.note("alice", "<p>words put in alice's mouth</p>", to_group=GROUP)  # served as alice's
     for obj in (note, note["id"]):  # embedded, and by reference (then fetched: still alice's)
@@ -176,7 +150,7 @@ async def test_a_neighbour_cannot_create_a_members_post(client, services, worker
     assert len(social.of_type("Announce")) == 2
 
 
-async def test_a_neighbour_cannot_update_a_members_post(client, services, worker, mastodon, social, members, zed):
+async def test_a_neighbour_cannot_update_a_members_post(client, services, worker, mastodon, social, world, zed):
     note = mastodon.note("alice", "<p>v1</p>", to_group=GROUP)
     await mastodon.post(client, "alice", "https://kith.test/inbox", mastodon.create("alice", note))
     await worker.drain()
@@ -192,7 +166,7 @@ async def test_a_neighbour_cannot_update_a_members_post(client, services, worker
 
 
 async def test_a_neighbours_delete_does_not_block_the_authors_create(
-    client, services, worker, mastodon, social, members, zed
+    client, services, worker, mastodon, social, world, zed
 ):
     """A Delete that comes before its object binds only whoever sent it."""
     note = mastodon.note("alice", "<p>not zed's to delete</p>", to_group=GROUP)
@@ -206,7 +180,7 @@ async def test_a_neighbours_delete_does_not_block_the_authors_create(
     assert sorted(announced, key=str) == sorted([note["id"], mastodon.create("alice", note)], key=str)
 
 
-async def test_the_authors_delete_outranks_a_neighbours(client, services, worker, mastodon, social, members, zed):
+async def test_the_authors_delete_outranks_a_neighbours(client, services, worker, mastodon, social, world, zed):
     """Zed deletes alice's post first, then alice does, then her Create arrives: her Delete wins."""
     note = mastodon.note("alice", "<p>oops</p>", to_group=GROUP)
     await mastodon.post(client, "zed", "https://kith.test/inbox", by_zed(mastodon, "Delete", note["id"]))
@@ -220,7 +194,7 @@ async def test_the_authors_delete_outranks_a_neighbours(client, services, worker
     assert social.of_type("Announce") == []
 
 
-async def test_spoofed_create_of_missing_object_is_dropped(client, services, worker, mastodon, social, members):
+async def test_spoofed_create_of_missing_object_is_dropped(client, services, worker, mastodon, social, world):
     forged = {
         "id": "https://social.example/notes/nothere",
         "type": "Note",
@@ -236,7 +210,7 @@ async def test_spoofed_create_of_missing_object_is_dropped(client, services, wor
     assert social.of_type("Announce") == []
 
 
-async def test_announce_with_forged_content_is_refetched(client, services, worker, mastodon, social, members):
+async def test_announce_with_forged_content_is_refetched(client, services, worker, mastodon, social, world):
     real = social.note("bob", "<p>original</p>", to_group=GROUP)
     forged = {**real, "content": "<p>forged inside an Announce</p>"}
     boost = {
@@ -253,7 +227,7 @@ async def test_announce_with_forged_content_is_refetched(client, services, worke
 
 
 async def test_announced_post_attributed_off_its_origin_is_refused(
-    client, services, worker, network, mastodon, social, members
+    client, services, worker, network, mastodon, social, world
 ):
     """Content seen through an Announce is credited to its attributedTo, which must be on its id's server."""
     note = social.note("bob", "<p>alice never wrote this</p>", to_group=GROUP)
@@ -273,7 +247,7 @@ async def test_announced_post_attributed_off_its_origin_is_refused(
     assert mastodon.of_type("Announce") == []
 
 
-async def test_update_from_non_author_is_refused(client, services, worker, mastodon, social, members):
+async def test_update_from_non_author_is_refused(client, services, worker, mastodon, social, world):
     note = mastodon.note("alice", "<p>v1</p>", to_group=GROUP)
     await mastodon.post(client, "alice", "https://kith.test/inbox", mastodon.create("alice", note))
     await worker.drain()
@@ -306,7 +280,7 @@ async def test_update_from_non_author_is_refused(client, services, worker, masto
     assert [a.activity["object"]["id"] for a in social.of_type("Announce")] == [update["id"]]
 
 
-async def test_like_and_undo_counted_and_passed_on(client, services, worker, mastodon, social, members):
+async def test_like_and_undo_counted_and_passed_on(client, services, worker, mastodon, social, world):
     note = mastodon.note("alice", "<p>like me</p>", to_group=GROUP)
     await mastodon.post(client, "alice", "https://kith.test/inbox", mastodon.create("alice", note))
     await worker.drain()
@@ -326,7 +300,7 @@ async def test_like_and_undo_counted_and_passed_on(client, services, worker, mas
     assert [a.activity["object"]["type"] for a in mastodon.of_type("Announce")] == ["Undo"]
 
 
-async def test_delete_before_create_leaves_a_tombstone(client, services, worker, mastodon, social, members):
+async def test_delete_before_create_leaves_a_tombstone(client, services, worker, mastodon, social, world):
     """Deliveries can overtake each other: a Delete that arrives first still wins."""
     note = mastodon.note("alice", "<p>oops</p>", to_group=GROUP)
     delete = {
@@ -343,7 +317,7 @@ async def test_delete_before_create_leaves_a_tombstone(client, services, worker,
     assert social.of_type("Announce") == []
 
 
-async def test_an_actors_activities_run_in_order_within_a_batch(client, services, worker, mastodon, social, members):
+async def test_an_actors_activities_run_in_order_within_a_batch(client, services, worker, mastodon, social, world):
     note = mastodon.note("alice", "<p>short-lived</p>", to_group=GROUP)
     delete = {
         "id": note["id"] + "#delete",

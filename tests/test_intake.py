@@ -6,40 +6,16 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from server.accounts import create_user
 from server.groups import intake
 from server.groups.intake import Budget, take_post
-from server.groups.membership import GroupSpec, create_group, get_group
 from server.groups.posts import record_tombstone
 from server.moderation import actions
 from server.moderation.authority import leader_name, moderator_column
 from server.moderation.rulebook import save_guards
 from server.tables import bans, posts, remote_actors, tombstones
 from server.types import utcnow
-from tests.fakes.mastodon import FakeMastodon
 
 GROUP = "https://kith.test/groups/bookclub"
-
-
-@pytest.fixture
-async def social(network):
-    fake = FakeMastodon("social.example", network)
-    fake.add_user("bob")
-    yield fake
-    await fake.http.aclose()
-
-
-@pytest.fixture
-async def world(client, services, worker, mastodon, social):
-    """Group bookclub (owner mod1) with members alice@mastodon.example and bob@social.example."""
-    await create_user(services.db, "mod1")
-    await create_group(services.db, GroupSpec(name="bookclub", owner="mod1"))
-    for server, name in ((mastodon, "alice"), (social, "bob")):
-        r = await server.post(client, name, f"{GROUP}/inbox", server.follow(name, GROUP))
-        assert r.status_code == 202
-    await worker.drain()
-    async with services.db.read() as conn:
-        return await get_group(conn, "bookclub")
 
 
 async def take(services, server, name, content, **kw):
@@ -120,7 +96,7 @@ async def test_expired_ban_no_longer_refuses(services, world, mastodon):
     async with services.db.transaction() as conn:
         await conn.execute(
             sa.insert(bans).values(
-                group_id=world.id,
+                group_id=world.group.id,
                 actor_uri=mastodon.actor_uri("alice"),
                 reason="spam",
                 expires_at=utcnow() + timedelta(days=1),
@@ -137,9 +113,9 @@ async def test_expired_ban_no_longer_refuses(services, world, mastodon):
 
 async def test_remote_moderator_passes_the_guards(services, world, mastodon, social):
     async with services.db.transaction() as conn:
-        await save_guards(conn, services.db, world.id, {"keywords": ["casino"], "filter_action": "reject"})
+        await save_guards(conn, services.db, world.group.id, {"keywords": ["casino"], "filter_action": "reject"})
     mod = (await actions.group_and_moderator(services, "bookclub", "mod1"))[1]
-    await actions.set_moderator(services, world, social.actor_uri("bob"), True, by=mod)
+    await actions.set_moderator(services, world.group, social.actor_uri("bob"), True, by=mod)
     outcome, _ = await take(services, mastodon, "alice", "<p>casino</p>")
     assert outcome == "refused: contains a filtered word (casino)"
     outcome, _ = await take(services, social, "bob", "<p>casino, as an example of what not to post</p>")
@@ -154,18 +130,18 @@ async def test_guard_counts_are_read_only_when_a_guard_uses_them(services, world
     monkeypatch.setattr(intake, "known_group_uris", no_counts)
     assert (await take(services, mastodon, "alice", "<p>no guards</p>"))[0] == "accepted"
     async with services.db.transaction() as conn:
-        await save_guards(conn, services.db, world.id, {"member_posts_per_hour": 1})
+        await save_guards(conn, services.db, world.group.id, {"member_posts_per_hour": 1})
     with pytest.raises(AssertionError):
         await take(services, mastodon, "alice", "<p>a guard on</p>")
 
 
 async def test_moderator_column_local_leaders_and_remote_moderators(services, world, social):
     mod = (await actions.group_and_moderator(services, "bookclub", "mod1"))[1]
-    await actions.set_moderator(services, world, social.actor_uri("bob"), True, by=mod)
+    await actions.set_moderator(services, world.group, social.actor_uri("bob"), True, by=mod)
     links = services.links
 
     async def is_mod(uri: str) -> bool:
-        column = moderator_column(sa.literal(world.id), uri, leader_name(uri, links))
+        column = moderator_column(sa.literal(world.group.id), uri, leader_name(uri, links))
         async with services.db.read() as conn:
             return bool((await conn.execute(sa.select(column))).scalar_one())
 

@@ -30,6 +30,7 @@ import httpx
 import pytest
 
 from tests.fakes.loopback_peer import AS_JSON, Delivery, Group, LoopbackPeer
+from tests.shell import run_kith
 
 LOOPBACK = "127.0.0.1"
 OTHER_LOOPBACK = "127.0.0.2"  # Linux routes all of 127/8 to lo: a second host, for host-wide policy
@@ -61,14 +62,8 @@ class Kith:
         return self.log_path.read_text(errors="replace")[-6000:]
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "server", *args],
-            env=self.env,
-            cwd=self.cwd,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        """A ``kith`` command in a second shell: this test's process, never the server's (tests/shell.py)."""
+        return run_kith(list(args), env=self.env, cwd=self.cwd)
 
 
 @pytest.fixture

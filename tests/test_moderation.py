@@ -1,4 +1,4 @@
-"""Group moderation: every action stored, logged, and delivered to the right servers; authority."""
+"""Group moderation in the test world: every action stored, logged, and delivered to the right servers; authority."""
 
 import json
 
@@ -7,49 +7,15 @@ import sqlalchemy as sa
 
 from server.accounts import create_user
 from server.errors import Forbidden
-from server.groups.membership import GroupSpec, create_group, get_group
+from server.groups.membership import get_group
 from server.moderation import actions
 from server.moderation.rulebook import save_guards
 from server.tables import mod_log, posts
-from tests.fakes.mastodon import FakeMastodon
 
 GROUP = "https://kith.test/groups/bookclub"
 MOD = "https://kith.test/users/mod1"
 AP = {"Accept": "application/activity+json"}
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
-
-
-@pytest.fixture
-async def social(network):
-    fake = FakeMastodon("social.example", network, signer="bovine")
-    fake.add_user("bob")
-    yield fake
-    await fake.http.aclose()
-
-
-@pytest.fixture
-async def world(client, services, worker, mastodon, social):
-    await create_user(services.db, "mod1")
-    await create_user(services.db, "helper")
-    await create_user(services.db, "nobody")
-    await create_group(services.db, GroupSpec(name="bookclub", owner="mod1"))
-    for server, name in ((mastodon, "alice"), (social, "bob")):
-        r = await server.post(client, name, f"{GROUP}/inbox", server.follow(name, GROUP))
-        assert r.status_code == 202
-    await worker.drain()
-    mastodon.received.clear()
-    social.received.clear()
-    async with services.db.read() as conn:
-        group = await get_group(conn, "bookclub")
-    return group
-
-
-async def post(client, worker, server, name, content, **kw):
-    note = server.note(name, content, to_group=GROUP, **kw)
-    r = await server.post(client, name, "https://kith.test/inbox", server.create(name, note))
-    assert r.status_code == 202
-    await worker.drain()
-    return note
 
 
 async def by(services, user="mod1"):
@@ -70,9 +36,9 @@ def inner(received):
 
 
 async def test_remove_and_restore(client, services, worker, mastodon, social, world):
-    note = await post(client, worker, mastodon, "alice", "<p>off topic</p>")
+    note = await world.post(mastodon, "alice", "<p>off topic</p>")
     social.received.clear()
-    await actions.remove_post(services, world, note["id"], by=await by(services), reason="off topic")
+    await actions.remove_post(services, world.group, note["id"], by=await by(services), reason="off topic")
     await worker.drain()
     got = inner(social.received)
     delete = next(a for a in got if isinstance(a, dict) and a["type"] == "Delete")
@@ -89,7 +55,7 @@ async def test_remove_and_restore(client, services, worker, mastodon, social, wo
     assert modlog[0]["action"] == "remove" and "moderator" not in modlog[0]  # names stay off the public log
 
     social.received.clear()
-    await actions.restore_post(services, world, note["id"], by=await by(services))
+    await actions.restore_post(services, world.group, note["id"], by=await by(services))
     await worker.drain()
     got = inner(social.received)
     assert any(isinstance(a, dict) and a["type"] == "Undo" and a["object"]["type"] == "Delete" for a in got)
@@ -99,8 +65,8 @@ async def test_remove_and_restore(client, services, worker, mastodon, social, wo
 
 
 async def test_lock_refuses_replies(client, services, worker, mastodon, social, world):
-    note = await post(client, worker, mastodon, "alice", "<p>closed topic</p>")
-    await actions.set_locked(services, world, note["id"], True, by=await by(services), reason="done")
+    note = await world.post(mastodon, "alice", "<p>closed topic</p>")
+    await actions.set_locked(services, world.group, note["id"], True, by=await by(services), reason="done")
     await worker.drain()
     assert any(
         isinstance(a, dict) and a["type"] == "Lock" and a["object"] == note["id"] for a in inner(social.received)
@@ -118,15 +84,15 @@ async def test_lock_refuses_replies(client, services, worker, mastodon, social, 
 
 
 async def test_pin_and_featured(client, services, worker, mastodon, social, world):
-    note = await post(client, worker, mastodon, "alice", "<p>welcome thread</p>")
-    await actions.set_pinned(services, world, note["id"], True, by=await by(services))
+    note = await world.post(mastodon, "alice", "<p>welcome thread</p>")
+    await actions.set_pinned(services, world.group, note["id"], True, by=await by(services))
     await worker.drain()
     featured = (await client.get(f"{GROUP}/featured", headers=AP)).json()
     assert featured["orderedItems"] == [note["id"]] and featured["totalItems"] == 1
     add = next(a for a in inner(social.received) if isinstance(a, dict) and a["type"] == "Add")
     assert add["target"] == f"{GROUP}/featured" and add["object"] == note["id"]
     assert "Pinned" in (await client.get("/groups/bookclub")).text
-    await actions.set_pinned(services, world, note["id"], False, by=await by(services))
+    await actions.set_pinned(services, world.group, note["id"], False, by=await by(services))
     assert (await client.get(f"{GROUP}/featured", headers=AP)).json()["totalItems"] == 0
 
 
@@ -135,13 +101,13 @@ async def test_ban_with_content_removal_and_expiry(client, services, worker, mas
 
     from server.types import utcnow
 
-    note = await post(client, worker, mastodon, "alice", "<p>spam spam</p>")
+    note = await world.post(mastodon, "alice", "<p>spam spam</p>")
     social.received.clear()
     mastodon.received.clear()
     until = utcnow() + timedelta(days=7)
     removed = await actions.ban(
         services,
-        world,
+        world.group,
         mastodon.actor_uri("alice"),
         by=await by(services),
         reason="spam",
@@ -159,7 +125,7 @@ async def test_ban_with_content_removal_and_expiry(client, services, worker, mas
     assert any(isinstance(a, dict) and a["type"] == "Block" for a in inner(mastodon.received))  # the banned one is told
     assert (await client.get(f"{GROUP}/followers", headers=AP)).json()["totalItems"] == 1
     # Banned: a new follow is accepted at the door, but posts are refused.
-    later = await post(client, worker, mastodon, "alice", "<p>again</p>")
+    later = await world.post(mastodon, "alice", "<p>again</p>")
     async with services.db.read() as conn:
         states = dict((await conn.execute(sa.select(posts.c.uri, posts.c.state))).all())
     assert states == {note["id"]: "removed"} and later["id"] not in states
@@ -167,7 +133,7 @@ async def test_ban_with_content_removal_and_expiry(client, services, worker, mas
     assert rows == [("mod1", "ban", mastodon.actor_uri("alice"), "spam")]
 
     social.received.clear()
-    await actions.unban(services, world, mastodon.actor_uri("alice"), by=await by(services))
+    await actions.unban(services, world.group, mastodon.actor_uri("alice"), by=await by(services))
     await worker.drain()
     undo = next(a for a in inner(social.received) if isinstance(a, dict) and a["type"] == "Undo")
     assert undo["object"]["type"] == "Block"
@@ -178,7 +144,7 @@ async def test_held_posts_and_guards(client, services, worker, mastodon, social,
         await save_guards(
             conn,
             services.db,
-            world.id,
+            world.group.id,
             {
                 "hold_first_posts": 1,
                 "keywords": ["casino"],
@@ -186,19 +152,19 @@ async def test_held_posts_and_guards(client, services, worker, mastodon, social,
                 "link_domains": ["spam.example"],
             },
         )
-    first = await post(client, worker, mastodon, "alice", "<p>hello all</p>")
+    first = await world.post(mastodon, "alice", "<p>hello all</p>")
     assert inner(social.received) == []  # held, not announced
     assert "hello all" not in (await client.get("/groups/bookclub")).text
-    await actions.decide_held_post(services, world, first["id"], True, by=await by(services))
+    await actions.decide_held_post(services, world.group, first["id"], True, by=await by(services))
     await worker.drain()
     assert inner(social.received) == [first["id"]]
     social.received.clear()
-    casino = await post(client, worker, mastodon, "alice", "<p>Best CASINO deals</p>")
+    casino = await world.post(mastodon, "alice", "<p>Best CASINO deals</p>")
     assert [r.activity["object"] for r in mastodon.of_type("Reject")] == [casino["id"] + "/activity"]
     # A filtered link domain holds when the action says hold.
     async with services.db.transaction() as conn:
-        await save_guards(conn, services.db, world.id, {"filter_action": "hold"})
-    link = await post(client, worker, mastodon, "alice", '<p>see <a href="https://www.spam.example/x">this</a></p>')
+        await save_guards(conn, services.db, world.group.id, {"filter_action": "hold"})
+    link = await world.post(mastodon, "alice", '<p>see <a href="https://www.spam.example/x">this</a></p>')
     async with services.db.read() as conn:
         state = (await conn.execute(sa.select(posts.c.state).where(posts.c.uri == link["id"]))).scalar_one()
     assert state == "held" and inner(social.received) == []
@@ -213,14 +179,14 @@ async def test_flood_from_one_server_is_cut_while_others_post(client, services, 
         await save_guards(
             conn,
             services.db,
-            world.id,
+            world.group.id,
             {"member_posts_per_hour": 3, "instance_posts_per_hour": 6, "max_group_mentions": 2},
         )
     social.received.clear()
     for round_ in range(3):
         for i in range(5):
-            await post(client, worker, mastodon, f"troll{i}", f"<p>brigade {round_}-{i}</p>")
-    bobs = await post(client, worker, social, "bob", "<p>still talking about books</p>")
+            await world.post(mastodon, f"troll{i}", f"<p>brigade {round_}-{i}</p>")
+    bobs = await world.post(social, "bob", "<p>still talking about books</p>")
     async with services.db.read() as conn:
         from_mastodon = (
             await conn.execute(
@@ -243,22 +209,29 @@ async def test_flood_from_one_server_is_cut_while_others_post(client, services, 
 
 
 async def test_moderators_and_authority(client, services, worker, mastodon, social, world):
+    await create_user(services.db, "helper")
+    await create_user(services.db, "nobody")
     with pytest.raises(Forbidden):
         await actions.group_and_moderator(services, "bookclub", "nobody")
-    await actions.set_moderator(services, world, "helper", True, by=await by(services))
+    await actions.set_moderator(services, world.group, "helper", True, by=await by(services))
     helper = await by(services, "helper")
     with pytest.raises(Forbidden):  # only the owner appoints
-        await actions.set_moderator(services, world, "nobody", True, by=helper)
+        await actions.set_moderator(services, world.group, "nobody", True, by=helper)
     # A remote moderator: bob.
-    await actions.set_moderator(services, world, social.actor_uri("bob"), True, by=await by(services))
+    await actions.set_moderator(services, world.group, social.actor_uri("bob"), True, by=await by(services))
     await worker.drain()
     mods = (await client.get(f"{GROUP}/moderators", headers=AP)).json()["orderedItems"]
-    assert mods == ["https://kith.test/users/mod1", "https://kith.test/users/helper", social.actor_uri("bob")]
+    assert mods == [
+        "https://kith.test/users/mod1",
+        "https://kith.test/users/helper",
+        "https://kith.test/users/mod2",  # the world's moderator
+        social.actor_uri("bob"),
+    ]
     adds = {a["object"]: a for a in inner(mastodon.received) if isinstance(a, dict) and a["type"] == "Add"}
     assert set(adds) == {"https://kith.test/users/helper", social.actor_uri("bob")}  # delivery order varies
     assert adds[social.actor_uri("bob")]["target"] == f"{GROUP}/moderators"
 
-    note = await post(client, worker, mastodon, "alice", "<p>remove me</p>")
+    note = await world.post(mastodon, "alice", "<p>remove me</p>")
     mastodon.add_user("mallory")
     # A non-moderator's Delete of someone else's post is refused.
     forged = {"id": mastodon.new_id(), "type": "Delete", "actor": mastodon.actor_uri("mallory"), "object": note["id"]}

@@ -3,11 +3,8 @@
 import asyncio
 import base64
 import hashlib
-import os
 import re
 import secrets
-import subprocess
-import sys
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,6 +18,7 @@ from server.moderation.blocklist.store import BLOCKS, BlockSpec, create
 from server.oauth import check_challenge, create_user_token, granting, parse_scopes, scope_allows, verifier_matches
 from server.tables import oauth_apps, oauth_codes, oauth_tokens
 from server.types import utcnow
+from tests.shell import kith
 
 PASSWORD = "correct horse battery"
 CALLBACK = "https://client.example/callback"
@@ -718,11 +716,6 @@ async def test_public_domain_blocks(client, services):
 
 
 # --------------------------------------------------------------------------- CLI
-
-
-def kith(settings, *args):
-    env = {**os.environ, "KITH_DOMAIN": settings.domain, "KITH_DATABASE_URL": settings.database_url}
-    return subprocess.run([sys.executable, "-m", "server", *args], capture_output=True, text=True, env=env, timeout=60)
 
 
 async def test_cli_token_create(client, settings, services):

@@ -8,7 +8,6 @@ import sqlalchemy as sa
 
 from server.accounts import create_user
 from server.errors import Forbidden
-from server.groups.membership import GroupSpec, create_group
 from server.moderation import reports
 from server.moderation.blocklist.store import BLOCKS, BlockSpec, create
 from server.tables import posts
@@ -26,19 +25,13 @@ def fixture(name: str, replacements: dict[str, str]) -> dict:
 
 
 @pytest.fixture
-async def world(client, services, worker, mastodon):
-    await create_user(services.db, "mod1")
+async def reported(world, services, mastodon):
+    """The test world, an admin and a stranger, a reporter on mastodon.example, and alice's rude post."""
     await create_user(services.db, "root_admin", admin=True)
     await create_user(services.db, "stranger")
-    await create_group(services.db, GroupSpec(name="bookclub", owner="mod1"))
-    await mastodon.post(client, "alice", f"{GROUP}/inbox", mastodon.follow("alice", GROUP))
-    mastodon.add_user("bob")
     mastodon.add_user("reporter")
-    await mastodon.post(client, "bob", f"{GROUP}/inbox", mastodon.follow("bob", GROUP))
-    note = mastodon.note("alice", "<p>rude words</p>", to_group=GROUP)
-    await mastodon.post(client, "alice", "https://kith.test/inbox", mastodon.create("alice", note))
-    await worker.drain()
-    mastodon.received.clear()
+    note = await world.post(mastodon, "alice", "<p>rude words</p>")
+    world.clear()
     return note
 
 
@@ -53,8 +46,8 @@ async def all_reports(services):
         return list((await conn.execute(sa.select(reports_table).order_by(reports_table.c.id))).all())
 
 
-async def test_three_shapes_of_flag(client, services, worker, mastodon, world):
-    note = world
+async def test_three_shapes_of_flag(client, services, worker, mastodon, reported):
+    note = reported
     alice = mastodon.actor_uri("alice")
     # Mastodon: from an actor, object = [account, statuses...], content = the comment.
     m = fixture(
@@ -101,12 +94,12 @@ async def test_three_shapes_of_flag(client, services, worker, mastodon, world):
     assert len(await all_reports(services)) == 3
 
 
-async def test_long_comment_is_cut(client, services, worker, mastodon, world):
+async def test_long_comment_is_cut(client, services, worker, mastodon, reported):
     flag = {
         "id": mastodon.new_id(),
         "type": "Flag",
         "actor": mastodon.actor_uri("reporter"),
-        "object": [world["id"]],
+        "object": [reported["id"]],
         "content": "x" * 5000,
     }
     await deliver(client, worker, mastodon, "reporter", flag)
@@ -114,20 +107,21 @@ async def test_long_comment_is_cut(client, services, worker, mastodon, world):
     assert len(row.comment) == reports.MAX_COMMENT
 
 
-async def test_reject_reports_domain_is_ignored(client, services, worker, mastodon, world):
+async def test_reject_reports_domain_is_ignored(client, services, worker, mastodon, reported):
     await create(services.db, BLOCKS, BlockSpec("mastodon.example", "noop", reject_reports=True), actor="a")
     await services.blocklist.reload()
-    flag = {"id": mastodon.new_id(), "type": "Flag", "actor": mastodon.actor_uri("reporter"), "object": [world["id"]]}
+    reporter = mastodon.actor_uri("reporter")
+    flag = {"id": mastodon.new_id(), "type": "Flag", "actor": reporter, "object": [reported["id"]]}
     await deliver(client, worker, mastodon, "reporter", flag)
     assert await all_reports(services) == []
 
 
-async def test_lifecycle_resolve_by_removing_and_forward_hides_reporter(client, services, worker, mastodon, world):
+async def test_lifecycle_resolve_by_removing_and_forward_hides_reporter(client, services, worker, mastodon, reported):
     flag = {
         "id": mastodon.new_id(),
         "type": "Flag",
         "actor": mastodon.actor_uri("reporter"),
-        "object": [world["id"]],
+        "object": [reported["id"]],
         "content": "breaks rule 1",
     }
     await deliver(client, worker, mastodon, "reporter", flag)
@@ -145,7 +139,7 @@ async def test_lifecycle_resolve_by_removing_and_forward_hides_reporter(client, 
     assert inboxes == ["https://mastodon.example/inbox"]
     (sent,) = mastodon.of_type("Flag")
     assert sent.signer == "https://kith.test/actor"  # from the instance actor
-    assert sent.activity["object"] == [mastodon.actor_uri("alice"), world["id"]]
+    assert sent.activity["object"] == [mastodon.actor_uri("alice"), reported["id"]]
     assert "reporter" not in json.dumps(sent.activity)  # the reporter is never named
 
     resolved = await reports.resolve(services, row.id, "mod1", action="remove", reason="rule 1")
@@ -157,11 +151,11 @@ async def test_lifecycle_resolve_by_removing_and_forward_hides_reporter(client, 
     assert reopened.state == "open" and reopened.action_taken == ""
 
 
-async def test_local_report_of_a_remote_post(client, services, worker, mastodon, world):
-    row = await reports.report_remote(services, "mod1", [world["id"]], "please look at this")
+async def test_local_report_of_a_remote_post(client, services, worker, mastodon, reported):
+    row = await reports.report_remote(services, "mod1", [reported["id"]], "please look at this")
     await worker.drain()
     (sent,) = mastodon.of_type("Flag")
     assert sent.activity["content"] == "please look at this" and "mod1" not in json.dumps(sent.activity)
     assert row.outgoing and row.forwarded
     with pytest.raises(Forbidden):
-        await reports.report_remote(services, "stranger", [world["id"]], "x")
+        await reports.report_remote(services, "stranger", [reported["id"]], "x")

@@ -27,16 +27,15 @@ from starlette.routing import Route
 
 from server.federation.httpsig import sign_request
 from server.federation.keys import KeyPair, generate_rsa_keypair
+from tests.fakes.keys import REMOTE_KEYS
 from tests.fakes.network import Network
-
-_KEYS: list[KeyPair] = []
 
 
 def remote_keypair(i: int) -> KeyPair:
-    """Remote users' keys, generated once per test session (RSA generation is slow)."""
-    while len(_KEYS) <= i:
-        _KEYS.append(generate_rsa_keypair())
-    return _KEYS[i]
+    """The ``i``-th pre-generated remote key of this session (``add_user`` takes the next unused one)."""
+    while len(REMOTE_KEYS.keys) <= i:
+        REMOTE_KEYS.keys.append(generate_rsa_keypair())
+    return REMOTE_KEYS.keys[i]
 
 
 @dataclass
@@ -73,7 +72,7 @@ class FakeMastodon:
         self.http = httpx.AsyncClient(transport=self.network)
 
     def add_user(self, name: str, keys: KeyPair | None = None) -> str:
-        self.users[name] = keys or remote_keypair(len(self.users))
+        self.users[name] = keys or REMOTE_KEYS.take()  # a key of its own, even across fake servers
         return self.actor_uri(name)
 
     def actor_uri(self, name: str) -> str:
