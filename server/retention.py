@@ -2,14 +2,16 @@
 
 What goes, after ``Settings.retention`` days (``KITH_RETENTION_DAYS``; defaults in
 ``server.settings.Retention``): processed and dead inbox activities, delivered, dead and gone
-delivery rows, finished fan-outs, revoked OAuth tokens; expired authorization codes at once;
+delivery rows, finished fan-outs, revoked OAuth tokens; expired authorization codes, console
+sessions and sign-in failures older than the throttle's window at once;
 remote actors nothing names any more (no follow, post, report, ban or moderator row, no
 activity of theirs waiting) and not fetched within the window. What stays, whatever its
 age: posts and their raw JSON, reports, the moderation log and the admin audit log.
 
 Each table's owner says which of its rows may go (``queue.finished_before``,
-``oauth.expired_codes``, ``actors.unreferenced``); this module deletes them in bounded
-batches, each its own short transaction (``DELETE ... WHERE key IN (SELECT key ... LIMIT n)``),
+``oauth.expired_codes``, ``sessions.expired``, ``throttle.outdated``,
+``actors.unreferenced``); this module deletes them in bounded batches, each its own short
+transaction (``DELETE ... WHERE key IN (SELECT key ... LIMIT n)``),
 so a prune never holds a long lock and the server's own writes slip in between batches.
 Several workers may prune at once: a row is deleted once, the others find it gone.
 """
@@ -28,6 +30,7 @@ from server.db import Database
 from server.federation.actors import unreferenced
 from server.oauth import expired_codes, revoked_tokens
 from server.queue import finished_before
+from server.sessions import expired as expired_sessions
 from server.settings import Retention
 from server.tables import (
     bans,
@@ -35,14 +38,16 @@ from server.tables import (
     fanouts,
     follows,
     inbox_items,
-    metadata,
     oauth_codes,
     oauth_tokens,
     posts,
     remote_actors,
     remote_moderators,
     reports,
+    sessions,
+    sign_in_failures,
 )
+from server.throttle import outdated as outdated_failures
 from server.types import utcnow
 
 log = logging.getLogger("kith.retention")
@@ -88,7 +93,8 @@ def prunables(retention: Retention, now: datetime) -> list[Prunable]:
         Prunable("fanouts", fanouts, fanouts.c.id, finished_before(fanouts, before(retention.fanouts))),
         Prunable("oauth_codes", oauth_codes, oauth_codes.c.code_hash, expired_codes(now)),
         Prunable("oauth_tokens", oauth_tokens, oauth_tokens.c.id, revoked_tokens(before(retention.tokens))),
-        *session_steps(now),
+        Prunable("sessions", sessions, sessions.c.id, expired_sessions(now)),
+        Prunable("sign_in_failures", sign_in_failures, sign_in_failures.c.id, outdated_failures(now)),
         # Last: the rows pruned above may have been what still named an actor.
         Prunable(
             "remote_actors",
@@ -98,20 +104,6 @@ def prunables(retention: Retention, now: datetime) -> list[Prunable]:
         ),
     ]
     return steps
-
-
-def session_steps(now: datetime) -> list[Prunable]:
-    """Expired console sessions, once a ``sessions`` table with an ``expires_at`` exists.
-
-    The hook for the console's login sessions: the table is not in this schema yet. When it
-    lands (its owner should export its own ``expired(now)`` condition, as ``oauth`` does),
-    its expired rows are pruned here with no other change.
-    """
-    table = metadata.tables.get("sessions")
-    if table is None or "expires_at" not in table.c:
-        return []
-    key = next(iter(table.primary_key.columns))
-    return [Prunable("sessions", table, key, table.c.expires_at < now)]
 
 
 async def delete_batches(db: Database, step: Prunable, *, batch: int = BATCH, pause: float = 0.0) -> int:

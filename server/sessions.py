@@ -46,6 +46,11 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def expired(now: datetime) -> sa.ColumnElement[bool]:
+    """Sessions past their end: the worker's prune deletes them (``server.retention``)."""
+    return sessions.c.expires_at < now
+
+
 async def start(
     conn: AsyncConnection,
     user_id: int,

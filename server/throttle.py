@@ -42,6 +42,11 @@ def keys(account: str, address: str) -> list[tuple[str, str]]:
     return [("account", account.strip().lower()[:255]), ("address", address[:255])]
 
 
+def outdated(now: datetime) -> sa.ColumnElement[bool]:
+    """Failed sign-ins older than the window: they no longer count, and the prune deletes them."""
+    return sign_in_failures.c.created_at <= now - WINDOW
+
+
 async def wait_for(conn: AsyncConnection, account: str, address: str) -> int:
     """Seconds until this account name and address may try again (0: now)."""
     now = utcnow()

@@ -31,9 +31,8 @@ class Served:
     stderr: str = field(default="")
 
 
-@contextlib.contextmanager
-def kith_serve(database_url: str, *args: str, domain: str | None = None, **env: str) -> Iterator[Served]:
-    """Run ``kith serve`` on a free loopback port until the block ends; waits until it answers."""
+def _start(database_url: str, args: tuple[str, ...], domain: str | None, env: dict[str, str]) -> Served:
+    """Start ``kith serve`` and wait (up to 60 s: a loaded CI machine is slow) until it answers or exits."""
     port = free_port()
     full_env = {
         **os.environ,
@@ -44,15 +43,33 @@ def kith_serve(database_url: str, *args: str, domain: str | None = None, **env: 
     cmd = [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
     proc = subprocess.Popen(cmd, env=full_env, stderr=subprocess.PIPE, text=True)
     served = Served(proc, f"http://127.0.0.1:{port}", full_env)
+    deadline = time.monotonic() + 60
+    while proc.poll() is None:
+        try:
+            httpx.get(f"{served.base}/healthz", timeout=1)
+            return served
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                _, err = proc.communicate(timeout=20)
+                raise AssertionError(f"kith serve did not answer within 60 s:\n{err}") from None
+            time.sleep(0.2)
+    return served
+
+
+@contextlib.contextmanager
+def kith_serve(database_url: str, *args: str, domain: str | None = None, **env: str) -> Iterator[Served]:
+    """Run ``kith serve`` on a free loopback port until the block ends; waits until it answers."""
+    for attempt in range(3):
+        served = _start(database_url, args, domain, env)
+        if served.proc.poll() is None:
+            break
+        _, served.stderr = served.proc.communicate(timeout=20)
+        # Another process may take a free port between our look and the server's bind.
+        if "address already in use" not in served.stderr or attempt == 2:
+            raise AssertionError(f"kith serve exited with {served.proc.returncode}:\n{served.stderr}")
+    proc = served.proc
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{served.base}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and proc.poll() is None, "kith serve did not start"
-                time.sleep(0.2)
         yield served
     finally:
         proc.terminate()

@@ -13,11 +13,12 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import sqlalchemy as sa
 
+from server import sessions as sessions_module
 from server.accounts import create_user
 from server.federation.actors import KEY_REFRESH_AFTER
 from server.groups.membership import GroupSpec, create_group
 from server.jobs import build_worker
-from server.retention import Pruner, prune, session_steps
+from server.retention import Pruner, prune
 from server.settings import Retention
 from server.tables import (
     admin_audit_log,
@@ -35,6 +36,8 @@ from server.tables import (
     remote_actors,
     remote_moderators,
     reports,
+    sessions,
+    sign_in_failures,
 )
 from server.types import utcnow
 
@@ -308,9 +311,22 @@ async def test_the_worker_prunes_on_its_schedule(services) -> None:
     assert await count(db, inbox_items) == 3 * 7 + 1
 
 
-def test_no_sessions_table_yet_means_no_session_step() -> None:
-    # The hook: when a ``sessions`` table lands, its expired rows join the prune.
-    assert session_steps(utcnow()) == []
+async def test_expired_sessions_and_old_sign_in_failures_are_pruned(db) -> None:
+    now = utcnow()
+    user, _ = await create_user(db, "ada")
+    async with db.transaction() as conn:
+        live = await sessions_module.start(conn, user.id)
+        gone = await sessions_module.start(conn, user.id)
+        await conn.execute(
+            sa.update(sessions).where(sessions.c.token_hash == sessions_module.digest(gone)).values(expires_at=now)
+        )
+        for age in (timedelta(minutes=1), timedelta(hours=1)):
+            await conn.execute(sa.insert(sign_in_failures).values(scope="account", key="ada", created_at=now - age))
+    pruned = await prune(db, Retention.parse("14"), now=now + timedelta(seconds=1))
+    assert (pruned["sessions"], pruned["sign_in_failures"]) == (1, 1)
+    async with db.read() as conn:
+        assert await sessions_module.find(conn, live) is not None
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(sign_in_failures))).scalar_one() == 1
 
 
 async def test_a_week_old_actor_is_refreshed_when_its_key_is_next_used(client, services, worker, mastodon) -> None:
