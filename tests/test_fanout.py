@@ -17,41 +17,16 @@ from server.groups.redistribute import redistribute
 from server.jobs import build_worker
 from server.rows import record
 from server.services import Services
-from server.tables import deliveries, fanouts, follows, remote_actors
+from server.tables import deliveries, fanouts
 from server.types import utcnow
+from tests.fakes.members import add_members
 
 
 async def _members(services, group, hosts, *, shared=True):
     """An accepted member on each host (two on the first, sharing its inbox)."""
-    now = utcnow()
-    async with services.db.transaction() as conn:
-        for n, host in enumerate([hosts[0], *hosts]):
-            uri = f"https://{host}/users/m{n}"
-            actor_id = (
-                await conn.execute(
-                    sa.insert(remote_actors)
-                    .values(
-                        uri=uri,
-                        domain=host,
-                        type="Person",
-                        inbox=f"{uri}/inbox",
-                        shared_inbox=f"https://{host}/inbox" if shared else None,
-                        raw="{}",
-                        fetched_at=now,
-                    )
-                    .returning(remote_actors.c.id)
-                )
-            ).scalar_one()
-            await conn.execute(
-                sa.insert(follows).values(
-                    group_id=group.id,
-                    actor_id=actor_id,
-                    activity_uri=f"{uri}#follow",
-                    activity_raw="{}",
-                    state="accepted",
-                    created_at=now,
-                )
-            )
+    members = [(f"https://{host}/users/m{n}", f"https://{host}/inbox" if shared else None)
+               for n, host in enumerate([hosts[0], *hosts])]  # fmt: skip
+    await add_members(services.db, group.id, members)
 
 
 def _inbox(group, seen, status=202):

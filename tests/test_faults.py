@@ -44,8 +44,9 @@ from server.groups.membership import GroupSpec, create_group
 from server.groups.redistribute import redistribute
 from server.jobs import build_worker
 from server.services import Services
-from server.tables import deliveries, fanouts, follows, remote_actors, server_health
+from server.tables import deliveries, fanouts, server_health
 from tests.fakes.faulty import FaultyServer
+from tests.fakes.members import add_members
 
 
 class Clock:
@@ -80,36 +81,9 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 async def _members(services: Services, group, inboxes: list[str]) -> None:
     """An accepted member whose shared inbox is each of ``inboxes``."""
-    now = datetime.now(UTC)
-    async with services.db.transaction() as conn:
-        for n, inbox in enumerate(inboxes):
-            authority = inbox.split("/")[2]
-            uri = f"{inbox.rsplit('/', 1)[0]}/users/m{n}"
-            actor_id = (
-                await conn.execute(
-                    sa.insert(remote_actors)
-                    .values(
-                        uri=uri,
-                        domain=authority.split(":")[0],
-                        type="Person",
-                        inbox=f"{uri}/inbox",
-                        shared_inbox=inbox,
-                        raw="{}",
-                        fetched_at=now,
-                    )
-                    .returning(remote_actors.c.id)
-                )
-            ).scalar_one()
-            await conn.execute(
-                sa.insert(follows).values(
-                    group_id=group.id,
-                    actor_id=actor_id,
-                    activity_uri=f"{uri}#follow",
-                    activity_raw="{}",
-                    state="accepted",
-                    created_at=now,
-                )
-            )
+    await add_members(
+        services.db, group.id, [(f"{inbox.rsplit('/', 1)[0]}/users/m{n}", inbox) for n, inbox in enumerate(inboxes)]
+    )
 
 
 async def _post(services: Services, group, n: int = 0) -> list[str]:

@@ -31,8 +31,8 @@ from server.groups.membership import GroupSpec, create_group
 from server.moderation.blocklist import store
 from server.moderation.blocklist.store import BlockSpec
 from server.services import Services
-from server.tables import admin_audit_log, domain_blocks, follows, remote_actors
-from server.types import utcnow
+from server.tables import admin_audit_log, domain_blocks, follows
+from tests.fakes.members import add_members
 
 BLOCKLIST = """domain,severity
 new.example,suspend
@@ -113,34 +113,7 @@ async def seed(services: Services) -> None:
     ):
         await store.create(services.db, store.BLOCKS, spec, actor="cli")
     group = await create_group(services.db, GroupSpec(name="books"))
-    now = utcnow()
-    async with services.db.transaction() as conn:
-        for name in ("ann", "ben"):
-            actor_id = (
-                await conn.execute(
-                    sa.insert(remote_actors)
-                    .values(
-                        uri=f"https://members.example/users/{name}",
-                        domain="members.example",
-                        type="Person",
-                        inbox=f"https://members.example/users/{name}/inbox",
-                        raw="{}",
-                        fetched_at=now,
-                    )
-                    .returning(remote_actors.c.id)
-                )
-            ).scalar_one()
-            await conn.execute(
-                sa.insert(follows).values(
-                    group_id=group.id,
-                    actor_id=actor_id,
-                    activity_uri=f"https://members.example/follows/{name}",
-                    activity_raw="{}",
-                    state="accepted",
-                    created_at=now,
-                    decided_at=now,
-                )
-            )
+    await add_members(services.db, group.id, [(f"https://members.example/users/{n}", None) for n in ("ann", "ben")])
 
 
 async def blocks(services: Services) -> dict[str, dict]:
