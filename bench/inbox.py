@@ -21,9 +21,11 @@ import json
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 
 from bench import common
 from bench.common import LOOPBACK, ServerProcess, ms
@@ -151,6 +153,10 @@ async def run(args: argparse.Namespace) -> bool:
         dup_results, _ = await common.run_load(LOOPBACK, port, again, concurrency=args.concurrency)
         dup_accepted = sum(1 for r in dup_results if r.status == 202)
         log_lines = kith.log_lines()
+        if args.metrics:  # what an admin's Prometheus would have scraped at the end of the run
+            scraped = httpx.get(f"http://{LOOPBACK}:{port}/metrics", timeout=30)
+            Path(args.metrics).write_text(scraped.text)
+            print(f"metrics:    /metrics answered {scraped.status_code}, written to {args.metrics}")
         kith.stop()
         kith = None
 
@@ -202,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=50, help="requests in flight (default 50)")
     parser.add_argument("--duplicates", type=int, default=500, help="timed requests sent a second time (default 500)")
     parser.add_argument("--web-workers", type=int, default=1, help="kith serve --workers N (default 1)")
+    parser.add_argument("--metrics", metavar="FILE", help="save the server's /metrics at the end of the run to FILE")
     parser.add_argument("--profile", metavar="FILE", help="record the Kith server with py-spy (raw stacks) to FILE")
     args = parser.parse_args(argv)
     common.run(run(args))
