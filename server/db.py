@@ -232,6 +232,9 @@ class Database:
                 after = await conn.run_sync(current)
             finally:
                 if self.dialect == "postgresql":
+                    # A failed migration leaves the transaction aborted: end it first, or the
+                    # unlock fails too and hides the migration's own error.
+                    await conn.rollback()
                     await conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
                     await conn.commit()
         return [] if before == after else [str(after)]
