@@ -1,10 +1,11 @@
 """``/console/groups/NAME``: a group's moderation console, for its owner, its moderators and admins.
 
-The queue (``queue.py``) and the group's members, bans, moderators, settings (guards,
-rules, description) and log. Every action is a POST with the session's CSRF token that
-calls the same domain function as ``kith mod``, ``kith report`` and the API
-(``moderation.actions``, ``moderation.reports``, ``moderation.rulebook``): logged and
-federated exactly as from the shell. Anyone else gets a 403 page.
+The queue (``queue.py``) and the group's members, bans, moderators, settings (its profile
+and guards) and log. Every action is a POST with the session's CSRF token that calls the
+same domain function as ``kith mod``, ``kith group edit``, ``kith report`` and the API
+(``moderation.actions``, ``moderation.profiles``, ``moderation.reports``,
+``moderation.rulebook``): logged and federated exactly as from the shell. Anyone else gets
+a 403 page.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from starlette.routing import Route
 
 from server.errors import BadRequest, NotFound
 from server.groups.following import page_follows
-from server.groups.membership import Group
+from server.groups.membership import PROFILE_LIMITS, Group
 from server.groups.threads import post_counts
 from server.moderation import actions, modlog, reports, rulebook
 from server.moderation.authority import local_role, moderator_names, remote_moderator_uris
+from server.moderation.profiles import ProfileEdit, edit_profile
 from server.types import utcnow
 from server.web.console.common import Console, console_page, render
 from server.web.console.queue import load_queue
@@ -56,10 +58,10 @@ async def _moderating(console: Console, name: str) -> Moderating:
     return Moderating(console, group, by, role)
 
 
-def _page(request: Request, mod: Moderating, template: str, tab: str, **context: Any) -> Response:
+def _page(request: Request, mod: Moderating, template: str, tab: str, status: int = 200, **context: Any) -> Response:
     done = request.query_params.get("done", "")
     full = {"group": mod.group, "role": mod.role, "tab": tab, "done": DONE.get(done, ""), **context}
-    return render(request, template, full, session=mod.console.session)
+    return render(request, template, full, status=status, session=mod.console.session)
 
 
 def _int_param(request: Request, name: str) -> int:
@@ -128,14 +130,57 @@ async def moderators_page(request: Request, console: Console) -> Response:
     return _page(request, mod, "console/moderators.html", "moderators", local=local, remote=remote)
 
 
+PROFILE_TEXTS = ("title", "summary", "benefits", "objectives", "rules", "welcome")
+
+
+def _profile_of(group: Group) -> dict[str, Any]:
+    """What the profile form shows for ``group`` as it is."""
+    shown: dict[str, Any] = {name: getattr(group, name) for name in PROFILE_TEXTS}
+    shown.update(welcome_enabled=group.welcome_enabled, approval=group.approval, posting=group.posting)
+    return shown
+
+
+async def _settings(
+    request: Request, mod: Moderating, profile: dict[str, Any], *, error: str = "", status: int = 200
+) -> Response:
+    async with mod.services.db.read() as conn:
+        guards = await rulebook.load_guards(conn, mod.group.id)
+    context = {"guards": guards, "profile": profile, "error": error, "limits": PROFILE_LIMITS}
+    return _page(request, mod, "console/settings.html", "settings", status, **context)
+
+
 @console_page
 async def settings_page(request: Request, console: Console) -> Response:
-    """The group's description, rules and automatic guards (the guards can be changed here)."""
+    """The group's profile (purpose, rules, welcome, joining, posting) and automatic guards, both editable."""
     mod = await _moderating(console, request.path_params["name"])
-    async with console.services.db.read() as conn:
-        guards = await rulebook.load_guards(conn, mod.group.id)
-    rules = [r.strip() for r in mod.group.rules.splitlines() if r.strip()]
-    return _page(request, mod, "console/settings.html", "settings", guards=guards, rules=rules)
+    return await _settings(request, mod, _profile_of(mod.group))
+
+
+def _profile_edit(console: Console) -> ProfileEdit:
+    """The profile form as the domain takes it: every field given (an unticked box is off);
+    ``edit_profile`` checks the values."""
+    texts = {name: console.field(name) for name in PROFILE_TEXTS}
+    texts["rules"] = "\n".join(line.strip() for line in texts["rules"].splitlines() if line.strip())
+    return ProfileEdit(
+        **texts,
+        welcome_enabled=console.field("welcome_enabled") in ("on", "1", "true"),
+        approval=console.field("approval"),
+        posting=console.field("posting"),
+    )
+
+
+@console_page
+async def save_profile(request: Request, console: Console) -> Response:
+    """``POST .../profile``: the whole profile form, through ``moderation.profiles.edit_profile``
+    (as ``kith group edit``): logged as ``edit`` and sent to the member servers as an ``Update``.
+    A value the domain refuses shows the form again, as submitted, with its reason and a 400."""
+    mod = await _moderating(console, request.path_params["name"])
+    edit = _profile_edit(console)
+    try:
+        await edit_profile(mod.services, mod.group, edit, by=mod.by)
+    except BadRequest as exc:
+        return await _settings(request, mod, dataclasses.asdict(edit), error=exc.reason, status=400)
+    return RedirectResponse(f"/console/groups/{mod.group.name}/settings?done=profile", status_code=303)
 
 
 @console_page
@@ -154,7 +199,7 @@ async def log_page(request: Request, console: Console) -> Response:
 
 Action = Callable[[Moderating], Awaitable[None]]
 ACTIONS: dict[str, Action] = {}
-DONE: dict[str, str] = {}
+DONE: dict[str, str] = {"profile": "Profile saved. Member servers are sent any change."}
 
 
 def action(name: str, done: str) -> Callable[[Action], Action]:
@@ -369,6 +414,7 @@ routes = [
     Route(base + "/bans", bans_page, methods=["GET"]),
     Route(base + "/moderators", moderators_page, methods=["GET"]),
     Route(base + "/settings", settings_page, methods=["GET"]),
+    Route(base + "/profile", save_profile, methods=["POST"]),
     Route(base + "/log", log_page, methods=["GET"]),
     Route(base + "/act", act, methods=["POST"]),
 ]
