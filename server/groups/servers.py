@@ -1,10 +1,12 @@
 """The servers Kith knows, for the admin's federation health page: read only.
 
 A server is known when Kith has met an actor of it (``remote_actors``, written by
-``federation/actors``) or has tried to send to it (``server_health``, written by
+``federation/actors``) or has sent to it through the delivery queue or failed to
+(``deliveries`` and ``server_health``, written by ``federation/delivery`` and
 ``federation/sender``). For each: its members here (people of it with an accepted
-membership, ``follows``, written by ``groups/following``), its circuit breaker, and the
-last delivery row it took (``deliveries``, written by ``federation/delivery``). Fan-out
+membership, ``follows``, written by ``groups/following``), its circuit breaker, the
+last delivery row it took and why the last one that died died (a 4xx answer kills a
+delivery without counting against the breaker, which counts only 5xx and network errors). Fan-out
 sends that succeed the first time write no row, so "last delivery" is the last one that
 went through the delivery queue (a direct send such as an Accept, or a retry).
 
@@ -34,14 +36,16 @@ class KnownServer:
     last_error: str | None
     open_until: datetime | None  # the circuit breaker: sends paused until then
     last_delivered: datetime | None  # the last delivery row it took
-
+    last_dead: str | None = None  # why the latest delivery that was given up on failed
     def circuit_open(self, now: datetime) -> bool:
         """True while sends to this server are paused."""
         return self.open_until is not None and self.open_until > now
 
 
 def _domains() -> sa.Subquery:
-    return sa.union(sa.select(remote_actors.c.domain), sa.select(server_health.c.domain)).subquery("known")
+    return sa.union(
+        sa.select(remote_actors.c.domain), sa.select(server_health.c.domain), sa.select(deliveries.c.domain)
+    ).subquery("known")
 
 
 def _per_domain() -> tuple[sa.Subquery, sa.Subquery, sa.Subquery]:
@@ -74,6 +78,14 @@ async def page(conn: AsyncConnection, *, offset: int, limit: int) -> list[KnownS
     known = _domains()
     actors, members, delivered = _per_domain()
     failures = sa.func.coalesce(server_health.c.failures, 0)
+    dead = deliveries.alias("dead")
+    last_dead = (
+        sa.select(dead.c.last_error)
+        .where(dead.c.domain == known.c.domain, dead.c.state == "dead")
+        .order_by(dead.c.finished_at.desc(), dead.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
     member_count = sa.func.coalesce(members.c.n, 0)
     stmt: sa.Select[Any] = (
         sa.select(
@@ -84,6 +96,7 @@ async def page(conn: AsyncConnection, *, offset: int, limit: int) -> list[KnownS
             server_health.c.last_error,
             server_health.c.open_until,
             delivered.c.at,
+            last_dead,
         )
         .select_from(
             known.outerjoin(actors, actors.c.domain == known.c.domain)
@@ -96,7 +109,7 @@ async def page(conn: AsyncConnection, *, offset: int, limit: int) -> list[KnownS
         .limit(limit)
     )
     rows = (await conn.execute(stmt)).all()
-    return [KnownServer(d, int(a), int(m), int(f), e, o, _moment(at)) for d, a, m, f, e, o, at in rows]
+    return [KnownServer(d, int(a), int(m), int(f), e, o, _moment(at), x) for d, a, m, f, e, o, at, x in rows]
 
 
 def _moment(value: Any) -> datetime | None:
