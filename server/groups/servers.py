@@ -37,6 +37,7 @@ class KnownServer:
     open_until: datetime | None  # the circuit breaker: sends paused until then
     last_delivered: datetime | None  # the last delivery row it took
     last_dead: str | None = None  # why the latest delivery that was given up on failed
+
     def circuit_open(self, now: datetime) -> bool:
         """True while sends to this server are paused."""
         return self.open_until is not None and self.open_until > now
