@@ -140,6 +140,7 @@ async def test_servers_are_paged_fifty_at_a_time(client, services, health_world)
     assert f"Page 1 of {pages}" in r.text and r.text.count('data-label="Server"') == 50
     r2 = await client.get(PAGE + "?page=2")
     assert r2.text.count('data-label="Server"') == known + 60 - 50 and "mastodon.example" in r2.text
+    assert "No servers on this page" in (await client.get(PAGE + "?page=9")).text
     assert (await client.get(PAGE + "?page=abc")).status_code == 400
 
 
