@@ -1,4 +1,4 @@
-"""Counting rows per UTC day, the same way on SQLite and PostgreSQL.
+"""Counting rows per UTC day (or hour), the same way on SQLite and PostgreSQL.
 
 The admin dashboard API (Mastodon's measures, dimensions and retention) and the
 instance's weekly activity count events by day. A *source* is any ``SELECT`` whose
@@ -9,7 +9,7 @@ these functions count them, grouped by the UTC day of ``at``.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,6 +33,23 @@ def _utc_day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
 @compiles(utc_day, "postgresql")
 def _utc_day_postgresql(element: utc_day, compiler: Any, **kw: Any) -> str:
     return f"to_char(({compiler.process(element.clauses, **kw)}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+
+class utc_hour(FunctionElement[str]):  # lower case: an SQL function, named like one
+    """``YYYY-MM-DDTHH`` of a UTC moment (the federation health page's hourly charts)."""
+
+    type = sa.String()
+    inherit_cache = True
+
+
+@compiles(utc_hour, "sqlite")
+def _utc_hour_sqlite(element: utc_hour, compiler: Any, **kw: Any) -> str:
+    return f"strftime('%Y-%m-%dT%H', {compiler.process(element.clauses, **kw)})"
+
+
+@compiles(utc_hour, "postgresql")
+def _utc_hour_postgresql(element: utc_hour, compiler: Any, **kw: Any) -> str:
+    return f"to_char(({compiler.process(element.clauses, **kw)}) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24')"
 
 
 def _counted(sub: sa.Subquery, distinct: bool) -> sa.ColumnElement[int]:
@@ -65,6 +82,20 @@ async def count_per_day(
     stmt = sa.select(day, _counted(sub, distinct)).select_from(sub).where(*_within(sub, start, end)).group_by(day)
     rows = (await conn.execute(stmt)).all()
     return {date.fromisoformat(str(d)): int(n) for d, n in rows if d is not None}
+
+
+async def count_per_hour(
+    conn: AsyncConnection, source: sa.Select[Any] | sa.CompoundSelect, start: datetime, end: datetime
+) -> dict[datetime, int]:
+    """How many of ``source`` fall in each UTC hour in ``[start, end)``, keyed by the hour's start.
+
+    Hours with none are absent.
+    """
+    sub = source.subquery()
+    hour = utc_hour(sub.c.at)
+    stmt = sa.select(hour, sa.func.count()).select_from(sub).where(*_within(sub, start, end)).group_by(hour)
+    rows = (await conn.execute(stmt)).all()
+    return {datetime.strptime(str(h), "%Y-%m-%dT%H").replace(tzinfo=UTC): int(n) for h, n in rows if h is not None}
 
 
 async def count_between(

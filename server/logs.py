@@ -68,10 +68,13 @@ class JsonFormatter(logging.Formatter):
 
 def config(log_format: str, level: str = "INFO") -> dict[str, Any]:
     """A ``logging.config.dictConfig`` for Kith and uvicorn alike (uvicorn applies it in each web process)."""
-    formatter: dict[str, Any] = (
-        {"()": "server.logs.JsonFormatter"} if log_format == "json" else {"format": _TEXT}
-    )
-    handler = {"class": "logging.StreamHandler", "formatter": "kith", "filters": ["context"], "stream": "ext://sys.stderr"}
+    formatter: dict[str, Any] = {"()": "server.logs.JsonFormatter"} if log_format == "json" else {"format": _TEXT}
+    handler = {
+        "class": "logging.StreamHandler",
+        "formatter": "kith",
+        "filters": ["context"],
+        "stream": "ext://sys.stderr",
+    }
     return {
         "version": 1,
         "disable_existing_loggers": False,

@@ -7,6 +7,7 @@ web and worker processes share the database. What only a process knows (inbox an
 signatures, fetches, sends, fan-out durations) comes from ``server.metrics``: the files of
 every process in multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``), else this process's counters.
 
+The admin console's federation health page shows the same snapshot (``read_snapshot``).
 The statements here only read; the tables' owners still write them. They run on the
 scraper's schedule (every 15-60 s), each over a queue table kept small by the worker's
 prune (``server.retention``) and through the indexes on ``state``.
@@ -52,6 +53,7 @@ class Snapshot:
 
     queues: dict[tuple[str, str], int] = field(default_factory=dict)  # (queue, state) -> rows
     oldest_unprocessed: datetime | None = None  # the inbox's oldest queued activity
+    oldest_queued: dict[str, datetime | None] = field(default_factory=dict)  # queue -> its oldest waiting row
     open_breakers: int = 0
     reports_total: int = 0
     reports_resolved: int = 0
@@ -69,9 +71,11 @@ async def read_snapshot(conn: AsyncConnection) -> Snapshot:
         rows = await conn.execute(sa.select(table.c.state, sa.func.count()).group_by(table.c.state))
         for state, count in rows:
             snap.queues[(name, state)] = count
-    snap.oldest_unprocessed = (
-        await conn.execute(sa.select(sa.func.min(inbox_items.c.created_at)).where(inbox_items.c.state == "queued"))
-    ).scalar()
+        oldest = (
+            await conn.execute(sa.select(sa.func.min(table.c.created_at)).where(table.c.state == "queued"))
+        ).scalar()
+        snap.oldest_queued[name] = _aware(datetime.fromisoformat(oldest)) if isinstance(oldest, str) else oldest
+    snap.oldest_unprocessed = snap.oldest_queued["inbox"]
     snap.open_breakers = (
         await conn.execute(
             sa.select(sa.func.count()).select_from(server_health).where(server_health.c.open_until > snap.taken_at)
@@ -91,8 +95,6 @@ async def read_snapshot(conn: AsyncConnection) -> Snapshot:
     snap.reports_total, snap.reports_resolved, snap.reports_open, snap.oldest_open_report = row
     if isinstance(snap.oldest_open_report, str):  # SQLite: an aggregate loses the column's type
         snap.oldest_open_report = _aware(datetime.fromisoformat(snap.oldest_open_report))
-    if isinstance(snap.oldest_unprocessed, str):
-        snap.oldest_unprocessed = _aware(datetime.fromisoformat(snap.oldest_unprocessed))
     return snap
 
 

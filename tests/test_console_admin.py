@@ -56,6 +56,7 @@ async def blocks(db) -> dict[str, sa.Row]:
 
 ADMIN_PAGES = [
     "/console/admin",
+    "/console/admin/health",
     "/console/admin/domains",
     "/console/admin/import",
     "/console/admin/reports",

@@ -160,3 +160,10 @@ def classify(
     if expired:
         return Outcome("dead", f"gave up after {attempts} attempts: {error}")
     return Outcome.retry(now + backoff(attempts), error)
+
+
+def finished(state: str) -> sa.Select[Any]:
+    """Deliveries that ended in ``state`` (``done``, ``dead``), by when: a ``server.days`` source."""
+    return sa.select(deliveries.c.finished_at.label("at"), deliveries.c.id.label("who")).where(
+        deliveries.c.state == state, deliveries.c.finished_at.is_not(None)
+    )

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
+
 from server.db import Database
 from server.queue import QueueRow
 from server.tables import inbox_items
@@ -72,3 +74,8 @@ async def store_activity(
     async with db.transaction() as conn:
         result = await conn.execute(stmt)
     return result.rowcount > 0
+
+
+def received() -> sa.Select[Any]:
+    """Every stored activity, by when it arrived: a ``server.days`` source."""
+    return sa.select(inbox_items.c.created_at.label("at"), inbox_items.c.id.label("who"))

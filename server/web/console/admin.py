@@ -138,12 +138,13 @@ async def audit_log(request: Request, console: Console) -> Response:
 
 def build_routes() -> list[Route]:
     """Every admin page (imported here so that ``console/__init__`` adds them with one line)."""
-    from server.web.console import admin_domains, admin_import, admin_people
+    from server.web.console import admin_domains, admin_health, admin_import, admin_people
 
     return [
         Route("/console/admin", overview, methods=["GET"]),
         Route("/console/admin/log", audit_log, methods=["GET"]),
         *admin_domains.routes,
+        *admin_health.routes,
         *admin_import.routes,
         *admin_people.routes,
     ]
