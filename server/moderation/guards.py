@@ -75,7 +75,9 @@ def screen(
         return Decision("reject", "too many posts from this server in the last hour")
     text = " ".join(filter(None, (env.name, env.summary, TAG_RE.sub(" ", env.content_html)))).lower()
     for word in guards.keywords:
-        if word and re.search(r"\b" + re.escape(word.lower()) + r"\b", text):
+        # A whole word: no word character just before or after. Not \b, which needs a word
+        # character inside the keyword's edge and so never matched one ending in "+" or "!".
+        if word and re.search(r"(?<!\w)" + re.escape(word.lower()) + r"(?!\w)", text):
             return Decision(guards.filter_action, f"contains a filtered word ({word})")
     if guards.link_domains:
         for href in LINK_RE.findall(env.content_html):
