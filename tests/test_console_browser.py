@@ -14,6 +14,7 @@ never used. ``KITH_SCREENSHOTS=DIR`` also saves every console page at desktop an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -125,12 +126,8 @@ def _wait_until_serving(proc: subprocess.Popen[bytes], kith: Kith) -> None:
         time.sleep(0.1)
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    """``kith serve`` with groups bookclub (first posts held) and garden, owner olga (nina moderates
-    nothing); alice's and bob's servers are members of both."""
-    tmp = tmp_path_factory.mktemp("browser")
-    port, alice_port, bob_port = free_ports(3)
+def kith_env(tmp: Path, port: int) -> tuple[Kith, dict[str, str]]:
+    """A Kith on ``port`` with its own SQLite file in ``tmp``, allowed to reach loopback peers."""
     domain = f"{LOOPBACK}:{port}"
     env = {
         **os.environ,
@@ -140,18 +137,19 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         "KITH_ALLOW_PRIVATE_ADDRESSES": "1",
     }
     env.pop("KITH_SECRET_KEY", None)
-    kith = Kith(f"http://{domain}", domain, env, tmp, tmp / "kith.log")
-    for name in ("olga", "nina"):
-        _kith_cli(kith, "user", "create", name, "--password-stdin", stdin=PASSWORD + "\n")
-    for group in ("bookclub", "garden"):
-        _kith_cli(kith, "group", "create", group, "--owner", "olga", "--title", group.title())
-    _kith_cli(kith, "mod", "guards", "bookclub", "--as", "olga", "--hold-first-posts", "1")
+    return Kith(f"http://{domain}", domain, env, tmp, tmp / "kith.log"), env
 
+
+@contextlib.contextmanager
+def serving(
+    kith: Kith, env: dict[str, str], port: int, peer_ports: tuple[int, int]
+) -> Iterator[tuple[LoopThread, list[LoopbackPeer]]]:
+    """``kith serve`` on ``port`` and the loopback servers of alice and bob, stopped at the end."""
     with kith.log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "server", "serve", "--host", LOOPBACK, "--port", str(port)],
             env=env,
-            cwd=tmp,
+            cwd=kith.cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -159,17 +157,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     peers: list[LoopbackPeer] = []
     try:
         _wait_until_serving(proc, kith)
-        for peer_port, name in ((alice_port, "alice"), (bob_port, "bob")):
+        for peer_port, name in zip(peer_ports, ("alice", "bob"), strict=True):
             peer = LoopbackPeer(peer_port, name=name)
             loop.run(peer.start())
             peers.append(peer)
-        groups = {g: loop.run(peers[0].discover(f"{g}@{domain}")) for g in ("bookclub", "garden")}
-        w = World(kith, loop, peers[0], peers[1], groups)
-        for peer in peers:
-            for g in groups.values():
-                assert loop.run(peer.post(g.inbox, peer.follow(g.id))).status_code == 202
-        w.eventually(lambda: all(len(p.of_type("Accept")) == 2 for p in peers), "both servers' Accepts")
-        yield w
+        yield loop, peers
     finally:
         for peer in peers:
             loop.run(peer.stop())
@@ -180,6 +172,28 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """``kith serve`` with groups bookclub (first posts held) and garden, owner olga (nina moderates
+    nothing); alice's and bob's servers are members of both."""
+    tmp = tmp_path_factory.mktemp("browser")
+    port, alice_port, bob_port = free_ports(3)
+    kith, env = kith_env(tmp, port)
+    for name in ("olga", "nina"):
+        _kith_cli(kith, "user", "create", name, "--password-stdin", stdin=PASSWORD + "\n")
+    for group in ("bookclub", "garden"):
+        _kith_cli(kith, "group", "create", group, "--owner", "olga", "--title", group.title())
+    _kith_cli(kith, "mod", "guards", "bookclub", "--as", "olga", "--hold-first-posts", "1")
+    with serving(kith, env, port, (alice_port, bob_port)) as (loop, peers):
+        groups = {g: loop.run(peers[0].discover(f"{g}@{kith.domain}")) for g in ("bookclub", "garden")}
+        w = World(kith, loop, peers[0], peers[1], groups)
+        for peer in peers:
+            for g in groups.values():
+                assert loop.run(peer.post(g.inbox, peer.follow(g.id))).status_code == 202
+        w.eventually(lambda: all(len(p.of_type("Accept")) == 2 for p in peers), "both servers' Accepts")
+        yield w
 
 
 @pytest.fixture(scope="module")

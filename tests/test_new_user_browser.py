@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,15 +26,15 @@ from tests.test_console_browser import (  # skips this module too when Playwrigh
     CHROMIUM,
     CHROMIUM_ARGS,
     Browser,
-    LoopThread,
     Page,
     World,
     _kith_cli,
-    _wait_until_serving,
     expect,
+    kith_env,
+    serving,
     sync_playwright,
 )
-from tests.test_loopback import LOOPBACK, Kith, free_ports
+from tests.test_loopback import free_ports
 
 PASSWORD = "a long admin password"
 PURPOSE = "We walk the old railway line every Sunday morning."
@@ -47,44 +45,10 @@ def fresh(tmp_path: Path) -> Iterator[World]:
     """``kith serve`` on a fresh SQLite database whose only account is the admin ada, made by one
     shell command; alice's and bob's servers are up but know no group yet (``groups`` is empty)."""
     port, alice_port, bob_port = free_ports(3)
-    domain = f"{LOOPBACK}:{port}"
-    env = {
-        **os.environ,
-        "KITH_DOMAIN": domain,
-        "KITH_SCHEME": "http",
-        "KITH_DATABASE_URL": f"sqlite:///{tmp_path / 'kith.db'}",
-        "KITH_ALLOW_PRIVATE_ADDRESSES": "1",
-    }
-    env.pop("KITH_SECRET_KEY", None)
-    kith = Kith(f"http://{domain}", domain, env, tmp_path, tmp_path / "kith.log")
+    kith, env = kith_env(tmp_path, port)
     _kith_cli(kith, "user", "create", "ada", "--admin", "--password-stdin", stdin=PASSWORD + "\n")
-    with kith.log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--host", LOOPBACK, "--port", str(port)],
-            env=env,
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    loop = LoopThread()
-    peers: list[LoopbackPeer] = []
-    try:
-        _wait_until_serving(proc, kith)
-        for peer_port, name in ((alice_port, "alice"), (bob_port, "bob")):
-            peer = LoopbackPeer(peer_port, name=name)
-            loop.run(peer.start())
-            peers.append(peer)
+    with serving(kith, env, port, (alice_port, bob_port)) as (loop, peers):
         yield World(kith, loop, peers[0], peers[1], {})
-    finally:
-        for peer in peers:
-            loop.run(peer.stop())
-        loop.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture
