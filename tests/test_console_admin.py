@@ -222,6 +222,22 @@ async def test_allowlist_and_mode(admin, db, services):
     ]
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/console/admin/domains?max_id=%C2%B2",  # "²": str.isdigit says yes, int() says no
+        "/console/admin/domains?max_id=99999999999",  # past the ids' 32 bits (PostgreSQL refuses it)
+        "/console/admin/health?page=" + "9" * 5000,
+        "/console/admin/domains/99999999999",
+        "/console/admin/domains/%C2%B2",
+        "/console/admin/domains/" + "1" * 30,
+    ],
+)
+async def test_hostile_ids_and_cursors_are_a_400(admin, path):
+    r = await admin.get(path)
+    assert r.status_code == 400, (path, r.status_code)
+
+
 async def test_blocks_are_paged(admin, db):
     for i in range(55):
         await store.create(db, BLOCKS, BlockSpec(f"d{i:02}.example"), actor="cli")

@@ -19,10 +19,12 @@ from starlette.routing import Route
 from server.accounts import count_users
 from server.errors import BadRequest
 from server.groups.membership import list_groups
+from server.ids import MAX_ID, id_value
 from server.links import Links
 from server.moderation.blocklist import store
 from server.moderation.reports import ReportFilter, filtered
 from server.web.console.common import Console, Handler, console_page, error_page, render
+from server.web.paging import id_param
 
 PAGE = 50
 
@@ -76,20 +78,16 @@ def admin_page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
 
 def int_param(request: Request, name: str) -> int | None:
-    """A positive integer query parameter (a page cursor), else None; junk is a 400."""
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit() or len(raw) > 18:
-        raise BadRequest(f"{name} must be a positive whole number")
-    return int(raw)
+    """A page cursor from the query (``web.paging.id_param``): None when absent, junk or too big a 400."""
+    return id_param(request, name)
 
 
 def path_id(request: Request) -> int:
-    raw = str(request.path_params.get("id", ""))
-    if not raw.isdigit() or len(raw) > 18:
+    """The ``{id}`` of the path: ASCII digits within the ids' 32 bits, else 400."""
+    value = id_value(str(request.path_params.get("id", "")))
+    if value is None or value > MAX_ID:
         raise BadRequest("not an id")
-    return int(raw)
+    return value
 
 
 def admin_render(request: Request, console: Console, template: str, section: str, **context: object) -> Response:
