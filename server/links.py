@@ -25,6 +25,10 @@ class Links:
     def group(self, name: str) -> str:
         return f"{self.base}/groups/{name}"
 
+    def thread(self, name: str, post_id: int) -> str:
+        """A thread's page (HTML), named by its first post's number."""
+        return f"{self.group(name)}/threads/{post_id}"
+
     def collection(self, kind: str, name: str, which: str) -> str:
         """``inbox``, ``outbox``, ``followers``, ``following``, ``featured`` or ``moderators``."""
         return f"{self.actor(kind, name)}/{which}"

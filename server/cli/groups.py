@@ -81,6 +81,20 @@ def cmd_group_edit(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_group_post(settings: Settings, args: argparse.Namespace) -> int:
+    from server.groups.posts import Post
+    from server.groups.voice import post_as_group
+
+    async def run(services: Services) -> Post:
+        return await post_as_group(services, args.name, args.as_user, text=args.text, title=args.title, pin=args.pin)
+
+    post = asyncio.run(with_services(settings, run))
+    print_json(
+        {"uri": post.uri, "url": post.url, "id": post.id, "title": post.name, "pinned": post.pinned_at is not None}
+    )
+    return 0
+
+
 def cmd_group_list(settings: Settings, args: argparse.Namespace) -> int:
     from server.groups.following import count_members
     from server.groups.membership import list_groups
@@ -193,6 +207,13 @@ def add_parsers(sub: Any) -> None:
     gedit.add_argument("--approval", choices=["auto", "manual"])
     gedit.add_argument("--posting", choices=["members", "anyone", "moderators"])
     gedit.set_defaults(func=cmd_group_edit, welcome_enabled=None)
+    gpost = group.add_parser("post", help="post as the group (its owner or a moderator); members' servers get it")
+    gpost.add_argument("name")
+    gpost.add_argument("--as", dest="as_user", required=True, help="the owner or a moderator")
+    gpost.add_argument("--text", required=True, help="plain text, at most 5000 characters; URLs become links")
+    gpost.add_argument("--title", help="the thread's title, at most 200 characters")
+    gpost.add_argument("--pin", action="store_true", help="also pin it to the group's featured posts")
+    gpost.set_defaults(func=cmd_group_post)
     group.add_parser("list", help="list groups as JSON").set_defaults(func=cmd_group_list)
     gshow = group.add_parser("show", help="one group as JSON")
     gshow.add_argument("name")

@@ -14,7 +14,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from server.federation.vocab import AS_CONTEXT, AS_PUBLIC, ids_of, is_public, iso
+from server.federation.vocab import AS_CONTEXT, AS_PUBLIC, CONTEXT, ids_of, is_public, iso
 
 
 def new_activity_id(base: str) -> str:
@@ -137,6 +137,75 @@ def update_actor(base: str, actor_doc: dict[str, Any], *, published: datetime) -
 
 
 POST_TYPES = frozenset({"Note", "Article", "Page", "Question"})
+# What ``public_post`` sets itself: extra fields may add to an object, never readdress or reattribute it.
+_OWN_POST_FIELDS = frozenset({"@context", "id", "type", "attributedTo", "to", "cc", "audience", "published", "content"})
+
+
+def public_post(
+    base: str,
+    *,
+    actor: str,
+    kind: str,
+    content_html: str,
+    published: datetime,
+    name: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A ``Create`` of a public post by ``actor`` itself (a group speaking), the object embedded.
+
+    Addressed as Mastodon addresses a public status, to Public and cc the actor's
+    followers, which puts it in every follower's home timeline; ``audience`` the actor,
+    FEP-1b12's name for the group a post belongs to. ``extra`` adds object fields
+    (a poll's ``oneOf``/``anyOf``, ``endTime``, ``votersCount``; a ``url``).
+    """
+    if kind not in POST_TYPES:
+        raise ValueError(f"{kind!r} is not a post type")
+    clash = _OWN_POST_FIELDS & set(extra or {})
+    if clash:
+        raise ValueError(f"public_post sets {sorted(clash)} itself")
+    to, cc = [AS_PUBLIC], [f"{actor}/followers"]
+    obj: dict[str, Any] = {
+        "id": new_activity_id(base),
+        "type": kind,
+        "attributedTo": actor,
+        "content": content_html,
+        "to": to,
+        "cc": cc,
+        "audience": actor,
+        "published": iso(published),
+    }
+    if name:
+        obj["name"] = name
+    obj.update(extra or {})
+    return {
+        "@context": CONTEXT,
+        "id": new_activity_id(base),
+        "type": "Create",
+        "actor": actor,
+        "object": obj,
+        "to": to,
+        "cc": cc,
+        "audience": actor,
+        "published": iso(published),
+    }
+
+
+def featured_add(base: str, *, actor: str, obj: str) -> dict[str, Any]:
+    """``Add`` of one of ``actor``'s own posts to its featured collection, as Mastodon pins a status.
+
+    Mastodon takes an ``Add`` whose target is the sender's own featured collection and
+    pins the post on the sender's profile.
+    """
+    return {
+        "@context": CONTEXT,
+        "id": new_activity_id(base),
+        "type": "Add",
+        "actor": actor,
+        "object": obj,
+        "target": f"{actor}/featured",
+        "to": [AS_PUBLIC],
+        "cc": [f"{actor}/followers"],
+    }
 
 
 def direct_note(

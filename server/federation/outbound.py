@@ -127,7 +127,8 @@ async def set_hidden_for_posts(conn: AsyncConnection, post_ids: Sequence[int] | 
 def _outbox_filter(actor_id: int) -> sa.ColumnElement[bool]:
     return sa.and_(
         outbound_activities.c.actor_id == actor_id,
-        outbound_activities.c.type == "Announce",
+        # Its redistributions, and what it posted itself (a direct message is not public).
+        outbound_activities.c.type.in_(("Announce", "Create")),
         outbound_activities.c.public.is_(True),
         outbound_activities.c.deleted_at.is_(None),
         outbound_activities.c.hidden.is_(False),
@@ -135,7 +136,7 @@ def _outbox_filter(actor_id: int) -> sa.ColumnElement[bool]:
 
 
 async def outbox_count(conn: AsyncConnection, actor_id: int) -> int:
-    """How many public, live Announces an actor's outbox holds."""
+    """How many public, live Announces and Creates an actor's outbox holds."""
     query = sa.select(sa.func.count()).select_from(outbound_activities).where(_outbox_filter(actor_id))
     return int((await conn.execute(query)).scalar_one())
 
@@ -143,7 +144,7 @@ async def outbox_count(conn: AsyncConnection, actor_id: int) -> int:
 async def outbox_page(
     conn: AsyncConnection, actor_id: int, *, max_id: int | None, limit: int
 ) -> list[tuple[int, dict[str, Any]]]:
-    """(id, activity) of an actor's public Announces, newest first, older than ``max_id``."""
+    """(id, activity) of an actor's public Announces and Creates, newest first, older than ``max_id``."""
     query = (
         sa.select(outbound_activities.c.id, outbound_activities.c.body)
         .where(_outbox_filter(actor_id))

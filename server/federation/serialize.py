@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -10,10 +11,43 @@ from server.federation.vocab import CONTEXT, iso
 from server.links import Links
 
 
-def text_to_html(text: str) -> str:
-    """Plain text as safe HTML paragraphs (blank lines part paragraphs, newlines break lines)."""
+def text_to_html(text: str, *, links: bool = False) -> str:
+    """Plain text as safe HTML paragraphs (blank lines part paragraphs, newlines break lines).
+
+    ``links``: http(s) URLs become links, as Mastodon's formatter makes them.
+    """
     paragraphs = [p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
-    return "".join("<p>" + html.escape(p).replace("\n", "<br>") + "</p>" for p in paragraphs)
+    line = _linkified if links else html.escape
+    return "".join("<p>" + line(p).replace("\n", "<br>") + "</p>" for p in paragraphs)
+
+
+# Hand-written: no library in Kith's dependencies linkifies plain text (nh3 only cleans
+# HTML; bleach, which had a linkifier, is deprecated). A URL runs from its scheme to the
+# next blank, quote or angle bracket; punctuation that ends a sentence is left outside,
+# and so is a closing bracket the URL did not open ("(see https://x.example/a)").
+_URL = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
+_TRAILING = ".,;:!?*"
+
+
+def _url_end(url: str) -> str:
+    while url and (url[-1] in _TRAILING or (url[-1] == ")" and url.count("(") < url.count(")"))):
+        url = url[:-1]
+    return url
+
+
+def _linkified(text: str) -> str:
+    """``text`` escaped, its http(s) URLs as links (nofollow: people, not us, wrote them)."""
+    out, at = [], 0
+    for match in _URL.finditer(text):
+        url = _url_end(match.group())
+        if url.endswith("://"):  # nothing left of it but the scheme
+            continue
+        out.append(html.escape(text[at : match.start()]))
+        shown = html.escape(url)
+        out.append(f'<a href="{shown}" rel="nofollow noopener noreferrer">{shown}</a>')
+        at = match.start() + len(url)
+    out.append(html.escape(text[at:]))
+    return "".join(out)
 
 
 def rules_html(rules: str) -> str:

@@ -22,6 +22,7 @@ EXTENSION_CONTEXT: dict[str, Any] = {
     "moderators": {"@id": "lemmy:moderators", "@type": "@id"},
     "postingRestrictedToMods": "lemmy:postingRestrictedToMods",
     "sensitive": "as:sensitive",
+    "votersCount": "toot:votersCount",  # a poll's voters, as Mastodon counts them
     # Profile fields, as Mastodon defines them.
     "schema": "http://schema.org#",
     "PropertyValue": "schema:PropertyValue",

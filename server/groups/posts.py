@@ -153,6 +153,13 @@ async def insert_post(
     return record(Post, row)
 
 
+async def set_link(conn: AsyncConnection, post_id: int, url: str, raw: dict[str, Any]) -> None:
+    """Give a post of our own its page's ``url`` (known once the row has its id), and the object as sent."""
+    await conn.execute(
+        sa.update(posts).where(posts.c.id == post_id).values(url=url, raw=json.dumps(raw, separators=(",", ":")))
+    )
+
+
 async def update_post(conn: AsyncConnection, post: Post, env: PostEnvelope, raw: dict[str, Any]) -> None:
     """Apply an author's edit (content, title, content warning, poll counts)."""
     await conn.execute(

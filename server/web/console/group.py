@@ -24,6 +24,7 @@ from server.errors import BadRequest, NotFound
 from server.groups.following import page_follows
 from server.groups.membership import PROFILE_LIMITS, Group
 from server.groups.threads import post_counts
+from server.groups.voice import MAX_TEXT, post_as_group
 from server.moderation import actions, modlog, reports, rulebook
 from server.moderation.authority import local_role, moderator_names, remote_moderator_uris
 from server.moderation.profiles import ProfileEdit, edit_profile
@@ -74,13 +75,41 @@ def _int_param(request: Request, name: str) -> int:
 # --------------------------------------------------------------------------- pages
 
 
+async def _queue(
+    request: Request, mod: Moderating, *, page: int = 0, speech: dict[str, Any] | None = None, error: str = ""
+) -> Response:
+    async with mod.services.db.read() as conn:
+        queue = await load_queue(conn, mod.group, page=page)
+    context = {"queue": queue, "speech": speech or {}, "speech_error": error, "max_text": MAX_TEXT}
+    return _page(request, mod, "console/queue.html", "queue", 400 if error else 200, **context)
+
+
 @console_page
 async def queue_page(request: Request, console: Console) -> Response:
-    """The queue: what waits for a decision, oldest first."""
+    """The queue: what waits for a decision, oldest first; and the form to post as the group."""
     mod = await _moderating(console, request.path_params["name"])
-    async with console.services.db.read() as conn:
-        queue = await load_queue(conn, mod.group, page=_int_param(request, "page"))
-    return _page(request, mod, "console/queue.html", "queue", queue=queue)
+    return await _queue(request, mod, page=_int_param(request, "page"))
+
+
+@console_page
+async def post_as_group_form(request: Request, console: Console) -> Response:
+    """``POST .../post``: "Post as the group", through ``groups.voice.post_as_group`` (as ``kith group
+    post``): its owner and moderators only (403 for an admin who does not lead it), logged as ``post``
+    and sent to every member server. Text the domain refuses shows the form again, as submitted,
+    with its reason and a 400."""
+    mod = await _moderating(console, request.path_params["name"])
+    speech = {
+        "text": console.field("text"),
+        "title": console.field("title"),
+        "pin": console.field("pin") in ("on", "1", "true"),
+    }
+    try:
+        await post_as_group(
+            mod.services, mod.group.name, console.user, text=speech["text"], title=speech["title"], pin=speech["pin"]
+        )
+    except BadRequest as exc:
+        return await _queue(request, mod, speech=speech, error=exc.reason)
+    return RedirectResponse(f"/console/groups/{mod.group.name}?done=post", status_code=303)
 
 
 @console_page
@@ -199,7 +228,10 @@ async def log_page(request: Request, console: Console) -> Response:
 
 Action = Callable[[Moderating], Awaitable[None]]
 ACTIONS: dict[str, Action] = {}
-DONE: dict[str, str] = {"profile": "Profile saved. Member servers are sent any change."}
+DONE: dict[str, str] = {
+    "profile": "Profile saved. Member servers are sent any change.",
+    "post": "Posted as the group: it is on the group's page and on its way to every member server.",
+}
 
 
 def action(name: str, done: str) -> Callable[[Action], Action]:
@@ -415,6 +447,7 @@ routes = [
     Route(base + "/moderators", moderators_page, methods=["GET"]),
     Route(base + "/settings", settings_page, methods=["GET"]),
     Route(base + "/profile", save_profile, methods=["POST"]),
+    Route(base + "/post", post_as_group_form, methods=["POST"]),
     Route(base + "/log", log_page, methods=["GET"]),
     Route(base + "/act", act, methods=["POST"]),
 ]
