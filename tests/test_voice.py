@@ -182,7 +182,8 @@ async def test_only_leaders_post_and_a_refusal_sends_nothing(world, services):
         await post_as_group(services, "nosuchgroup", OWNER, text="Hello")
     await world.worker.drain()
     assert [r.activity for s in world.servers for r in s.received] == []
-    assert await _rows(services, posts) == [] and await _rows(services, outbound_activities) == []
+    assert await _rows(services, posts) == []
+    assert await _rows(services, outbound_activities, outbound_activities.c.type != "Accept") == []  # the joins
     assert await _rows(services, mod_log) == []
 
 
@@ -245,3 +246,20 @@ async def test_kith_group_post_from_a_shell(world, settings, services):
         assert r.returncode == 1 and r.stdout == "", r.stdout
         [line] = r.stderr.strip().splitlines()
         assert line.startswith("kith: error:") and message in line.lower(), line
+
+
+async def test_a_removed_group_post_is_deleted_by_the_group_and_answers_410(world, client, services):
+    from server.moderation.actions import group_and_moderator, remove_post
+
+    post = await post_as_group(services, NAME, OWNER, text="Wrong date, sorry.")
+    await world.worker.drain()
+    world.clear()
+    group, by = await group_and_moderator(services, NAME, MODERATOR)
+    await remove_post(services, group, post.uri, by=by, reason="mistake")
+    await world.worker.drain()
+    for server in world.servers:
+        [got] = server.received
+        delete = got.activity
+        assert got.signer == GROUP and delete["type"] == "Delete" and delete["actor"] == GROUP
+        assert delete["object"]["id"] == post.uri and delete["object"]["type"] == "Tombstone"
+    assert (await client.get(post.uri, headers=AS_JSON)).status_code == 410

@@ -190,6 +190,19 @@ def public_post(
     }
 
 
+def delete_own(base: str, *, actor: str, obj: str, former_type: str, deleted: datetime) -> dict[str, Any]:
+    """``Delete`` of one of ``actor``'s own posts, as Mastodon sends one: a Tombstone, to Public and followers."""
+    return {
+        "@context": AS_CONTEXT,
+        "id": new_activity_id(base),
+        "type": "Delete",
+        "actor": actor,
+        "object": {"id": obj, "type": "Tombstone", "formerType": former_type, "deleted": iso(deleted)},
+        "to": [AS_PUBLIC],
+        "cc": [f"{actor}/followers"],
+    }
+
+
 def featured_add(base: str, *, actor: str, obj: str) -> dict[str, Any]:
     """``Add`` of one of ``actor``'s own posts to its featured collection, as Mastodon pins a status.
 

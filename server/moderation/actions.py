@@ -22,6 +22,7 @@ from server.federation import activities
 from server.federation.actors import find_actor
 from server.federation.delivery import enqueue
 from server.groups import posts
+from server.groups.fanout import queue_fanout
 from server.groups.following import decide_pending, end_membership
 from server.groups.membership import Group, get_group
 from server.groups.posts import Post, find_post, find_post_by_id
@@ -99,8 +100,17 @@ async def remove_post(
         await _log(conn, group, by, "remove", post_uri, reason)
         if post.state == "visible":
             await withdraw_announces(conn, services, group, post.id)
-            delete = activity or _mod_activity(services, group, by, "Delete", post_uri, summary=reason or None)
-            await redistribute(conn, services, group, delete, post_id=None)
+            group_uri = services.links.group(group.name)
+            if post.author_uri == group_uri and post.author_id is None:
+                # The group's own post (groups/voice): its author deletes it, as Mastodon expects
+                # (an Announce(Delete) it ignores, and no plain Announce of it went out to undo).
+                own = activities.delete_own(
+                    services.links.base, actor=group_uri, obj=post_uri, former_type=post.type, deleted=utcnow()
+                )
+                await queue_fanout(conn, activities=[own], group_id=group.id, public=True, post_id=None)
+            else:
+                delete = activity or _mod_activity(services, group, by, "Delete", post_uri, summary=reason or None)
+                await redistribute(conn, services, group, delete, post_id=None)
     services.wake.set()
 
 

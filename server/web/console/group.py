@@ -4,8 +4,8 @@ The queue (``queue.py``) and the group's members, bans, moderators, settings (it
 and guards) and log. Every action is a POST with the session's CSRF token that calls the
 same domain function as ``kith mod``, ``kith group edit``, ``kith report`` and the API
 (``moderation.actions``, ``moderation.profiles``, ``moderation.reports``,
-``moderation.rulebook``): logged and federated exactly as from the shell. Anyone else gets
-a 403 page.
+``moderation.rulebook``), and "Post as the group" (``groups.voice``, as ``kith group post``):
+logged and federated exactly as from the shell. Anyone else gets a 403 page.
 """
 
 from __future__ import annotations
