@@ -148,6 +148,9 @@ def prepare(data: bytes, kind: str) -> PreparedImage:
             except Exception:  # as in _open: a decoder's failure on hostile input is a refusal, not a 500
                 raise BadRequest(_DAMAGED) from None
     fitted = ImageOps.fit(pixels, box, method=Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+    # A new image from the pixels alone: Pillow carries ``info`` (a JPEG comment, an ICC profile)
+    # through convert and resize, and its encoders write some of it back unless it is gone.
+    fitted = Image.frombytes(fitted.mode, fitted.size, fitted.tobytes())
     content_type, encoded = _encode(fitted)
     return PreparedImage(
         kind=kind,
