@@ -137,7 +137,8 @@ def prepare(data: bytes, kind: str) -> PreparedImage:
         raise BadRequest("the file is empty")
     box = SHAPES[kind]
     # Pillow warns (rather than refuses) between its own limit and twice that; here a warning
-    # is a refusal. ``_open`` has a lower cap of its own, so this is a second line only.
+    # is a refusal. ``_open`` has a lower cap of its own, so this is a second line only (the
+    # filter list is process-wide: two uploads at once may see each other's filter, the same one).
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with _open(data) as image:
