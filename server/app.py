@@ -30,7 +30,7 @@ from server.inbox import endpoint as inbox_endpoint
 from server.negotiation import wants_activity_json
 from server.services import Services
 from server.settings import Settings
-from server.web import actors, console, modlog, threads
+from server.web import actors, console, media, modlog, threads
 from server.web.console.headers import ConsoleHeaders
 from server.web.templating import templates
 
@@ -191,6 +191,7 @@ def create_app(
             *scrape.routes,
             *api.routes,
             *threads.routes,
+            *media.routes,
             *modlog.routes,
             *actors.routes,
             *console.routes,

@@ -33,6 +33,10 @@ class Links:
         """``inbox``, ``outbox``, ``followers``, ``following``, ``featured`` or ``moderators``."""
         return f"{self.actor(kind, name)}/{which}"
 
+    def group_media(self, name: str, file_name: str) -> str:
+        """A group's avatar or header, by a content-addressed ``file_name`` (``icon-<sha256>.png``)."""
+        return f"{self.base}/groups/{name}/media/{file_name}"
+
     def key_id(self, kind: str, name: str) -> str:
         return f"{self.actor(kind, name)}#main-key"
 

@@ -32,7 +32,6 @@ class LocalActor:
     kind: str  # group | person | application
     title: str
     summary: str
-    icon_url: str | None
     public_key_pem: str
     approval: str  # auto | manual
     posting: str  # members | anyone | moderators

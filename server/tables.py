@@ -41,7 +41,6 @@ local_actors = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),  # group | person | application
     sa.Column("title", sa.String(200), nullable=False, server_default=""),
     sa.Column("summary", sa.Text, nullable=False, server_default=""),
-    sa.Column("icon_url", sa.String(2048)),
     sa.Column("private_key_pem", sa.Text, nullable=False),
     sa.Column("public_key_pem", sa.Text, nullable=False),
     sa.Column("approval", sa.String(16), nullable=False, server_default="auto"),  # auto | manual
@@ -66,6 +65,24 @@ welcomes = sa.Table(
     sa.Column("actor_uri", sa.String(2048), nullable=False),
     sa.Column("sent_at", TS, nullable=False),
     sa.UniqueConstraint("group_id", "actor_uri", name="uq_welcomes_group_actor"),
+)
+
+# A group's avatar (kind ``icon``) and header (``image``), as re-encoded on upload (server/images.py),
+# at most one of each. The bytes live here so every web process serves them and a backup holds them;
+# ``digest`` (SHA-256 of ``data``) is the content address in their URL.
+group_media = sa.Table(
+    "group_media",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("group_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),  # icon | image
+    sa.Column("content_type", sa.String(32), nullable=False),  # image/png | image/jpeg
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.UniqueConstraint("group_id", "kind", name="uq_group_media_group_id_kind"),
 )
 
 # Local accounts that can log in (admins, moderators); each has a person actor.

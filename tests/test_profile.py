@@ -27,7 +27,7 @@ GROUP = "https://kith.test/groups/readers"
 
 def actor(**fields: object) -> LocalActor:
     base: dict[str, object] = dict(
-        id=1, name="readers", kind="group", title="Readers", summary="", icon_url=None, public_key_pem="PEM",
+        id=1, name="readers", kind="group", title="Readers", summary="", public_key_pem="PEM",
         approval="auto", posting="members", discoverable=True, rules="", created_at=datetime(2026, 1, 1, tzinfo=UTC),
         benefits="", objectives="", welcome="", welcome_enabled=True,
     )  # fmt: skip

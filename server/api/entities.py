@@ -116,8 +116,8 @@ def unknown_profile(uri: str, seen_at: datetime) -> Profile:
     )
 
 
-def local_profile(row: LocalActor, links: Links, *, is_admin: bool | None = None) -> Profile:
-    """A local person (with ``is_admin``, from its account) or group."""
+def local_profile(row: LocalActor, links: Links, *, is_admin: bool | None = None, avatar: str = "") -> Profile:
+    """A local person (with ``is_admin``, from its account) or group (with its ``avatar``'s URL, if any)."""
     kind = "group" if row.kind == "group" else "person"
     url = links.actor(kind, row.name)
     return Profile(
@@ -128,7 +128,7 @@ def local_profile(row: LocalActor, links: Links, *, is_admin: bool | None = None
         note_html=text_to_html(row.summary or ""),  # ours: plain text, escaped here
         url=url,
         uri=url,
-        avatar=row.icon_url or "",
+        avatar=avatar,
         created_at=_midnight(row.created_at),
         group=kind == "group",
         locked=row.approval == "manual",

@@ -10,6 +10,8 @@ from server.cli.common import print_json, with_db, with_services
 from server.settings import Settings
 
 if TYPE_CHECKING:  # the commands import what they use when they run, to start fast
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from server.db import Database
     from server.groups.membership import Group
     from server.services import Services
@@ -57,6 +59,41 @@ def cmd_group_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_picture(path: str) -> bytes:
+    """An image file's bytes, read no further than one byte past the cap (``prepare`` says "too large")."""
+    from server.errors import BadRequest
+    from server.images import MAX_BYTES
+
+    try:
+        with open(path, "rb") as f:
+            return f.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise BadRequest(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _pictures(args: argparse.Namespace) -> dict[str, bytes | None]:
+    """``--avatar``/``--header`` files to set and ``--remove-avatar``/``--remove-header``, by kind."""
+    media: dict[str, bytes | None] = {}
+    for kind, path, remove in (("icon", args.avatar, args.remove_avatar), ("image", args.header, args.remove_header)):
+        if path is not None:
+            media[kind] = _read_picture(path)
+        elif remove:
+            media[kind] = None
+    return media
+
+
+async def _media_json(conn: AsyncConnection, settings: Settings, group: Group) -> dict[str, str | None]:
+    """The group's ``avatar`` and ``header`` URLs (None: it has none)."""
+    from server.groups.media import media_of
+    from server.links import Links
+
+    refs, links = await media_of(conn, group.id), Links(settings.base_url)
+    return {
+        label: links.group_media(group.name, refs[kind].file_name) if kind in refs else None
+        for kind, label in (("icon", "avatar"), ("image", "header"))
+    }
+
+
 def cmd_group_edit(settings: Settings, args: argparse.Namespace) -> int:
     from server.moderation.actions import group_and_moderator
     from server.moderation.profiles import ProfileEdit, edit_profile
@@ -73,11 +110,14 @@ def cmd_group_edit(settings: Settings, args: argparse.Namespace) -> int:
         posting=args.posting,
     )
 
-    async def run(services: Services) -> Group:
+    async def run(services: Services) -> dict[str, Any]:
         group, by = await group_and_moderator(services, args.name, args.as_user)
-        return await edit_profile(services, group, edit, by=by)
+        media = _pictures(args)  # after the check: who may not edit learns nothing of the files
+        group = await edit_profile(services, group, edit, by=by, media=media)
+        async with services.db.read() as conn:
+            return _group_json(settings, group, **await _media_json(conn, settings, group))
 
-    print_json(_group_json(settings, asyncio.run(with_services(settings, run))))
+    print_json(asyncio.run(with_services(settings, run)))
     return 0
 
 
@@ -122,6 +162,7 @@ def cmd_group_show(settings: Settings, args: argparse.Namespace) -> int:
                 members=await count_members(conn, g.id),
                 pending_follows=len(pending),
                 moderators=[{"name": n, "role": r} for n, r in await moderator_names(conn, g.id)],
+                **await _media_json(conn, settings, g),
             )
 
     print_json(asyncio.run(with_db(settings, run)))
@@ -206,6 +247,12 @@ def add_parsers(sub: Any) -> None:
     gedit.add_argument("--welcome-off", dest="welcome_enabled", action="store_const", const=False)
     gedit.add_argument("--approval", choices=["auto", "manual"])
     gedit.add_argument("--posting", choices=["members", "anyone", "moderators"])
+    avatar = gedit.add_mutually_exclusive_group()
+    avatar.add_argument("--avatar", metavar="FILE", help="PNG, JPEG or WebP (at most 8 MiB), cropped to 400x400")
+    avatar.add_argument("--remove-avatar", action="store_true")
+    header = gedit.add_mutually_exclusive_group()
+    header.add_argument("--header", metavar="FILE", help="PNG, JPEG or WebP (at most 8 MiB), cropped to 1500x500")
+    header.add_argument("--remove-header", action="store_true")
     gedit.set_defaults(func=cmd_group_edit, welcome_enabled=None)
     gpost = group.add_parser("post", help="post as the group (its owner or a moderator); members' servers get it")
     gpost.add_argument("name")

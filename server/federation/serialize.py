@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -58,6 +59,17 @@ def rules_html(rules: str) -> str:
     return "<p>Rules:</p><ol>" + "".join(f"<li>{html.escape(r)}</li>" for r in items) + "</ol>"
 
 
+@dataclass(frozen=True, slots=True)
+class ActorImage:
+    """An actor's avatar (``icon``) or header (``image``) as the document names it."""
+
+    media_type: str
+    url: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"type": "Image", "mediaType": self.media_type, "url": self.url}
+
+
 class ActorProfile(Protocol):
     """What an actor document is made from (a local group, person or the instance actor)."""
 
@@ -67,7 +79,6 @@ class ActorProfile(Protocol):
     summary: str
     rules: str
     objectives: str
-    icon_url: str | None
     public_key_pem: str
     approval: str
     posting: str
@@ -104,8 +115,16 @@ def profile_fields(actor: ActorProfile, actor_id: str) -> list[dict[str, str]]:
     return [{"type": "PropertyValue", "name": name, "value": value} for name, value in fields]
 
 
-def actor_document(actor: ActorProfile, links: Links, *, host: str) -> dict[str, Any]:
-    """The actor document of a local group, person or the instance actor."""
+def actor_document(
+    actor: ActorProfile,
+    links: Links,
+    *,
+    host: str,
+    icon: ActorImage | None = None,
+    image: ActorImage | None = None,
+) -> dict[str, Any]:
+    """The actor document of a local group, person or the instance actor, with its avatar
+    (``icon``) and header (``image``) when it has them (Mastodon shows both on the profile)."""
     kind, name = actor.kind, actor.name
     actor_id = links.actor(kind, name)
     doc: dict[str, Any] = {
@@ -136,8 +155,10 @@ def actor_document(actor: ActorProfile, links: Links, *, host: str) -> dict[str,
             postingRestrictedToMods=actor.posting == "moderators",
             attachment=profile_fields(actor, actor_id),
         )
-    if actor.icon_url:
-        doc["icon"] = {"type": "Image", "url": actor.icon_url}
+    if icon is not None:
+        doc["icon"] = icon.as_json()
+    if image is not None:
+        doc["image"] = image.as_json()
     return doc
 
 

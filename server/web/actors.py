@@ -10,6 +10,7 @@ from starlette.routing import Route
 from server.errors import NotFound
 from server.federation.serialize import actor_document, ordered_collection, text_to_html
 from server.groups.following import count_members
+from server.groups.media import group_document, load_group_document
 from server.groups.membership import list_groups
 from server.groups.threads import list_pinned
 from server.links import INSTANCE_ACTOR_NAME
@@ -44,12 +45,13 @@ async def group_actor(request: Request) -> Response:
     if wants_activity_json(request):
         async with services.db.read() as conn:
             group = await get_local_actor(conn, name, "group")
-        return activity_response(request, actor_document(group, services.links, host=services.settings.host))
+            doc = await load_group_document(conn, group, services.links, host=services.settings.host)
+        return activity_response(request, doc)
     before = parse_before(request)
     async with services.db.read() as conn:  # one checkout for every read of the page
         data = await load_group_page(conn, name, before=before)
     group = data.group
-    doc = actor_document(group, services.links, host=services.settings.host)
+    doc = group_document(group, data.media, services.links, host=services.settings.host)
     pinned = [root_view(p, group.name) for p in data.pinned]
     context = {
         "threads": thread_views(
@@ -70,6 +72,8 @@ async def group_actor(request: Request) -> Response:
         "objectives_html": Markup(text_to_html(group.objectives or "")),
         "benefits_html": Markup(text_to_html(group.benefits or "")),
         "handle": f"@{group.name}@{services.settings.domain}",
+        "avatar": doc.get("icon"),
+        "header": doc.get("image"),
         "members": data.members,
         "leaders": data.leaders,
     }

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.errors import Gone, NotFound
 from server.groups.following import member_count_column
+from server.groups.media import MediaRef, media_of
 from server.groups.membership import Group
 from server.groups.threads import Cursor
 from server.local_actors import PUBLIC_COLUMNS
@@ -172,6 +173,7 @@ class GroupPage:
     replies: dict[int, list[PageRow]]  # root id -> its first replies, oldest first (one more than shown)
     pinned: list[PageRow]  # the first page only
     next: Cursor | None
+    media: dict[str, MediaRef]  # the avatar (icon) and header (image) it has
 
 
 async def load_group_page(
@@ -185,7 +187,7 @@ async def load_group_page(
     """The group called ``name`` and one page of its threads (``NotFound`` if there is none).
 
     One connection for all of it (each checkout costs a pool round and a reset, and one
-    snapshot keeps the page consistent), and three statements.
+    snapshot keeps the page consistent), and four statements.
     """
     found = (await conn.execute(_GROUP, {"name": name})).one_or_none()
     if found is None:
@@ -198,7 +200,8 @@ async def load_group_page(
     roots = rows.roots[:threads]
     last = roots[-1] if roots else None
     cursor = Cursor(last.last_activity_at, last.id) if len(rows.roots) > threads and last is not None else None
-    return GroupPage(group, found.members, leaders, roots, rows.replies, rows.pinned, cursor)
+    media = await media_of(conn, group.id)
+    return GroupPage(group, found.members, leaders, roots, rows.replies, rows.pinned, cursor, media)
 
 
 # The thread page shows a whole thread, but one thread can hold tens of thousands of replies

@@ -14,11 +14,14 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
+from starlette.types import Message
 
-from server.errors import KithError
+from server.errors import BadRequest, KithError, PayloadTooLarge
+from server.inbox.endpoint import read_capped
 from server.services import Services
 from server.sessions import LIFETIME, Session
 from server.signin import current
@@ -28,6 +31,9 @@ from server.web.templating import templates
 SESSION_COOKIE = "kith_session"
 LOGIN_COOKIE = "kith_login"  # binds the sign-in form's CSRF token before there is a session
 MAX_FORM_FIELD = 10_000
+# The largest console form is a group's picture (at most 8 MiB: server.images.MAX_BYTES) with its
+# few fields; a bigger body is refused (413) before it is parsed or spooled to disk.
+MAX_FORM_BODY = 9 * 1024 * 1024
 
 
 def services_of(request: Request) -> Services:
@@ -118,6 +124,34 @@ class Console:
         value = self.form.get(name) if self.form is not None else None
         return value.strip()[:MAX_FORM_FIELD] if isinstance(value, str) else default
 
+    def file(self, name: str) -> UploadFile | None:
+        """A submitted file (multipart), or None when the field is missing or no file was chosen."""
+        value = self.form.get(name) if self.form is not None else None
+        return value if isinstance(value, UploadFile) and value.filename else None
+
+
+async def read_form(request: Request, cap: int = MAX_FORM_BODY) -> FormData:
+    """The submitted form (urlencoded or multipart), its body first read whole under ``cap``:
+    ``PayloadTooLarge`` beyond it (Starlette caps multipart text fields, not files), ``BadRequest``
+    for a body it cannot parse."""
+    try:
+        body = await read_capped(request, cap)
+    except PayloadTooLarge:
+        raise PayloadTooLarge(f"the form is larger than {cap // (1024 * 1024)} MiB; nothing changed") from None
+    sent = False
+
+    async def replay() -> Message:  # the body once, as the server delivered it
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        return await Request(request.scope, replay).form()
+    except HTTPException as exc:  # Starlette's answer to a malformed multipart body
+        raise BadRequest(f"the form could not be read: {exc.detail}") from None
+
 
 Handler = Callable[[Request, Console], Awaitable[Response]]
 
@@ -136,9 +170,13 @@ def console_page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             return error_page(request, 403, "sign in first")
         form = None
         if request.method == "POST":
-            form = await request.form()
+            try:
+                form = await read_form(request)
+            except KithError as exc:
+                return error_page(request, exc.status, exc.reason, session)
             binding = request.cookies.get(SESSION_COOKIE)
             if not csrf.is_valid(services_of(request).instance.secret_key, binding, form.get(csrf.FIELD)):
+                await form.close()
                 return error_page(
                     request, 403, "the form was stale or not ours (no valid CSRF token); nothing changed", session
                 )
@@ -146,5 +184,8 @@ def console_page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             return await handler(request, Console(services_of(request), session, form))
         except KithError as exc:
             return error_page(request, exc.status, exc.reason, session)
+        finally:
+            if form is not None:
+                await form.close()  # an uploaded file's spooled copy goes now, not when collected
 
     return endpoint

@@ -20,8 +20,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from server.errors import BadRequest, NotFound
+from server import images
+from server.errors import BadRequest, NotFound, PayloadTooLarge
 from server.groups.following import page_follows
+from server.groups.media import media_of
 from server.groups.membership import PROFILE_LIMITS, Group
 from server.groups.threads import post_counts
 from server.groups.voice import MAX_TEXT, post_as_group
@@ -170,11 +172,28 @@ def _profile_of(group: Group) -> dict[str, Any]:
 
 
 async def _settings(
-    request: Request, mod: Moderating, profile: dict[str, Any], *, error: str = "", status: int = 200
+    request: Request,
+    mod: Moderating,
+    profile: dict[str, Any],
+    *,
+    error: str = "",
+    media_error: str = "",
+    status: int = 200,
 ) -> Response:
     async with mod.services.db.read() as conn:
         guards = await rulebook.load_guards(conn, mod.group.id)
-    context = {"guards": guards, "profile": profile, "error": error, "limits": PROFILE_LIMITS}
+        media = await media_of(conn, mod.group.id)
+    context = {
+        "guards": guards,
+        "profile": profile,
+        "error": error,
+        "limits": PROFILE_LIMITS,
+        "media": media,
+        "media_urls": {k: mod.services.links.group_media(mod.group.name, r.file_name) for k, r in media.items()},
+        "media_error": media_error,
+        "shapes": images.SHAPES,
+        "max_mib": images.MAX_BYTES // (1024 * 1024),
+    }
     return _page(request, mod, "console/settings.html", "settings", status, **context)
 
 
@@ -213,6 +232,40 @@ async def save_profile(request: Request, console: Console) -> Response:
 
 
 @console_page
+async def save_media(request: Request, console: Console) -> Response:
+    """``POST .../media``: ``kind`` (``icon``: the avatar, ``image``: the header) and the button
+    pressed, ``action`` **Upload** (with ``file``) or **Remove**; through ``edit_profile`` as
+    ``kith group edit --avatar``: logged as ``edit``, sent to the member servers as an ``Update``.
+    A file the checks refuse shows the page again with the reason (400, 413 for one too large)."""
+    mod = await _moderating(console, request.path_params["name"])
+    kind = console.field("kind")
+    if kind not in images.SHAPES:
+        raise BadRequest("the form named no picture (avatar or header)")
+    label = images.LABELS[kind]
+    pressed = console.field("action")
+    media: dict[str, bytes | None]
+    if pressed == "remove":
+        media = {kind: None}
+    elif pressed == "upload":
+        upload = console.file("file")
+        if upload is None:
+            return await _settings(
+                request, mod, _profile_of(mod.group), media_error=f"{label}: choose a file first", status=400
+            )
+        media = {kind: await upload.read(images.MAX_BYTES + 1)}  # one byte more tells "too large"
+    else:
+        raise BadRequest(f"unknown action {pressed!r}")
+    try:
+        await edit_profile(mod.services, mod.group, ProfileEdit(), by=mod.by, media=media)
+    except (BadRequest, PayloadTooLarge) as exc:
+        return await _settings(
+            request, mod, _profile_of(mod.group), media_error=f"{label}: {exc.reason}", status=exc.status
+        )
+    done = label if pressed == "upload" else f"{label}-removed"
+    return RedirectResponse(f"/console/groups/{mod.group.name}/settings?done={done}", status_code=303)
+
+
+@console_page
 async def log_page(request: Request, console: Console) -> Response:
     """The moderation log with who acted, newest first."""
     mod = await _moderating(console, request.path_params["name"])
@@ -231,6 +284,10 @@ ACTIONS: dict[str, Action] = {}
 DONE: dict[str, str] = {
     "profile": "Profile saved. Member servers are sent any change.",
     "post": "Posted as the group: it is on the group's page and on its way to every member server.",
+    "avatar": "Avatar saved. Member servers are sent the change.",
+    "header": "Header saved. Member servers are sent the change.",
+    "avatar-removed": "Avatar removed. Member servers are sent the change.",
+    "header-removed": "Header removed. Member servers are sent the change.",
 }
 
 
@@ -448,6 +505,7 @@ routes = [
     Route(base + "/settings", settings_page, methods=["GET"]),
     Route(base + "/profile", save_profile, methods=["POST"]),
     Route(base + "/post", post_as_group_form, methods=["POST"]),
+    Route(base + "/media", save_media, methods=["POST"]),
     Route(base + "/log", log_page, methods=["GET"]),
     Route(base + "/act", act, methods=["POST"]),
 ]
