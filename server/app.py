@@ -30,7 +30,7 @@ from server.inbox import endpoint as inbox_endpoint
 from server.negotiation import wants_activity_json
 from server.services import Services
 from server.settings import Settings
-from server.web import actors, console, modlog, threads
+from server.web import actors, console, directory, modlog, threads
 from server.web.console.headers import ConsoleHeaders
 from server.web.templating import templates
 
@@ -192,6 +192,7 @@ def create_app(
             *api.routes,
             *threads.routes,
             *modlog.routes,
+            *directory.routes,
             *actors.routes,
             *console.routes,
             Mount("/static", StaticFiles(directory=str(static_dir())), name="static"),
