@@ -25,9 +25,12 @@ class utc_day(FunctionElement[str]):  # lower case: an SQL function, named like 
     inherit_cache = True
 
 
+# SQLite keeps a moment as text, ``YYYY-MM-DD HH:MM:SS.ffffff``, and its date functions round
+# the fraction to milliseconds: 23:59:59.9995 would fall on the next day. The day and hour are
+# read from the text itself instead.
 @compiles(utc_day, "sqlite")
 def _utc_day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
-    return f"strftime('%Y-%m-%d', {compiler.process(element.clauses, **kw)})"
+    return f"substr({compiler.process(element.clauses, **kw)}, 1, 10)"
 
 
 @compiles(utc_day, "postgresql")
@@ -44,7 +47,8 @@ class utc_hour(FunctionElement[str]):  # lower case: an SQL function, named like
 
 @compiles(utc_hour, "sqlite")
 def _utc_hour_sqlite(element: utc_hour, compiler: Any, **kw: Any) -> str:
-    return f"strftime('%Y-%m-%dT%H', {compiler.process(element.clauses, **kw)})"
+    moment = compiler.process(element.clauses, **kw)
+    return f"substr({moment}, 1, 10) || 'T' || substr({moment}, 12, 2)"
 
 
 @compiles(utc_hour, "postgresql")
@@ -55,9 +59,9 @@ def _utc_hour_postgresql(element: utc_hour, compiler: Any, **kw: Any) -> str:
 class utc_week(FunctionElement[str]):  # lower case: an SQL function, named like one
     """``YYYY-MM-DD`` of the Monday that starts a UTC moment's ISO week (a group's weekly figures).
 
-    SQLite before 3.46 has no ``%V``: its ``weekday 0`` modifier moves to the next Sunday (or
-    stays on one), six days before which is that week's Monday; PostgreSQL's ``date_trunc('week')``
-    is the ISO Monday already.
+    SQLite before 3.46 has no ``%V``: its ``weekday 0`` modifier moves the day (read from the
+    text, as ``utc_day``) to the next Sunday (or stays on one), six days before which is that
+    week's Monday; PostgreSQL's ``date_trunc('week')`` is the ISO Monday already.
     """
 
     type = sa.String()
@@ -66,7 +70,7 @@ class utc_week(FunctionElement[str]):  # lower case: an SQL function, named like
 
 @compiles(utc_week, "sqlite")
 def _utc_week_sqlite(element: utc_week, compiler: Any, **kw: Any) -> str:
-    return f"date({compiler.process(element.clauses, **kw)}, 'weekday 0', '-6 days')"
+    return f"date(substr({compiler.process(element.clauses, **kw)}, 1, 10), 'weekday 0', '-6 days')"
 
 
 @compiles(utc_week, "postgresql")
