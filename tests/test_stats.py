@@ -423,12 +423,12 @@ async def test_the_console_shows_the_figures_to_the_groups_moderators_only(clien
         for chart in ("chart-active", "chart-members", "chart-posts", "chart-replied", "chart-wait"):
             assert f'id="{chart}"' in html and f'aria-labelledby="{chart}-title {chart}-desc"' in html
         # The charts' bars add up to the data set (W08 to W12 are within the 12 weeks shown).
-        assert bars(html, "chart-posts", "thread") == 6 and bars(html, "chart-posts", "reply") == 6
-        assert bars(html, "chart-members", "joined") == 4 and bars(html, "chart-members", "left") == 1
-        assert bars(html, "chart-members", "removed") == 1
-        assert bars(html, "chart-replied", "replied") == 4 and bars(html, "chart-replied", "unreplied") == 2
-        assert bars(html, "chart-wait", "wait") == 15 * 24 + 2 + 4 + 0.5  # each week's median, in hours
-        assert bars(html, "chart-active", "active") == 1 + 3 + 3 + 3
+        assert bars(html, "chart-posts", "fig-thread") == 6 and bars(html, "chart-posts", "fig-reply") == 6
+        assert bars(html, "chart-members", "fig-joined") == 4 and bars(html, "chart-members", "fig-left") == 1
+        assert bars(html, "chart-members", "fig-removed") == 1
+        assert bars(html, "chart-replied", "fig-replied") == 4 and bars(html, "chart-replied", "fig-unreplied") == 2
+        assert bars(html, "chart-wait", "fig-wait") == 15 * 24 + 2 + 4 + 0.5  # each week's median, in hours
+        assert bars(html, "chart-active", "fig-active") == 1 + 3 + 3 + 3
         # The numbers as a table, a row per week with its header cell.
         assert f'<th scope="row">{week_label(W10)}' in html and "50 % <span" in html
         assert 'aria-current="page">Stats</a>' in html

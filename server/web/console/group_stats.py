@@ -37,27 +37,27 @@ def charts(figures: GroupFigures) -> list[tuple[str, str, object, list[Series]]]
     def per_week(values: list[float | None]) -> dict:
         return {slot: v for slot, v in zip(slots, values, strict=True) if v}
 
-    active = [Series("active members", "active", per_week([w.active for w in weeks]))]
+    active = [Series("active members", "fig-active", per_week([w.active for w in weeks]))]
     members = [
-        Series("joined", "joined", per_week([w.joined for w in weeks])),
-        Series("left", "left", per_week([w.left for w in weeks])),
-        Series("removed (ban, block)", "removed", per_week([w.removed for w in weeks])),
+        Series("joined", "fig-joined", per_week([w.joined for w in weeks])),
+        Series("left", "fig-left", per_week([w.left for w in weeks])),
+        Series("removed (ban, block)", "fig-removed", per_week([w.removed for w in weeks])),
     ]
     posts = [
-        Series("new threads", "thread", per_week([w.threads for w in weeks])),
-        Series("replies", "reply", per_week([w.replies for w in weeks])),
+        Series("new threads", "fig-thread", per_week([w.threads for w in weeks])),
+        Series("replies", "fig-reply", per_week([w.replies for w in weeks])),
     ]
     replied = [
-        Series("threads with a reply", "replied", per_week([w.replies_to_threads.replied for w in weeks])),
+        Series("threads with a reply", "fig-replied", per_week([w.replies_to_threads.replied for w in weeks])),
         Series(
             "threads without one",
-            "unreplied",
+            "fig-unreplied",
             per_week([w.replies_to_threads.threads - w.replies_to_threads.replied for w in weeks]),
         ),
     ]
     medians = [w.replies_to_threads.median_wait for w in weeks]
     hours = [None if m is None else m / 3600 for m in medians]
-    wait = [Series("hours to a first reply (median)", "wait", per_week(hours))]
+    wait = [Series("hours to a first reply (median)", "fig-wait", per_week(hours))]
     shown = [
         ("chart-active", "Active members per week", active, True),
         ("chart-members", "Members who joined, left and were removed, per week", members, False),
