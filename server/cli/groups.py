@@ -170,7 +170,7 @@ def cmd_group_transfer(settings: Settings, args: argparse.Namespace) -> int:
 def _weeks(raw: str) -> int:
     from server.groups.figures import MAX_WEEKS
 
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_WEEKS:
+    if not (len(raw) <= 2 and raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_WEEKS:
         raise argparse.ArgumentTypeError(f"--weeks must be a whole number from 1 to {MAX_WEEKS}")
     return int(raw)
 

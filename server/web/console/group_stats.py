@@ -24,7 +24,7 @@ def weeks_param(request: Request) -> int:
     raw = request.query_params.get("weeks", "")
     if raw == "":
         return DEFAULT_WEEKS
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_WEEKS:
+    if not (len(raw) <= 2 and raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_WEEKS:
         raise BadRequest(f"weeks must be a whole number from 1 to {MAX_WEEKS}")
     return int(raw)
 
