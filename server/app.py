@@ -30,7 +30,7 @@ from server.inbox import endpoint as inbox_endpoint
 from server.negotiation import wants_activity_json
 from server.services import Services
 from server.settings import Settings
-from server.web import actors, console, media, modlog, threads
+from server.web import actors, console, directory, media, modlog, threads
 from server.web.console.headers import ConsoleHeaders
 from server.web.templating import templates
 
@@ -193,6 +193,7 @@ def create_app(
             *threads.routes,
             *media.routes,
             *modlog.routes,
+            *directory.routes,
             *actors.routes,
             *console.routes,
             Mount("/static", StaticFiles(directory=str(static_dir())), name="static"),

@@ -190,6 +190,22 @@ follows = sa.Table(
     sa.Index("ix_follows_group_state", "group_id", "state"),
 )
 
+# Members joining and leaving, as they happen (a leave deletes the ``follows`` row, so this is
+# the only record of it): ``joined`` (accepted), ``left`` (their Undo, or their actor deleted),
+# ``removed`` (a ban, a domain block). Written by ``groups/following`` in the same transaction
+# as the membership change; read for a group's weekly figures (``groups/stats``). Recording
+# began with the migration that made it (``instance_settings`` ``membership_events_since``).
+membership_events = sa.Table(
+    "membership_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("group_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("actor_uri", sa.String(2048), nullable=False),  # no key to remote_actors: outlives a forgotten actor
+    sa.Column("kind", sa.String(16), nullable=False),  # joined | left | removed
+    sa.Column("created_at", TS, nullable=False),
+    sa.Index("ix_membership_events_group", "group_id", "created_at"),
+)
+
 # Activities we authored (Accept, Reject, Announce ...): dereferenceable by id and
 # stored once however many inboxes they go to.
 outbound_activities = sa.Table(
@@ -255,6 +271,10 @@ posts = sa.Table(
     ),
     sa.Index("ix_posts_root", "root_id", "published"),
     sa.Index("ix_posts_author_recent", "author_id", "created_at"),
+    # A group's weekly figures read its last weeks (groups/stats), the directory every group's
+    # last week (groups/directory): each a range of one of these, never the whole table.
+    sa.Index("ix_posts_group_created", "group_id", "created_at"),
+    sa.Index("ix_posts_created", "created_at"),
     # Partial: a handful of pinned posts among millions, found without touching the rest.
     sa.Index(
         "ix_posts_pinned",
@@ -287,6 +307,7 @@ reactions = sa.Table(
     sa.Column("activity_uri", sa.String(2048), nullable=False, unique=True),
     sa.Column("created_at", TS, nullable=False),
     sa.UniqueConstraint("post_id", "actor_uri", "kind", "emoji"),
+    sa.Index("ix_reactions_created", "created_at"),  # who was active lately (groups/stats)
 )
 
 

@@ -222,6 +222,31 @@ def cmd_group_transfer(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _weeks(raw: str) -> int:
+    from server.groups.figures import MAX_WEEKS
+
+    if not (len(raw) <= 2 and raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_WEEKS:
+        raise argparse.ArgumentTypeError(f"--weeks must be a whole number from 1 to {MAX_WEEKS}")
+    return int(raw)
+
+
+def cmd_group_stats(settings: Settings, args: argparse.Namespace) -> int:
+    from server.groups.figures import text_table
+    from server.groups.membership import get_group
+    from server.groups.stats import group_figures
+
+    async def run(db: Database) -> Any:
+        async with db.read() as conn:
+            return await group_figures(conn, await get_group(conn, args.name), weeks=args.weeks)
+
+    figures = asyncio.run(with_db(settings, run))
+    if args.json:
+        print_json(figures.as_json())
+    else:
+        print(text_table(figures), end="")
+    return 0
+
+
 def add_parsers(sub: Any) -> None:
     """Add ``group``."""
     group = sub.add_parser("group", help="groups").add_subparsers(dest="action", required=True)
@@ -273,6 +298,11 @@ def add_parsers(sub: Any) -> None:
     gtransfer.add_argument("name")
     gtransfer.add_argument("owner", help="the new owner's user name")
     gtransfer.set_defaults(func=cmd_group_transfer)
+    gstats = group.add_parser("stats", help="how a group is doing: active members, joins and leaves, posts, replies")
+    gstats.add_argument("name")
+    gstats.add_argument("--json", action="store_true", help="JSON instead of a table")
+    gstats.add_argument("--weeks", type=_weeks, default=12, help="how many ISO weeks, the current one last (1-52)")
+    gstats.set_defaults(func=cmd_group_stats)
     for action, text in (("approve", "accept a pending follow"), ("reject", "refuse a pending follow")):
         decide = group.add_parser(action, help=text)
         decide.add_argument("name")

@@ -1,9 +1,13 @@
-"""Members of a group and follow requests: the one owner of the ``follows`` table.
+"""Members of a group and follow requests: the one owner of the ``follows`` and
+``membership_events`` tables.
 
 Follow, accept, hold for a moderator, approve, reject, undo, and memberships ended by a
-ban or a domain block all happen here. Each change and the activity that tells the
-follower about it are written in one transaction, so a crash can never leave a member
-accepted without an Accept queued.
+ban, a domain block or the member's actor deleting itself all happen here. Each change and
+the activity that tells the follower about it are written in one transaction, so a crash
+can never leave a member accepted without an Accept queued. Every membership that begins
+or ends also writes a ``membership_events`` row in that transaction (a leave deletes the
+``follows`` row, so that row is the only trace of it): a group's weekly figures count
+joins and leaves from it (``groups/stats``).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from server.groups.membership import Group, get_group
 from server.groups.welcome import welcome_member
 from server.rows import record
 from server.services import Services
-from server.tables import follows, remote_actors
+from server.tables import follows, membership_events, remote_actors
 from server.types import utcnow
 
 log = logging.getLogger("kith.following")
@@ -54,6 +58,35 @@ class Follow:
         """The Follow as it arrived."""
         doc: dict[str, Any] = json.loads(self.activity_raw)
         return doc
+
+
+#: ``membership_events.kind``: accepted; ended by the member (an Undo, their actor deleted);
+#: ended by a moderator or an admin (a ban, a domain block).
+JOINED, LEFT, REMOVED = "joined", "left", "removed"
+
+
+async def _joined(conn: AsyncConnection, group_id: int, actor_uri: str) -> None:
+    await conn.execute(
+        sa.insert(membership_events).values(group_id=group_id, actor_uri=actor_uri, kind=JOINED, created_at=utcnow())
+    )
+
+
+async def _end(conn: AsyncConnection, which: sa.ColumnElement[bool], kind: str) -> int:
+    """Delete the follows ``which`` selects, first recording the memberships among them as ended by ``kind``."""
+    ended = (
+        await conn.execute(
+            sa.select(follows.c.group_id, remote_actors.c.uri)
+            .join(remote_actors, remote_actors.c.id == follows.c.actor_id)
+            .where(which, follows.c.state == "accepted")
+        )
+    ).all()
+    if ended:
+        now = utcnow()
+        await conn.execute(
+            sa.insert(membership_events),
+            [{"group_id": g, "actor_uri": uri, "kind": kind, "created_at": now} for g, uri in ended],
+        )
+    return (await conn.execute(sa.delete(follows).where(which))).rowcount
 
 
 _FOLLOWS = sa.select(
@@ -108,6 +141,7 @@ async def receive_follow(services: Services, group: Group, actor: RemoteActor, f
         if state == "accepted":
             await _send(conn, services, group, activities.accept_follow(base, group_uri, follow), actor)
             if existing is None:
+                await _joined(conn, group.id, actor.uri)
                 await welcome_member(conn, services, group, actor)
     return state
 
@@ -134,6 +168,7 @@ async def decide_pending(
             sa.update(follows).where(follows.c.id == row.id).values(state="accepted", decided_at=utcnow())
         )
         activity = activities.accept_follow(services.links.base, group_uri, row.follow_activity)
+        await _joined(conn, group.id, actor.uri)
         await welcome_member(conn, services, group, actor)
     else:
         await conn.execute(sa.delete(follows).where(follows.c.id == row.id))
@@ -145,21 +180,28 @@ async def decide_pending(
 async def undo_follow(services: Services, group: Group, actor: RemoteActor) -> bool:
     """Remove ``actor`` from ``group`` (their Undo(Follow)); True when they were there."""
     async with services.db.transaction() as conn:
-        return await end_membership(conn, group.id, actor.id)
+        return await end_membership(conn, group.id, actor.id, kind=LEFT)
 
 
-async def end_membership(conn: AsyncConnection, group_id: int, actor_id: int) -> bool:
-    """End a membership or a pending request (a leave, a ban), in the caller's transaction."""
-    stmt = sa.delete(follows).where(follows.c.group_id == group_id, follows.c.actor_id == actor_id)
-    return (await conn.execute(stmt)).rowcount > 0
+async def end_membership(conn: AsyncConnection, group_id: int, actor_id: int, *, kind: str = REMOVED) -> bool:
+    """End a membership or a pending request, in the caller's transaction: a ban (``REMOVED``), or
+    the member's own leave (``LEFT``)."""
+    return await _end(conn, sa.and_(follows.c.group_id == group_id, follows.c.actor_id == actor_id), kind) > 0
 
 
 async def end_memberships_of(conn: AsyncConnection, actor_ids: Sequence[int]) -> int:
     """End every membership and request of these actors, in every group (their server was blocked)."""
     ended = 0
     for i in range(0, len(actor_ids), 500):
-        ended += (await conn.execute(sa.delete(follows).where(follows.c.actor_id.in_(actor_ids[i : i + 500])))).rowcount
+        ended += await _end(conn, follows.c.actor_id.in_(actor_ids[i : i + 500]), REMOVED)
     return ended
+
+
+async def leave_everywhere(services: Services, actor_uri: str) -> int:
+    """End every membership and request of a remote actor that deleted itself (before it is forgotten)."""
+    async with services.db.transaction() as conn:
+        actor = await find_actor(conn, actor_uri)
+        return 0 if actor is None else await _end(conn, follows.c.actor_id == actor.id, LEFT)
 
 
 def member_column(group_id: sa.ColumnElement[Any], actor_uri: Any) -> sa.ColumnElement[bool]:

@@ -44,7 +44,12 @@ class MediaRef:
     @property
     def file_name(self) -> str:
         """Its last URL segment: kind, content address and extension."""
-        return f"{self.kind}-{self.digest}.{EXTENSIONS[self.content_type]}"
+        return media_file_name(self.kind, self.content_type, self.digest)
+
+
+def media_file_name(kind: str, content_type: str, digest: str) -> str:
+    """A picture's last URL segment: kind, content address and extension (``icon-<sha256>.png``)."""
+    return f"{kind}-{digest}.{EXTENSIONS[content_type]}"
 
 
 @dataclass(frozen=True, slots=True)

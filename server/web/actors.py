@@ -11,7 +11,6 @@ from server.errors import NotFound
 from server.federation.serialize import actor_document, ordered_collection, text_to_html
 from server.groups.following import count_members
 from server.groups.media import group_document, load_group_document
-from server.groups.membership import list_groups
 from server.groups.threads import list_pinned
 from server.links import INSTANCE_ACTOR_NAME
 from server.local_actors import LocalActor, get_local_actor
@@ -134,17 +133,7 @@ async def person_collection(request: Request) -> Response:
     return activity_response(request, ordered_collection(services.links.collection("person", name, which), [], 0))
 
 
-async def home(request: Request) -> Response:
-    services = _services(request)
-    async with services.db.read() as conn:
-        groups = [g for g in await list_groups(conn) if g.discoverable]
-    context = {"groups": groups, "domain": services.settings.domain}
-    return templates.TemplateResponse(request, "home.html", context)
-
-
 routes = [
-    Route("/", home),
-    Route("/about", home),
     Route("/actor", instance_actor),
     Route("/groups/{name}", group_actor),
     Route("/groups/{name}/{which}", group_collection),

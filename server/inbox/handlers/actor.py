@@ -7,6 +7,7 @@ from typing import Any
 
 from server.federation.actors import ACTOR_TYPES, InvalidActor, parse_actor
 from server.federation.vocab import as_list, id_of
+from server.groups.following import leave_everywhere
 from server.inbox.store import InboxItem
 from server.services import Services
 
@@ -28,6 +29,12 @@ async def on_update(services: Services, activity: dict[str, Any], item: InboxIte
 
 
 async def on_delete(services: Services, activity: dict[str, Any], item: InboxItem) -> None:
-    """Delete of the sender itself: drop the cached actor and, by cascade, its memberships."""
-    if id_of(activity.get("object")) == item.actor_uri and await services.actors.remove(item.actor_uri):
+    """Delete of the sender itself: it leaves every group (recorded as a leave), then the cached actor goes."""
+    if id_of(activity.get("object")) != item.actor_uri:
+        return
+    # Through the memberships' owner first, which records each as ended; the actor's row then goes
+    # (its cascade would delete them unrecorded). A crash between the two retries both: no
+    # membership is left to end twice.
+    await leave_everywhere(services, item.actor_uri)
+    if await services.actors.remove(item.actor_uri):
         log.info("actor %s deleted itself", item.actor_uri)

@@ -67,6 +67,10 @@ def _page(request: Request, mod: Moderating, template: str, tab: str, status: in
     return render(request, template, full, status=status, session=mod.console.session)
 
 
+# The Stats tab (``group_stats``) gates and renders its page the same way as these tabs.
+moderating, group_page = _moderating, _page
+
+
 def _int_param(request: Request, name: str) -> int:
     raw = request.query_params.get(name, "0")
     if not (raw.isascii() and raw.isdigit()) or int(raw) > 10_000:
