@@ -250,8 +250,8 @@ async def test_ban_purge_from_a_report_and_a_follow_request_approved(world, mods
     assert ("https://mods.example/users/mia", "ban", world.mastodon.actor_uri("alice"), "abuse") in await _log(services)
 
     # A manual group: a follow request is told and approved by reply.
-    from server.moderation.profiles import ProfileEdit, edit_profile
     from server.moderation.actions import group_and_moderator
+    from server.moderation.profiles import ProfileEdit, edit_profile
 
     group, by = await group_and_moderator(services, "bookclub", "mod1")
     await edit_profile(services, group, ProfileEdit(approval="manual"), by=by)

@@ -27,8 +27,8 @@ from server.groups.redistribute import redistribute
 from server.local_actors import PUBLIC_COLUMNS
 from server.moderation.authority import leader_name, moderator_column
 from server.moderation.digests import find_digest, may_be_notice
-from server.moderation.notices import Notice, notify_moderators
 from server.moderation.guards import ACCEPT, Decision, Guards, screen
+from server.moderation.notices import Notice, notify_moderators
 from server.moderation.policy import may_post
 from server.moderation.rulebook import (
     ban_columns,

@@ -29,7 +29,7 @@ The one owner of ``mod_replies``.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -130,9 +130,7 @@ async def _apply(
         return None, f"Nothing done: {problem}."
     async with services.db.transaction() as conn:
         await conn.execute(
-            sa.update(mod_replies)
-            .where(mod_replies.c.reply_uri == obj["id"])
-            .values(command=command.describe()[:500])
+            sa.update(mod_replies).where(mod_replies.c.reply_uri == obj["id"]).values(command=command.describe()[:500])
         )
     try:
         return notice, await _act(services, group, notice, command, by)
@@ -164,42 +162,68 @@ def pick_item(items: dict[int, ModNotice], command: Command) -> tuple[ModNotice 
 
 async def _act(services: Services, group: Group, notice: ModNotice, command: Command, by: actions.Moderator) -> str:
     """Apply one command to one item through the domain functions; the answer to send."""
-    verb, reason = command.verb, command.reason
-    until = utcnow() + timedelta(days=command.days) if command.days else None
-    lasting = f" for {command.days} day{'s' if command.days != 1 else ''}" if command.days else ""
     if notice.kind == "follow":
-        actor = notice.follow_actor or ""
-        if verb == "ban":
-            await actions.ban(services, group, actor, by=by, reason=reason, expires_at=until)
-            return f"Banned {notice.author or actor}{lasting}."
-        await actions.decide_follow_request(services, group, actor, verb == "approve", by=by)
-        return f"{'Approved' if verb == 'approve' else 'Refused'} the follow request of {notice.author or actor}."
+        return await _on_follow(services, group, notice, command, by)
     if notice.kind == "report":
         async with services.db.read() as conn:
             report = await reports.get_report(conn, notice.report_id) if notice.report_id is not None else None
         if report is None:
             return "Nothing done: the report is gone."
-        if verb in ("resolve", "dismiss", "remove", "ban") and report.state in reports.CLOSED:
-            return f"Nothing done: the report is {report.state} already."
-        if verb == "dismiss":
-            await reports.dismiss_as(services, report, by)
-            return "Dismissed the report."
-        if verb in ("remove", "ban"):
-            await reports.resolve_as(
-                services,
-                report,
-                group,
-                by,
-                action=verb,
-                reason=reason,
-                ban_until=until,
-                remove_content=command.purge,
-            )
-            return _done(verb, reason, lasting, command.purge, "the reported post(s)", report.target_account)
-        if verb == "resolve":
-            await reports.resolve_as(services, report, group, by)
-            return "Resolved the report."
-    post_uri = notice.post_uri
+        if command.verb in ("resolve", "dismiss", "remove", "ban"):
+            return await _on_report(services, group, report, command, by)
+    return await _on_post(services, group, notice, command, by)
+
+
+def _lasting(command: Command) -> str:
+    return f" for {command.days} day{'s' if command.days != 1 else ''}" if command.days else ""
+
+
+def _until(command: Command) -> datetime | None:
+    return utcnow() + timedelta(days=command.days) if command.days else None
+
+
+async def _on_follow(
+    services: Services, group: Group, notice: ModNotice, command: Command, by: actions.Moderator
+) -> str:
+    actor = notice.follow_actor or ""
+    who = notice.author or actor
+    if command.verb == "ban":
+        await actions.ban(services, group, actor, by=by, reason=command.reason, expires_at=_until(command))
+        return f"Banned {who}{_lasting(command)}."
+    await actions.decide_follow_request(services, group, actor, command.verb == "approve", by=by)
+    return f"{'Approved' if command.verb == 'approve' else 'Refused'} the follow request of {who}."
+
+
+async def _on_report(
+    services: Services, group: Group, report: reports.Report, command: Command, by: actions.Moderator
+) -> str:
+    if report.state in reports.CLOSED:
+        return f"Nothing done: the report is {report.state} already."
+    if command.verb == "dismiss":
+        await reports.dismiss_as(services, report, by)
+        return "Dismissed the report."
+    if command.verb == "resolve":
+        await reports.resolve_as(services, report, group, by, reason=command.reason)
+        return "Resolved the report."
+    await reports.resolve_as(
+        services,
+        report,
+        group,
+        by,
+        action=command.verb,
+        reason=command.reason,
+        ban_until=_until(command),
+        remove_content=command.purge,
+    )
+    because = f" (reason: {command.reason})" if command.reason else ""
+    if command.verb == "remove":
+        return f"Removed the reported post{'s' if len(report.post_uris) != 1 else ''}{because}."
+    purged = ", and removed their posts" if command.purge else ""
+    return f"Banned {report.target_account or 'the account'}{_lasting(command)}{purged}{because}."
+
+
+async def _on_post(services: Services, group: Group, notice: ModNotice, command: Command, by: actions.Moderator) -> str:
+    verb, reason, post_uri = command.verb, command.reason, notice.post_uri
     if post_uri is None:
         return "Nothing done: the item names no post."
     async with services.db.read() as conn:
@@ -211,25 +235,15 @@ async def _act(services: Services, group: Group, notice: ModNotice, command: Com
         return "Approved the post: members' servers get it now." if verb == "approve" else "Rejected the post."
     if verb == "remove":
         await actions.remove_post(services, group, post_uri, by=by, reason=reason)
-        return _done("remove", reason, "", False, "the post", None)
+        return "Removed the post" + (f" (reason: {reason})." if reason else ".")
     if verb == "restore":
         await actions.restore_post(services, group, post_uri, by=by, reason=reason)
         return "Restored the post."
     if verb == "lock":
         await actions.set_locked(services, group, post_uri, True, by=by, reason=reason)
         return "Locked the thread."
-    if verb == "ban":
-        removed = await actions.ban(
-            services, group, post.author_uri, by=by, reason=reason, expires_at=until, remove_content=command.purge
-        )
-        purged = f", and removed {removed} post{'s' if removed != 1 else ''}" if command.purge else ""
-        return f"Banned {notice.author or post.author_uri}{lasting}{purged}."
-    return f"Nothing done: “{verb}” does not apply here."
-
-
-def _done(verb: str, reason: str, lasting: str, purge: bool, what: str, account: str | None) -> str:
-    because = f" (reason: {reason})" if reason else ""
-    if verb == "remove":
-        return f"Removed {what}{because}."
-    purged = ", and removed their posts" if purge else ""
-    return f"Banned {account or 'the account'}{lasting}{purged}{because}."
+    removed = await actions.ban(
+        services, group, post.author_uri, by=by, reason=reason, expires_at=_until(command), remove_content=command.purge
+    )
+    purged = f", and removed {removed} post{'s' if removed != 1 else ''}" if command.purge else ""
+    return f"Banned {notice.author or post.author_uri}{_lasting(command)}{purged}."

@@ -107,23 +107,27 @@ async def receive_flag(services: Services, flag: dict[str, Any], sender: str) ->
     if not target_posts and target_account is None and group_id is None:
         log.info("report %s names nothing we hold", flag.get("id"))
         return None
+    values = {
+        "group_id": group_id,
+        "flag_uri": flag.get("id"),
+        "reporter": sender,
+        "target_account": target_account,
+        "target_posts": json.dumps(target_posts),
+        "comment": comment,
+    }
+    return await _store_flag(services, values)
+
+
+async def _store_flag(services: Services, values: dict[str, Any]) -> Report | None:
+    """Store a report once (by its Flag's id); a new one about a group's content is told to its moderators."""
     now = utcnow()
     async with services.db.transaction() as conn:
-        stmt = services.db.insert_ignore(reports, ["flag_uri"]).values(
-            group_id=group_id,
-            flag_uri=flag.get("id"),
-            reporter=sender,
-            target_account=target_account,
-            target_posts=json.dumps(target_posts),
-            comment=comment,
-            created_at=now,
-            updated_at=now,
-        )
+        stmt = services.db.insert_ignore(reports, ["flag_uri"]).values(**values, created_at=now, updated_at=now)
         inserted = (await conn.execute(stmt)).rowcount == 1
-        row = (await conn.execute(sa.select(reports).where(reports.c.flag_uri == flag.get("id")))).one_or_none()
+        row = (await conn.execute(sa.select(reports).where(reports.c.flag_uri == values["flag_uri"]))).one_or_none()
         report = record_or_none(Report, row)
-        if inserted and report is not None and group_id is not None:
-            await _tell_moderators(conn, services, report, group_id)
+        if inserted and report is not None and report.group_id is not None:
+            await _tell_moderators(conn, services, report, report.group_id)
     return report
 
 
