@@ -56,6 +56,18 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
                 key=lambda item: item.actor_uri,
                 before_batch=refresh_policy,
             ),
+            # Moderation notices: one direct message per moderator per group per minute, with all
+            # that waits for them; a moderator's rows run one after another (one lane). Before the
+            # deliveries, so one pass of the worker tells a moderator and delivers the message.
+            JobKind(
+                "mod_notice",
+                mod_notice_sends,
+                NoticeSend,
+                lambda send: send_notices(services, send),
+                batch=100,
+                key=lambda send: f"{send.group_id} {send.recipient}",
+                before_batch=refresh_policy,
+            ),
             # Four loops of 50: a loop waits for its whole batch, and a server that answers
             # nothing holds its request for up to the client's deadline (30 s), so one such
             # server in a batch holds up a quarter of the sending, not all of it.
@@ -82,17 +94,6 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
                 loops=4,
                 lease=fanout_lease,
                 max_attempts=10,
-                before_batch=refresh_policy,
-            ),
-            # Moderation notices: one direct message per moderator per group per minute, with all
-            # that waits for them; a moderator's rows run one after another (one lane).
-            JobKind(
-                "mod_notice",
-                mod_notice_sends,
-                NoticeSend,
-                lambda send: send_notices(services, send),
-                batch=100,
-                key=lambda send: f"{send.group_id} {send.recipient}",
                 before_batch=refresh_policy,
             ),
             # An admin's blocklist import: one line per transaction, resumable, so a crash costs nothing.

@@ -21,6 +21,10 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server.accounts import set_linked_actor
+from server.errors import BadRequest
+from server.federation.actors import InvalidActor
+from server.federation.client import FetchError
 from server.federation.html import excerpt
 from server.groups.membership import Group
 from server.moderation.authority import notice_recipients
@@ -254,3 +258,28 @@ async def dismiss_alarm(conn: AsyncConnection, group_id: int, notice_id: int) ->
         .values(dismissed_at=utcnow())
     )
     return result.rowcount > 0
+
+
+async def link_account(services: Services, user_name: str, actor_uri: str | None) -> str | None:
+    """``kith user link``: the fediverse account a local moderator reads notices on and replies from.
+
+    The actor is fetched first (through the remote actor cache, signed by the instance
+    actor) and must answer as an actor at exactly that URI: notices are delivered to its
+    inbox and its replies are checked against its key, so an account that cannot be
+    fetched could neither read nor answer. ``None`` unlinks. Returns the linked URI.
+    """
+    if actor_uri is None:
+        await set_linked_actor(services.db, user_name, None)
+        return None
+    if not actor_uri.startswith(("https://", "http://")) or len(actor_uri) > 2048:
+        raise BadRequest("the account must be an actor URI such as https://mastodon.example/users/ann")
+    if actor_uri.startswith(services.links.base + "/"):
+        raise BadRequest("link a fediverse account on another server; local accounts read the console")
+    try:
+        actor = await services.actors.fetch(actor_uri)
+    except (FetchError, InvalidActor) as exc:
+        raise BadRequest(f"{actor_uri} does not answer as a fediverse account: {exc}") from exc
+    if actor.uri != actor_uri:
+        raise BadRequest(f"{actor_uri} answers as {actor.uri}; link that URI")
+    await set_linked_actor(services.db, user_name, actor.uri)
+    return actor.uri
