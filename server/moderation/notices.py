@@ -120,7 +120,7 @@ async def notify_moderators(conn: AsyncConnection, services: Services, group: Gr
                 author=(notice.author or "")[:2048] or None,
                 reason=notice.reason[:MAX_REASON],
                 excerpt=excerpt(notice.excerpt, MAX_EXCERPT),
-                link=notice.link if notice.link and len(notice.link) <= 2048 else None,
+                link=_web_link(notice.link),
                 reporter=notice.reporter,
                 created_at=now,
             )
@@ -145,6 +145,11 @@ async def notify_moderators(conn: AsyncConnection, services: Services, group: Gr
         )
         services.wake.set()
     return stored
+
+
+def _web_link(url: str | None) -> str | None:
+    """A link fit for a message: an http(s) URL within a column's width, else none."""
+    return url if url and url.startswith(("https://", "http://")) and len(url) <= 2048 else None
 
 
 async def get_notice(conn: AsyncConnection, notice_id: int) -> ModNotice | None:
