@@ -36,6 +36,7 @@ class User:
     password_hash: str = field(repr=False)
     created_at: datetime
     disabled_at: datetime | None
+    linked_actor: str | None  # the fediverse account moderation notices go to (``kith user link``)
 
     @property
     def disabled(self) -> bool:
@@ -169,6 +170,24 @@ async def set_admin(db: Database, name: str, admin: bool) -> User:
     async with db.transaction() as conn:
         user = await get_user(conn, name)
         await conn.execute(sa.update(users).where(users.c.id == user.id).values(is_admin=admin))
+        return await get_user(conn, name)
+
+
+async def set_linked_actor(db: Database, name: str, actor_uri: str | None) -> User:
+    """Link an account to its fediverse account (an actor URI, already verified), or unlink it (None).
+
+    One fediverse account links to one local account at most: a reply it signs must name
+    exactly one moderator.
+    """
+    async with db.transaction() as conn:
+        user = await get_user(conn, name)
+        if actor_uri is not None:
+            taken = (
+                await conn.execute(_USER.where(users.c.linked_actor == actor_uri, users.c.id != user.id))
+            ).one_or_none()
+            if taken is not None:
+                raise BadRequest(f"{actor_uri} is linked to {taken.name} already")
+        await conn.execute(sa.update(users).where(users.c.id == user.id).values(linked_actor=actor_uri))
         return await get_user(conn, name)
 
 

@@ -12,15 +12,17 @@ from server.inbox.store import InboxItem
 from server.instance import beat
 from server.local_actors import signing_key
 from server.moderation.blocklist import imports
+from server.moderation.digests import send_notices
+from server.moderation.notices import NoticeSend
 from server.queue import Outcome
 from server.retention import Pruner
 from server.services import Services
-from server.tables import blocklist_imports, deliveries, fanouts, inbox_items
+from server.tables import blocklist_imports, deliveries, fanouts, inbox_items, mod_notice_sends
 from server.worker import JobKind, Worker
 
 
 def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Worker:
-    """A worker for inbox processing, deliveries and group fan-outs, sharing the services."""
+    """A worker for inbox processing, deliveries, group fan-outs, moderation notices and imports."""
 
     async def process(item: InboxItem) -> Outcome:
         await dispatch(services, item)
@@ -52,6 +54,18 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
                 concurrency=20,
                 max_attempts=8,
                 key=lambda item: item.actor_uri,
+                before_batch=refresh_policy,
+            ),
+            # Moderation notices: one direct message per moderator per group per minute, with all
+            # that waits for them; a moderator's rows run one after another (one lane). Before the
+            # deliveries, so one pass of the worker tells a moderator and delivers the message.
+            JobKind(
+                "mod_notice",
+                mod_notice_sends,
+                NoticeSend,
+                lambda send: send_notices(services, send),
+                batch=100,
+                key=lambda send: f"{send.group_id} {send.recipient}",
                 before_batch=refresh_policy,
             ),
             # Four loops of 50: a loop waits for its whole batch, and a server that answers

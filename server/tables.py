@@ -97,6 +97,9 @@ users = sa.Table(
     sa.Column("is_admin", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("disabled_at", TS),  # set by an admin: no sign-in, no session, no token works
+    # The fediverse account (an actor URI) this moderator reads moderation notices on and
+    # replies from (``kith user link``); one account links to one user at most.
+    sa.Column("linked_actor", sa.String(2048), unique=True),
 )
 
 # Console sign-in sessions: the cookie carries a random id, stored here only as its SHA-256.
@@ -564,4 +567,81 @@ blocklist_imports = sa.Table(
     sa.Column("refused", sa.Text, nullable=False, server_default="[]"),  # JSON [[line, domain, why], ...]
     *_queue_columns(),
     sa.Index("ix_blocklist_imports_due", "state", "next_attempt_at"),
+)
+
+
+# Moderation notices (moderation/notices.py): what a group's moderators are told of: a
+# report, a held post, a follow request waiting, an alarm. One row per event; the item a
+# command acts on is ``post_uri``, ``report_id`` or ``follow_actor`` (an alarm has none).
+mod_notices = sa.Table(
+    "mod_notices",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("group_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # report | held | follow | alarm
+    sa.Column("post_uri", sa.String(2048)),
+    sa.Column("report_id", sa.Integer, sa.ForeignKey("reports.id", ondelete="SET NULL")),
+    sa.Column("follow_actor", sa.String(2048)),
+    sa.Column("author", sa.String(2048)),  # whose post or follow it is (a handle or URI), for the text
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("excerpt", sa.Text, nullable=False, server_default=""),  # plain text, sanitised and cut short
+    sa.Column("link", sa.String(2048)),
+    sa.Column("reporter", sa.String(2048)),  # a report's reporter: shown only under the rule in notices.py
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("dismissed_at", TS),  # an alarm a local moderator dismissed in the console
+    sa.Index("ix_mod_notices_group_id_kind_created_at", "group_id", "kind", "created_at"),
+)
+
+# One notice to one moderator's fediverse account: a queue row the worker gathers into one
+# direct message per moderator per minute (``digest_id`` set once it went, with ``ref``, the
+# item's number in that message).
+mod_notice_sends = sa.Table(
+    "mod_notice_sends",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("notice_id", sa.Integer, sa.ForeignKey("mod_notices.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("group_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("recipient", sa.String(2048), nullable=False),  # the moderator's actor URI
+    sa.Column("digest_id", sa.Integer, sa.ForeignKey("mod_digests.id", ondelete="SET NULL")),
+    sa.Column("ref", sa.Integer),
+    *_queue_columns(),
+    sa.Index("ix_mod_notice_sends_due", "state", "next_attempt_at"),
+    sa.Index("ix_mod_notice_sends_group_id_recipient_digest_id", "group_id", "recipient", "digest_id"),
+)
+
+# The direct messages a group sent a moderator: a digest of notices, or the answer to a
+# command (bound to the one notice it acted on). A reply is a command only when its
+# ``inReplyTo`` is one of these ``note_uri``s and its sender is that ``recipient``.
+mod_digests = sa.Table(
+    "mod_digests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("group_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("recipient", sa.String(2048), nullable=False),
+    sa.Column("note_uri", sa.String(2048), nullable=False, unique=True),
+    sa.Column("notice_id", sa.Integer, sa.ForeignKey("mod_notices.id", ondelete="SET NULL")),  # an answer's item
+    sa.Column("created_at", TS, nullable=False),
+)
+
+# When each moderator last got a digest from each group: at most one a minute.
+mod_notice_clocks = sa.Table(
+    "mod_notice_clocks",
+    metadata,
+    sa.Column("group_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("recipient", sa.String(2048), primary_key=True),
+    sa.Column("last_sent_at", TS, nullable=False),
+)
+
+# Every moderator reply taken as a command, by the reply's own id: the same reply delivered
+# twice (or in two Creates) acts once.
+mod_replies = sa.Table(
+    "mod_replies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("reply_uri", sa.String(2048), nullable=False, unique=True),
+    sa.Column("actor_uri", sa.String(2048), nullable=False),
+    sa.Column("group_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("command", sa.Text, nullable=False, server_default=""),
+    sa.Column("outcome", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", TS, nullable=False),
 )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -155,4 +156,71 @@ def test_a_new_admin_starts_a_group_and_approves_its_first_post(browser: Browser
     log = page.locator("table.list")
     expect(log).to_contain_text("edit")
     expect(log).to_contain_text("approve")
+    page.context.close()
+
+
+def test_a_peer_made_moderator_approves_a_held_post_by_replying(browser: Browser, fresh: World):
+    """The admin lists bob's Mastodon-rules account as a moderator in the console; alice's first
+    post is held; bob gets the group's direct message on his own server and answers ``approve``
+    from there; both member servers receive the Announce, and the log names bob."""
+    base = fresh.kith.base
+    _kith_cli(fresh.kith, "group", "create", "walkers", "--title", "Sunday Walkers", "--owner", "ada")
+    _kith_cli(fresh.kith, "mod", "guards", "walkers", "--as", "ada", "--hold-first-posts", "1")
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.set_default_timeout(20_000)
+    sign_in(page, base)
+    page.goto(f"{base}/console/groups/walkers/moderators")
+    page.get_by_label("A local user name, or a remote account's URI").fill(fresh.bob.actor_id)
+    page.get_by_role("button", name="Add").click()
+    expect(page.locator("table.list")).to_contain_text(fresh.bob.actor_id)
+
+    group = fresh.loop.run(fresh.alice.discover(f"walkers@{fresh.kith.domain}"))
+    fresh.groups["walkers"] = group
+    for peer in (fresh.alice, fresh.bob):
+        assert fresh.loop.run(peer.post(group.inbox, peer.follow(group.id))).status_code == 202
+    fresh.eventually(lambda: all(p.of_type("Accept") for p in (fresh.alice, fresh.bob)), "both Accepts")
+
+    note = fresh.post(fresh.alice, "walkers", "<p>First walk: meet at the old station at nine.</p>")
+
+    def notices() -> list[dict]:
+        return [
+            d.activity
+            for d in fresh.bob.of_type("Create")
+            if d.signer == group.id
+            and d.path == "/users/bob/inbox"
+            and d.activity["object"]["to"] == [fresh.bob.actor_id]
+        ]
+
+    fresh.eventually(lambda: len(notices()) == 1, "the notice in bob's inbox")
+    [notice] = notices()
+    content = notice["object"]["content"]
+    assert "Post held for approval by @alice@" in content and "meet at the old station" in content
+    assert "https://www.w3.org/ns/activitystreams#Public" not in str(notice)
+
+    # bob answers from his Mastodon: a direct reply to the group's message, the group mentioned first.
+    reply = {
+        "id": f"{fresh.bob.actor_id}/statuses/{uuid.uuid4().int >> 64}",
+        "type": "Note",
+        "attributedTo": fresh.bob.actor_id,
+        "inReplyTo": notice["object"]["id"],
+        "to": [group.id],
+        "cc": [],
+        "content": (
+            f'<p><span class="h-card"><a href="{group.id}" class="u-url mention">@<span>walkers</span></a></span>'
+            " approve</p>"
+        ),
+        "tag": [{"type": "Mention", "href": group.id, "name": f"@walkers@{fresh.kith.domain}"}],
+        "published": "2026-12-08T10:00:00Z",
+    }
+    fresh.bob.objects[reply["id"]] = reply
+    assert fresh.loop.run(fresh.bob.post(group.inbox, fresh.bob.create(reply))).status_code == 202
+
+    def announced(peer: LoopbackPeer) -> bool:
+        return any(d.signer == group.id and d.activity["object"] == note["id"] for d in peer.of_type("Announce"))
+
+    fresh.eventually(lambda: announced(fresh.alice) and announced(fresh.bob), "the Announce at both member servers")
+    fresh.eventually(lambda: len(notices()) == 2, "the group's answer to bob")
+    assert "Approved the post" in notices()[1]["object"]["content"]
+    page.goto(f"{base}/console/groups/walkers/log")
+    expect(page.locator("table.list")).to_contain_text(fresh.bob.actor_id)
     page.context.close()

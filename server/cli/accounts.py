@@ -8,13 +8,14 @@ import secrets
 import sys
 from typing import TYPE_CHECKING, Any
 
-from server.cli.common import with_db
+from server.cli.common import with_db, with_services
 from server.settings import Settings
 
 if TYPE_CHECKING:  # the commands import what they use when they run, to start fast
     from server.accounts import User
     from server.db import Database
     from server.oauth import IssuedToken
+    from server.services import Services
 
 
 def cmd_user_create(settings: Settings, args: argparse.Namespace) -> int:
@@ -64,6 +65,18 @@ def cmd_user_access(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_user_link(settings: Settings, args: argparse.Namespace) -> int:
+    """``link NAME ACTOR-URI``: notices go to that fediverse account and its replies act; ``unlink NAME``."""
+    from server.moderation.notices import link_account
+
+    async def run(services: Services) -> str | None:
+        return await link_account(services, args.name, getattr(args, "actor", None))
+
+    linked = asyncio.run(with_services(settings, run))
+    print(f"linked {args.name} to {linked}" if linked else f"unlinked {args.name}", file=sys.stderr)
+    return 0
+
+
 def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
     from server.oauth import create_user_token
 
@@ -97,6 +110,16 @@ def add_parsers(sub: Any) -> None:
         if action == "password":
             p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
         p.set_defaults(func=cmd_user_access)
+
+    link = user.add_parser(
+        "link", help="the fediverse account a moderator gets notices on and acts from by replying (fetched first)"
+    )
+    link.add_argument("name")
+    link.add_argument("actor", metavar="ACTOR-URI", help="e.g. https://mastodon.example/users/ann")
+    link.set_defaults(func=cmd_user_link)
+    unlink = user.add_parser("unlink", help="forget a moderator's linked fediverse account")
+    unlink.add_argument("name")
+    unlink.set_defaults(func=cmd_user_link)
 
     token = sub.add_parser("token", help="OAuth bearer tokens for the API").add_subparsers(dest="action", required=True)
     tcreate = token.add_parser("create", help="print a bearer token for a local account")

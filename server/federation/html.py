@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html as html_lib
+import re
 
 import nh3
 
@@ -44,3 +45,28 @@ def plain_text(text: str | None, limit: int = 500) -> str | None:
         return None
     # Strip tags, then undo the entity escaping nh3 applies: templates escape on output.
     return html_lib.unescape(nh3.clean(text[: limit * 2], tags=set())).strip()[:limit] or None
+
+
+_BLOCK_END = re.compile(r"(?i)<\s*(?:br\s*/?|/p|/li|/h[1-6]|/blockquote|/pre)\s*>")
+
+
+def html_text(html: str | None, limit: int = 2000) -> str:
+    """Remote HTML as one line of plain text: tags removed, entities undone, whitespace collapsed.
+
+    Block ends (paragraphs, line breaks, list items) become spaces first, so words of two
+    paragraphs do not run together. For reading commands and quoting excerpts; anything
+    shown is escaped again on output.
+    """
+    if not html:
+        return ""
+    spaced = _BLOCK_END.sub(" ", html[: limit * 4])
+    return " ".join(html_lib.unescape(nh3.clean(spaced, tags=set())).split())[:limit]
+
+
+def excerpt(html: str | None, limit: int = 200) -> str:
+    """A short plain-text excerpt of remote HTML, cut at a word with an ellipsis when longer than ``limit``."""
+    text = html_text(html, limit * 2)
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
+    return cut.rstrip(" ,.;:") + "…"

@@ -29,6 +29,7 @@ from server.federation.delivery import enqueue
 from server.federation.objects import refused
 from server.groups.membership import Group, get_group
 from server.groups.welcome import welcome_member
+from server.moderation.notices import Notice, notify_moderators
 from server.rows import record
 from server.services import Services
 from server.tables import follows, membership_events, remote_actors
@@ -143,6 +144,11 @@ async def receive_follow(services: Services, group: Group, actor: RemoteActor, f
             if existing is None:
                 await _joined(conn, group.id, actor.uri)
                 await welcome_member(conn, services, group, actor)
+        elif existing is None:
+            notice = Notice(
+                "follow", follow_actor=actor.uri, author=actor.handle, excerpt=actor.name or "", link=actor.uri
+            )
+            await notify_moderators(conn, services, group, notice)
     return state
 
 

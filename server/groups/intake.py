@@ -26,7 +26,9 @@ from server.groups.posts import Post, find_post, find_post_by_id, insert_post, r
 from server.groups.redistribute import redistribute
 from server.local_actors import PUBLIC_COLUMNS
 from server.moderation.authority import leader_name, moderator_column
+from server.moderation.digests import find_digest, may_be_notice
 from server.moderation.guards import ACCEPT, Decision, Guards, screen
+from server.moderation.notices import Notice, notify_moderators
 from server.moderation.policy import may_post
 from server.moderation.rulebook import (
     ban_columns,
@@ -227,6 +229,12 @@ async def take_post(services: Services, obj: dict[str, Any], *, activity: dict[s
         return f"ignored: {exc}"
     if activity is not None and id_of(activity.get("actor")) != env.author:
         return "refused: the sender is not the author"
+    if env.in_reply_to is not None and may_be_notice(services.links, env.in_reply_to):
+        async with services.db.read() as conn:
+            if await find_digest(conn, env.in_reply_to) is not None:
+                # An answer to the group's message to a moderator (and so never public by right),
+                # whoever sent it and however it came: never a group post.
+                return "ignored: a reply to a moderator notice"
     if not env.public:
         # Followers-only and direct posts are never redistributed nor shown, even when
         # they mention a group: Mastodon never boosts them, and a group must not leak them.
@@ -324,6 +332,19 @@ async def _admit(
     if held:
         # A silenced origin or a guard: kept for a moderator to approve, not announced, not shown.
         log.info("held %s in %s: %s", env.uri, group.name, decision.reason or "silenced domain")
+        await notify_moderators(
+            conn,
+            services,
+            group,
+            Notice(
+                "held",
+                reason=post.held_reason or "",
+                post_uri=env.uri,
+                author=author.handle,
+                excerpt=env.content_html or env.summary or env.name or "",
+                link=env.url or env.uri,
+            ),
+        )
         return Admission("held", group, author)
     if activity is not None:
         await redistribute(

@@ -157,6 +157,42 @@ async def remote_moderator_uris(conn: AsyncConnection, group_id: int) -> list[st
     return list((await conn.execute(query)).scalars().all())
 
 
+async def notice_recipients(conn: AsyncConnection, group_id: int) -> list[str]:
+    """The fediverse accounts a group's moderation notices go to, as actor URIs.
+
+    Listed remote moderators, then local leaders who linked a fediverse account
+    (``kith user link``); a leader without one reads the console's queue instead.
+    """
+    linked = (
+        await conn.execute(
+            sa.select(users.c.linked_actor)
+            .join(group_roles, group_roles.c.user_id == users.c.id)
+            .where(group_roles.c.group_id == group_id, users.c.linked_actor.is_not(None), users.c.disabled_at.is_(None))
+            .order_by(group_roles.c.role.desc(), users.c.id)
+        )
+    ).scalars()
+    return list(dict.fromkeys([*await remote_moderator_uris(conn, group_id), *linked]))
+
+
+async def linked_leader(conn: AsyncConnection, group_id: int, actor_uri: str) -> str | None:
+    """The local leader (owner or moderator, not disabled) who linked ``actor_uri``, by name; else None."""
+    query = (
+        sa.select(local_actors.c.name)
+        .join(users, users.c.actor_id == local_actors.c.id)
+        .join(group_roles, group_roles.c.user_id == users.c.id)
+        .where(group_roles.c.group_id == group_id, users.c.linked_actor == actor_uri, users.c.disabled_at.is_(None))
+    )
+    return (await conn.execute(query)).scalar_one_or_none()
+
+
+async def is_remote_moderator(conn: AsyncConnection, group_id: int, actor_uri: str) -> bool:
+    """Whether ``actor_uri`` is listed as one of the group's remote moderators."""
+    query = sa.select(remote_moderators.c.actor_uri).where(
+        remote_moderators.c.group_id == group_id, remote_moderators.c.actor_uri == actor_uri
+    )
+    return (await conn.execute(query)).first() is not None
+
+
 async def transfer_owner(conn: AsyncConnection, group_id: int, user_id: int) -> bool:
     """Make a local account the group's one owner; the previous owner stays on as a moderator.
 

@@ -24,11 +24,12 @@ from server.federation.actors import find_actor, find_actors, from_domain
 from server.federation.delivery import enqueue
 from server.federation.objects import host_or_none, refused
 from server.federation.vocab import ids_of
-from server.groups.membership import get_group, get_group_by_id, group_name_from_uri
+from server.groups.membership import Group, get_group, get_group_by_id, group_name_from_uri
 from server.groups.posts import find_post
 from server.links import Links
-from server.moderation import actions
+from server.moderation import actions, modlog
 from server.moderation.authority import local_role, remote_moderator_uris
+from server.moderation.notices import Notice, notify_moderators
 from server.rows import record, record_or_none
 from server.services import Services
 from server.tables import group_roles, local_actors, remote_actors, reports
@@ -106,21 +107,46 @@ async def receive_flag(services: Services, flag: dict[str, Any], sender: str) ->
     if not target_posts and target_account is None and group_id is None:
         log.info("report %s names nothing we hold", flag.get("id"))
         return None
+    values = {
+        "group_id": group_id,
+        "flag_uri": flag.get("id"),
+        "reporter": sender,
+        "target_account": target_account,
+        "target_posts": json.dumps(target_posts),
+        "comment": comment,
+    }
+    return await _store_flag(services, values)
+
+
+async def _store_flag(services: Services, values: dict[str, Any]) -> Report | None:
+    """Store a report once (by its Flag's id); a new one about a group's content is told to its moderators."""
     now = utcnow()
     async with services.db.transaction() as conn:
-        stmt = services.db.insert_ignore(reports, ["flag_uri"]).values(
-            group_id=group_id,
-            flag_uri=flag.get("id"),
-            reporter=sender,
-            target_account=target_account,
-            target_posts=json.dumps(target_posts),
-            comment=comment,
-            created_at=now,
-            updated_at=now,
-        )
-        await conn.execute(stmt)
-        row = (await conn.execute(sa.select(reports).where(reports.c.flag_uri == flag.get("id")))).one_or_none()
-    return record_or_none(Report, row)
+        stmt = services.db.insert_ignore(reports, ["flag_uri"]).values(**values, created_at=now, updated_at=now)
+        inserted = (await conn.execute(stmt)).rowcount == 1
+        row = (await conn.execute(sa.select(reports).where(reports.c.flag_uri == values["flag_uri"]))).one_or_none()
+        report = record_or_none(Report, row)
+        if inserted and report is not None and report.group_id is not None:
+            await _tell_moderators(conn, services, report, report.group_id)
+    return report
+
+
+async def _tell_moderators(conn: AsyncConnection, services: Services, report: Report, group_id: int) -> None:
+    """A new report about a group's content: its moderators are told, in the report's own transaction."""
+    group = await get_group_by_id(conn, group_id)
+    post = await find_post(conn, report.post_uris[0]) if report.post_uris else None
+    author = await find_actor(conn, report.target_account) if report.target_account else None
+    notice = Notice(
+        "report",
+        reason=report.comment,
+        post_uri=post.uri if post is not None else None,
+        report_id=report.id,
+        author=author.handle if author is not None else report.target_account,
+        excerpt=post.content_html if post is not None else "",
+        link=(post.url or post.uri) if post is not None else report.target_account,
+        reporter=report.reporter,
+    )
+    await notify_moderators(conn, services, group, notice)
 
 
 async def get_report(conn: AsyncConnection, report_id: int) -> Report:
@@ -254,6 +280,30 @@ def _target_is(ref: str, links: Links) -> sa.ColumnElement[bool]:
     )
 
 
+LOGGED = {"resolved": "resolve_report", "rejected": "dismiss_report"}
+
+
+async def _write_state(
+    conn: AsyncConnection, report: Report, values: dict[str, Any], *, moderator: str, reason: str = ""
+) -> Report:
+    """Change a report in the caller's transaction; closing a group's report goes to its moderation log.
+
+    The log names the report by number only: the public log must not tell which post was reported.
+    """
+    await conn.execute(sa.update(reports).where(reports.c.id == report.id).values(**values, updated_at=utcnow()))
+    state = values.get("state")
+    if report.group_id is not None and state in LOGGED and state != report.state:
+        await modlog.write(
+            conn,
+            group_id=report.group_id,
+            moderator=moderator,
+            action=LOGGED[state],
+            target=f"report {report.id}",
+            reason=reason,
+        )
+    return await get_report(conn, report.id)
+
+
 async def set_state(
     services: Services, report_id: int, user_name: str, state: str, *, action_taken: str = ""
 ) -> Report:
@@ -261,7 +311,7 @@ async def set_state(
     async with services.db.transaction() as conn:
         report = await get_report(conn, report_id)
         user = await may_handle(conn, report, user_name)
-        values: dict[str, Any] = {"state": state, "updated_at": utcnow()}
+        values: dict[str, Any] = {"state": state}
         if state == "assigned":
             values["assigned_to"] = user.id
         elif state == "open":
@@ -269,8 +319,7 @@ async def set_state(
             values["action_taken"] = ""
         if action_taken:
             values["action_taken"] = action_taken
-        await conn.execute(sa.update(reports).where(reports.c.id == report_id).values(**values))
-        return await get_report(conn, report_id)
+        return await _write_state(conn, report, values, moderator=user_name)
 
 
 async def resolve(
@@ -289,12 +338,37 @@ async def resolve(
         report = await get_report(conn, report_id)
         await may_handle(conn, report, user_name)
         group = await get_group_by_id(conn, report.group_id) if report.group_id is not None else None
-    taken = "none"
-    if action is not None:
-        if group is None:
+        by = await actions.local_moderator(services, conn, group, user_name) if group is not None else None
+    if by is None:
+        if action is not None:
             raise BadRequest("only a report about a group's content can remove or ban")
-        async with services.db.read() as conn:
-            by = await actions.local_moderator(services, conn, group, user_name)
+        async with services.db.transaction() as conn:
+            return await _write_state(conn, report, {"state": "resolved", "action_taken": "none"}, moderator=user_name)
+    assert group is not None
+    return await resolve_as(
+        services, report, group, by, action=action, reason=reason, ban_until=ban_until, remove_content=remove_content
+    )
+
+
+async def resolve_as(
+    services: Services,
+    report: Report,
+    group: Group,
+    by: actions.Moderator,
+    *,
+    action: str | None = None,
+    reason: str = "",
+    ban_until: datetime | None = None,
+    remove_content: bool = False,
+) -> Report:
+    """Resolve a group's report as ``by``, a moderator whose right to act the caller has checked.
+
+    ``resolve`` (the console, the API, ``kith report``) and a moderator's reply by direct
+    message (``moderation/replies.py``) both end here.
+    """
+    taken = "none"
+    log_reason = reason
+    if action is not None:
         reason = reason or report.comment[:200]
         if action == "remove":
             for uri in report.post_uris:
@@ -318,7 +392,17 @@ async def resolve(
             taken = "ban"
         else:
             raise BadRequest("action must be remove or ban")
-    return await set_state(services, report_id, user_name, "resolved", action_taken=taken)
+    async with services.db.transaction() as conn:
+        current = await get_report(conn, report.id)
+        values = {"state": "resolved", "action_taken": taken}
+        return await _write_state(conn, current, values, moderator=by.name, reason=log_reason)
+
+
+async def dismiss_as(services: Services, report: Report, by: actions.Moderator) -> Report:
+    """Reject (dismiss) a group's report as ``by``, a moderator the caller has checked."""
+    async with services.db.transaction() as conn:
+        current = await get_report(conn, report.id)
+        return await _write_state(conn, current, {"state": "rejected"}, moderator=by.name)
 
 
 async def forward(services: Services, report_id: int, user_name: str) -> list[str]:

@@ -9,6 +9,7 @@ from server.federation.objects import author_of, same_origin
 from server.federation.vocab import id_of
 from server.groups.intake import Budget, fetch_trusted, take_post
 from server.inbox.store import InboxItem
+from server.moderation.replies import answers_a_notice, take_reply
 from server.services import Services
 
 log = logging.getLogger("kith.create")
@@ -16,6 +17,9 @@ log = logging.getLogger("kith.create")
 
 async def on_create(services: Services, activity: dict[str, Any], item: InboxItem) -> None:
     """Take a post only from its author: the signed sender must be the object's ``attributedTo``.
+
+    A reply to one of the group's direct messages to its moderators is a moderator's
+    command (``moderation/replies.py``) or nothing: never a post.
 
     Membership, bans and guards are all keyed by the author, so a Create by anyone else
     (a neighbour on the author's server included) is refused, as Lemmy refuses it. An
@@ -37,6 +41,12 @@ async def on_create(services: Services, activity: dict[str, Any], item: InboxIte
         # Someone else's post (a forgery, or a relay Kith does not take as a Create),
         # or an id off its author's server: nothing is stored or passed on.
         log.info("Create %s refused: %s is attributed to %s, not its sender", item.activity_uri, obj_id, author)
+        return
+    digest = await answers_a_notice(services, obj)
+    if digest is not None:
+        # A reply to the group's message to a moderator: a command or nothing, never a group post.
+        outcome = await take_reply(services, digest, obj, item.actor_uri)
+        log.info("Create %s: a reply to a moderator notice: %s", item.activity_uri, outcome)
         return
     outcome = await take_post(services, obj, activity=activity, budget=budget)
     log.info("Create %s: %s", item.activity_uri, outcome)

@@ -27,7 +27,7 @@ from server.groups.media import media_of
 from server.groups.membership import PROFILE_LIMITS, Group
 from server.groups.threads import post_counts
 from server.groups.voice import MAX_TEXT, post_as_group
-from server.moderation import actions, modlog, reports, rulebook
+from server.moderation import actions, modlog, notices, reports, rulebook
 from server.moderation.authority import local_role, moderator_names, remote_moderator_uris
 from server.moderation.profiles import ProfileEdit, edit_profile
 from server.types import utcnow
@@ -339,6 +339,16 @@ async def _report(mod: Moderating) -> int:
     if report.group_id != mod.group.id:
         raise NotFound("no such report in this group")
     return report.id
+
+
+@action("dismiss-alarm", "Alarm dismissed.")
+async def _dismiss_alarm(mod: Moderating) -> None:
+    raw = mod.console.field("alarm")
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > 2**31 - 1:
+        raise BadRequest("the form named no alarm")
+    async with mod.services.db.transaction() as conn:
+        if not await notices.dismiss_alarm(conn, mod.group.id, int(raw)):
+            raise NotFound("no such alarm in this group")
 
 
 @action("approve-follow", "Follow request approved.")

@@ -1,7 +1,8 @@
 """A group's moderation queue: everything that waits for a decision, oldest first, in one list.
 
-Follow requests (manual groups), held posts (with the guard or rule that held them) and
-open reports (with each reported post in its thread), read from the tables' owners and
+Follow requests (manual groups), held posts (with the guard or rule that held them),
+open reports (with each reported post in its thread) and alarms of the last two days
+not dismissed (``moderation/notices.py``; crowd control raises them), read from the tables' owners and
 merged by when they arrived. Paged by position: a moderator works from the top, and each
 decision takes an item out.
 """
@@ -19,6 +20,7 @@ from server.groups.membership import Group
 from server.groups.posts import AuthoredPost, find_posts
 from server.groups.threads import find_authored, held_oldest
 from server.moderation import reports
+from server.moderation.notices import ModNotice, recent_alarms
 from server.moderation.reports import Report
 
 PAGE = 20
@@ -44,13 +46,14 @@ class ReportView:
 
 @dataclass(frozen=True)
 class QueueItem:
-    """One thing waiting: ``kind`` is ``follow``, ``held`` or ``report``."""
+    """One thing waiting: ``kind`` is ``follow``, ``held``, ``report`` or ``alarm``."""
 
     kind: str
     at: datetime
     follow: Follow | None = None
     post: AuthoredPost | None = None
     report: ReportView | None = None
+    alarm: ModNotice | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,8 @@ async def load_queue(conn: AsyncConnection, group: Group, *, page: int = 0) -> Q
     held = [QueueItem("held", p.created_at, post=p) for p in await held_oldest(conn, group.id, limit=want)]
     waiting = [(r.created_at, r) for r in await reports.waiting(conn, group.id, limit=want)]
     report_items = [QueueItem("report", at, report=ReportView(r)) for at, r in waiting]
-    merged = list(heapq.merge(follows, held, report_items, key=lambda item: item.at))
+    alarms = [QueueItem("alarm", a.created_at, alarm=a) for a in await recent_alarms(conn, group.id, limit=want)]
+    merged = list(heapq.merge(follows, held, report_items, alarms, key=lambda item: item.at))
     start = page * PAGE
     shown = merged[start : start + PAGE]
     items = [
