@@ -31,21 +31,30 @@ def minute_of(at: datetime) -> datetime:
     return at.replace(second=0, microsecond=0)
 
 
-async def add(conn: AsyncConnection, db: Database, group_id: int, keys: Iterable[str], at: datetime) -> None:
-    """Count one event under each of ``keys`` at ``at``, in the caller's transaction: one statement."""
+async def add(conn: AsyncConnection, db: Database, group_id: int, keys: Iterable[str], at: datetime) -> dict[str, int]:
+    """Count one event under each of ``keys`` at ``at``, in the caller's transaction: one statement.
+
+    Returns each key's count in ``at``'s minute, this event included. The upsert takes the
+    minute's rows' locks, so two processes counting at once get different answers (1 and 2,
+    never 1 and 1): with ``window(..., current=False)`` for the minutes before, an exact
+    window whatever runs beside it. Keys are locked in the order given: callers name them
+    in one order, so two transactions never wait on each other crosswise.
+    """
     minute = minute_of(at)
     rows = [{"group_id": group_id, "key": key[:300], "minute": minute, "n": 1} for key in dict.fromkeys(keys)]
     dialect_insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
     stmt = dialect_insert(event_counts).values(rows)
     stmt = stmt.on_conflict_do_update(
         index_elements=["group_id", "key", "minute"], set_={"n": event_counts.c.n + stmt.excluded.n}
-    )
-    await conn.execute(stmt)
+    ).returning(event_counts.c.key, event_counts.c.n)
+    return {key: int(n) for key, n in (await conn.execute(stmt)).all()}
 
 
-def bounds(at: datetime, minutes: int = 10) -> tuple[datetime, datetime]:
-    """The first and last minute rows of the ``minutes``-minute window up to ``at``."""
-    return minute_of(at) - timedelta(minutes=minutes - 1), minute_of(at)
+def bounds(at: datetime, minutes: int = 10, *, current: bool = True) -> tuple[datetime, datetime]:
+    """The first and last minute rows of the ``minutes``-minute window up to ``at``
+    (without ``at``'s own minute when not ``current``: ``add`` answers for that one)."""
+    last = minute_of(at) if current else minute_of(at) - timedelta(minutes=1)
+    return minute_of(at) - timedelta(minutes=minutes - 1), last
 
 
 def window_column(group_id: Any, key: Any, first: Any, last: Any) -> sa.ScalarSelect[int]:
@@ -64,11 +73,12 @@ def window_column(group_id: Any, key: Any, first: Any, last: Any) -> sa.ScalarSe
 
 
 async def window(
-    conn: AsyncConnection, group_id: int, keys: Iterable[str], at: datetime, *, minutes: int = 10
+    conn: AsyncConnection, group_id: int, keys: Iterable[str], at: datetime, *, minutes: int = 10, current: bool = True
 ) -> dict[str, int]:
-    """Each key's events in the ``minutes`` minutes up to ``at`` (its own minute and the ones before)."""
+    """Each key's events in the ``minutes`` minutes up to ``at`` (its own minute, unless not
+    ``current``, and the ones before)."""
     wanted = [k[:300] for k in dict.fromkeys(keys)]
-    since, last = bounds(at, minutes)
+    since, last = bounds(at, minutes, current=current)
     query = (
         sa.select(event_counts.c.key, sa.func.sum(event_counts.c.n))
         .where(

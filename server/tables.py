@@ -543,7 +543,7 @@ crowd_control = sa.Table(
     sa.Column("reason", sa.Text, nullable=False, server_default=""),  # the alarm's reason, when it tripped
     sa.Column("new_member_posts", sa.Integer, nullable=False, server_default="20"),
     sa.Column("server_share_percent", sa.Integer, nullable=False, server_default="50"),
-    sa.Column("server_min_posts", sa.Integer, nullable=False, server_default="10"),
+    sa.Column("server_min_posts", sa.Integer, nullable=False, server_default="25"),
     sa.Column("follows", sa.Integer, nullable=False, server_default="50"),
     sa.Column("updated_at", TS, nullable=False),
 )

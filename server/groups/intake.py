@@ -331,11 +331,6 @@ async def _admit(
     admission = await _decide_and_store(
         conn, services, standing, env, obj, activity, known_parent, chain, author, new=new, now=now
     )
-    # Counted last, so the counter rows' lock is held only until this transaction commits.
-    # Only posts the group took (shown or held) count: a flood the per-server rate limit
-    # refuses costs the members nothing, and is that guard's business, not an alarm's.
-    if not admission.refused:
-        await crowd.count_post(conn, services.db, group, domain=author.domain, new=new, now=now)
     return admission
 
 
@@ -354,7 +349,13 @@ async def _decide_and_store(
     now: datetime,
 ) -> Admission:
     """The guards decide; crowd control's watch counts the post in (it may turn it on now, for
-    this post too) and, while on, may hold it; store it, held or shown and announced."""
+    this post too) and, while on, may hold it; store it, held or shown and announced.
+
+    Only posts the group takes (shown or held) are counted: a flood the per-server rate
+    limit refuses costs the members nothing, and is that guard's business, not an alarm's.
+    The count's upsert holds the group's counter rows until this transaction commits, so
+    concurrent posts to one group are counted (and judged) one after the other: exact.
+    """
     group = standing.group
     decision = ACCEPT
     if not standing.moderator:

@@ -2,12 +2,14 @@
 
 The one owner of the ``crowd_control`` table. Intake and the Follow handler ask it, in
 their own transaction, whether crowd control is on and count each post and follow
-(``event_counts``); when the last ten minutes are an anomaly (``crowd_rules.anomaly``) it
-turns crowd control on and raises the alarm. The rules themselves are pure, in
+(``event_counts``: an upsert that answers with this minute's exact count); when the last
+ten minutes are an anomaly (``crowd_rules.anomaly``) it turns crowd control on and raises
+the alarm. The rules themselves are pure, in
 ``crowd_rules.py``.
 
 Correct with several worker processes: the counts are rows the database adds to
-atomically, and turning on is a conditional update (``until`` is NULL or past), so of two
+atomically (the adding statement answers with the count, so concurrent posts never see the
+same one), and turning on is a conditional update (``until`` is NULL or past), so of two
 processes that see the same anomaly at once exactly one turns it on and raises the alarm.
 """
 
@@ -176,7 +178,7 @@ POSTS, NEW_MEMBER_POSTS, FOLLOWS = "posts", "new_member_posts", "follows"
 
 
 def server_key(domain: str) -> str:
-    return "server:" + domain
+    return ("server:" + domain)[:300]  # as event_counts stores keys
 
 
 def window_columns(group_id: Any) -> list[sa.ColumnElement[Any]]:
@@ -192,13 +194,14 @@ def window_columns(group_id: Any) -> list[sa.ColumnElement[Any]]:
 
 
 def window_params(domain: str, now: datetime) -> dict[str, Any]:
-    """The bind parameters of ``window_columns``: the ten minutes up to ``now``, ``domain``'s key."""
-    first, last = event_counts.bounds(now)
+    """The bind parameters of ``window_columns``: the nine minutes before ``now``'s (``watch_post``
+    counts ``now``'s own minute exactly as it adds the post), ``domain``'s key."""
+    first, last = event_counts.bounds(now, current=False)
     return {"window_first": first, "window_last": last, "window_server": server_key(domain)}
 
 
 def window_from(row: Any) -> Window:
-    """The counts of ``window_columns`` (this post not yet among them)."""
+    """The counts of ``window_columns``: the minutes before this one."""
     return Window(
         posts=int(row.window_posts),
         new_member_posts=int(row.window_new_member_posts),
@@ -217,44 +220,40 @@ async def watch_post(
     new: bool,
     now: datetime,
 ) -> CrowdControl:
-    """A post reached ``group``, whose last ten minutes were ``before``: turn crowd control on
-    when they are an anomaly with this post. Returns the crowd control that applies to this
-    post (on, when this post tripped it). The caller then counts the post with
-    ``count_post``, as the last statement of its transaction (the counter rows are the
-    group's hottest).
+    """Count a post ``group`` takes and turn crowd control on when its last ten minutes, this
+    post included, are an anomaly; ``before`` holds the minutes before ``now``'s. Returns the
+    crowd control that applies to this post (on, when this post tripped it).
+
+    Exact with any number of processes: this minute's counts come back from the upsert that
+    adds the post (its row lock orders concurrent posts), the earlier minutes are settled.
     """
+    keys = (POSTS, server_key(domain), *((NEW_MEMBER_POSTS,) if new else ()))  # POSTS first: one lock order
+    current = await event_counts.add(conn, db, group.id, keys, now)
     seen = Window(
-        posts=before.posts + 1,
-        new_member_posts=before.new_member_posts + (1 if new else 0),
-        server_posts=before.server_posts + 1,
+        posts=before.posts + current[POSTS],
+        new_member_posts=before.new_member_posts + current.get(NEW_MEMBER_POSTS, 0),
+        server_posts=before.server_posts + current[server_key(domain)],
     )
     return await _maybe_trip(conn, db, group, crowd, anomaly(seen, crowd.thresholds, domain), now)
 
 
 async def look(conn: AsyncConnection, group_id: int, domain: str, now: datetime) -> Window:
-    """The group's last ten minutes as ``watch_post`` wants them, in a query of their own
+    """The minutes before ``now``'s, as ``watch_post`` wants them, in a query of their own
     (intake folds ``window_columns`` into its query instead)."""
-    counts = await event_counts.window(conn, group_id, (POSTS, NEW_MEMBER_POSTS, server_key(domain)), now)
+    keys = (POSTS, NEW_MEMBER_POSTS, server_key(domain))
+    counts = await event_counts.window(conn, group_id, keys, now, current=False)
     return Window(
         posts=counts[POSTS], new_member_posts=counts[NEW_MEMBER_POSTS], server_posts=counts[server_key(domain)]
     )
 
 
-async def count_post(
-    conn: AsyncConnection, db: Database, group: LocalActor, *, domain: str, new: bool, now: datetime
-) -> None:
-    """Count a post that reached ``group`` (from ``domain``; ``new``: by a new member)."""
-    keys = (POSTS, server_key(domain), *((NEW_MEMBER_POSTS,) if new else ()))
-    await event_counts.add(conn, db, group.id, keys, now)
-
-
 async def watch_follow(
     conn: AsyncConnection, db: Database, group: LocalActor, crowd: CrowdControl, *, now: datetime
 ) -> CrowdControl:
-    """A new follow of ``group``: count it, and turn crowd control on when follows jump."""
-    counts = await event_counts.window(conn, group.id, (FOLLOWS,), now)
-    await event_counts.add(conn, db, group.id, (FOLLOWS,), now)
-    reason = anomaly(Window(follows=counts[FOLLOWS] + 1), crowd.thresholds)
+    """A new follow of ``group``: count it, and turn crowd control on when follows jump (exact, as ``watch_post``)."""
+    before = await event_counts.window(conn, group.id, (FOLLOWS,), now, current=False)
+    current = await event_counts.add(conn, db, group.id, (FOLLOWS,), now)
+    reason = anomaly(Window(follows=before[FOLLOWS] + current[FOLLOWS]), crowd.thresholds)
     return await _maybe_trip(conn, db, group, crowd, reason, now)
 
 

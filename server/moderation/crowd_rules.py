@@ -33,7 +33,7 @@ class Thresholds:
 
     new_member_posts: int = 20  # posts by members who joined in the last 48 hours: more trips
     server_share_percent: int = 50  # one remote server's share of the group's posts: more trips ...
-    server_min_posts: int = 10  # ... once that server sent at least this many
+    server_min_posts: int = 25  # ... once that server sent at least this many (10 trips on ordinary days: README)
     follows: int = 50  # new follows: more trips
 
 

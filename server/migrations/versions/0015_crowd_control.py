@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), server_default="", nullable=False),
         sa.Column("new_member_posts", sa.Integer(), server_default="20", nullable=False),
         sa.Column("server_share_percent", sa.Integer(), server_default="50", nullable=False),
-        sa.Column("server_min_posts", sa.Integer(), server_default="10", nullable=False),
+        sa.Column("server_min_posts", sa.Integer(), server_default="25", nullable=False),
         sa.Column("follows", sa.Integer(), server_default="50", nullable=False),
         sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(

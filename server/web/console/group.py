@@ -24,7 +24,7 @@ from server.errors import BadRequest, NotFound
 from server.groups.following import page_follows
 from server.groups.membership import PROFILE_LIMITS, Group
 from server.groups.threads import post_counts
-from server.moderation import actions, modlog, reports, rulebook
+from server.moderation import actions, crowd, modlog, reports, rulebook
 from server.moderation.authority import local_role, moderator_names, remote_moderator_uris
 from server.moderation.profiles import ProfileEdit, edit_profile
 from server.types import utcnow
@@ -80,7 +80,10 @@ async def queue_page(request: Request, console: Console) -> Response:
     mod = await _moderating(console, request.path_params["name"])
     async with console.services.db.read() as conn:
         queue = await load_queue(conn, mod.group, page=_int_param(request, "page"))
-    return _page(request, mod, "console/queue.html", "queue", queue=queue)
+        control = await crowd.load(conn, mod.group.id)
+    now = utcnow()
+    crowd_state = {"on": control.on(now), "control": control, "alarm": control.turned_on_by == crowd.ALARM}
+    return _page(request, mod, "console/queue.html", "queue", queue=queue, crowd=crowd_state)
 
 
 @console_page
@@ -360,6 +363,25 @@ async def _add_mod(mod: Moderating) -> None:
 @action("remove-mod", "Moderator removed.")
 async def _remove_mod(mod: Moderating) -> None:
     await actions.set_moderator(mod.services, mod.group, _target(mod), False, by=mod.by)
+
+
+def _hours(mod: Moderating) -> int:
+    raw = mod.console.field("hours") or "24"
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6:
+        raise BadRequest("hours must be a whole number")
+    return int(raw)  # crowd.switch checks the range
+
+
+@action("crowd-on", "Crowd control is on.")
+async def _crowd_on(mod: Moderating) -> None:
+    async with mod.services.db.transaction() as conn:  # as `kith mod crowd-control GROUP on`
+        await crowd.switch(conn, mod.services.db, mod.group, on=True, by=mod.by.name, hours=_hours(mod))
+
+
+@action("crowd-off", "Crowd control is off.")
+async def _crowd_off(mod: Moderating) -> None:
+    async with mod.services.db.transaction() as conn:
+        await crowd.switch(conn, mod.services.db, mod.group, on=False, by=mod.by.name)
 
 
 def _list_field(mod: Moderating, name: str) -> list[str]:
