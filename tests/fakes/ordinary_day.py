@@ -2,17 +2,17 @@
 
 The shape (fixed seed, so every run replays the same day):
 
-- 320 members on 40 servers, sized by Zipf's law (the largest holds ~23% of the members, as
-  a flagship server does; the smallest a handful each). 292 joined weeks ago, 12 in the two
+- 320 members on 40 servers, sized by Zipf's law (the largest holds ~21% of the members, as
+  a flagship server does; the smallest a handful each). 292 joined 3 to 400 days before, 12 in the two
   days before (so they count as new all day), and 16 follow during the day.
-- A daily rhythm: posts per hour follow a smooth curve from ~15 at 04:00 UTC to ~105 at
+- A daily rhythm: posts per hour follow a smooth curve from ~15 at 07:00 UTC to ~105 at
   19:00 UTC; who posts is heavy-tailed (a few members write much of it), and new members
   post about twice as eagerly as the rest.
 - Three bursts around popular threads (a book announcement, a heated argument, an AMA):
   100 to 150 replies within 40 to 60 minutes from dozens of members, on top of the rhythm.
 
-About 1,550 posts and 16 follows in all. ``replay_events`` gives them in time order;
-``peaks`` measures the busiest ten minutes of each figure the anomaly alarm reads, in
+About 1,800 posts (1,817 for the fixed seed) and 16 follows in all. ``events`` gives them in
+time order; ``peaks`` measures the busiest ten minutes of each figure the anomaly alarm reads, in
 pure Python, so the README's figures can be reproduced without a database.
 """
 
@@ -49,14 +49,14 @@ class Event:
     member: Member
 
 
-def _servers(rng: random.Random) -> list[tuple[str, float]]:
+def _servers() -> list[tuple[str, float]]:
     names = [f"server{i:02d}.example" for i in range(SERVERS)]
     return [(name, 1 / (rank + 1)) for rank, name in enumerate(names)]  # Zipf, s = 1
 
 
 def members(start: datetime, rng: random.Random) -> list[Member]:
     """The group's members: old, recent (new all day) and the ones who join during the day."""
-    servers = _servers(rng)
+    servers = _servers()
     names, weights = zip(*servers, strict=True)
     out: list[Member] = []
     total = OLD_MEMBERS + RECENT_MEMBERS + JOINING
@@ -75,7 +75,7 @@ def members(start: datetime, rng: random.Random) -> list[Member]:
 
 
 def _hourly_rate(hour: float) -> float:
-    """Posts per hour at ``hour`` (UTC): ~15 at 04:00, ~105 at 19:00."""
+    """Posts per hour at ``hour`` (UTC): ~15 at 07:00, ~105 at 19:00."""
     return 60 + 45 * math.cos((hour - 19) / 24 * 2 * math.pi)
 
 
