@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -111,10 +111,15 @@ async def insert_actors(conn: asyncpg.Connection, actors: list[RemoteActor]) -> 
 
 
 async def insert_members(conn: asyncpg.Connection, group_id: int, actor_ids: list[int]) -> None:
-    """Accepted follows of the group by each actor."""
-    now = datetime.now(UTC)
+    """Accepted follows of the group by each actor, a month old.
+
+    Established members: the benchmarks' floods of posts would otherwise be posts from
+    members who joined in the last 48 hours, which trip crowd control's alarm and are held.
+    """
+    joined = datetime.now(UTC) - timedelta(days=30)
     rows = [
-        (group_id, actor_id, f"http://follow.invalid/{actor_id}", "{}", "accepted", now, now) for actor_id in actor_ids
+        (group_id, actor_id, f"http://follow.invalid/{actor_id}", "{}", "accepted", joined, joined)
+        for actor_id in actor_ids
     ]
     await conn.copy_records_to_table(
         "follows",

@@ -3,13 +3,14 @@
 What goes, after ``Settings.retention`` days (``KITH_RETENTION_DAYS``; defaults in
 ``server.settings.Retention``): processed and dead inbox activities, delivered, dead and gone
 delivery rows, finished fan-outs, revoked OAuth tokens; expired authorization codes, console
-sessions and sign-in failures older than the throttle's window at once;
+sessions and sign-in failures older than the throttle's window at once; crowd control's
+per-minute event counts after a day (``event_counts.expired``);
 remote actors nothing names any more (no follow, post, report, ban or moderator row, no
 activity of theirs waiting) and not fetched within the window. What stays, whatever its
 age: posts and their raw JSON, reports, the moderation log and the admin audit log.
 
 Each table's owner says which of its rows may go (``queue.finished_before``,
-``oauth.expired_codes``, ``sessions.expired``, ``throttle.outdated``,
+``oauth.expired_codes``, ``sessions.expired``, ``throttle.outdated``, ``event_counts.expired``,
 ``actors.unreferenced``); this module deletes them in bounded batches, each its own short
 transaction (``DELETE ... WHERE key IN (SELECT key ... LIMIT n)``),
 so a prune never holds a long lock and the server's own writes slip in between batches.
@@ -27,6 +28,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from server.db import Database
+from server.event_counts import expired as expired_counts
 from server.federation.actors import unreferenced
 from server.oauth import expired_codes, revoked_tokens
 from server.queue import finished_before
@@ -35,6 +37,7 @@ from server.settings import Retention
 from server.tables import (
     bans,
     deliveries,
+    event_counts,
     fanouts,
     follows,
     inbox_items,
@@ -95,6 +98,7 @@ def prunables(retention: Retention, now: datetime) -> list[Prunable]:
         Prunable("oauth_tokens", oauth_tokens, oauth_tokens.c.id, revoked_tokens(before(retention.tokens))),
         Prunable("sessions", sessions, sessions.c.id, expired_sessions(now)),
         Prunable("sign_in_failures", sign_in_failures, sign_in_failures.c.id, outdated_failures(now)),
+        Prunable("event_counts", event_counts, event_counts.c.id, expired_counts(now)),
         # Last: the rows pruned above may have been what still named an actor.
         Prunable(
             "remote_actors",

@@ -527,6 +527,8 @@ mod_log = sa.Table(
     sa.Column("expires_at", TS),
     sa.Column("created_at", TS, nullable=False),
     sa.Index("ix_mod_log_group", "group_id", "id"),
+    # The admins' domain-block candidates read the last day's bans of every group.
+    sa.Index("ix_mod_log_action_recent", "action", "created_at"),
 )
 
 # Reports (Flag) in and out, and their lifecycle.
@@ -644,4 +646,36 @@ mod_replies = sa.Table(
     sa.Column("command", sa.Text, nullable=False, server_default=""),
     sa.Column("outcome", sa.Text, nullable=False, server_default=""),
     sa.Column("created_at", TS, nullable=False),
+)
+
+# Crowd control per group: on while ``until`` is in the future (it turns itself off by
+# that stored time, never a timer), and the thresholds of its anomaly alarm. A group
+# without a row has it off, with the default thresholds (``moderation/crowd_rules.py``).
+crowd_control = sa.Table(
+    "crowd_control",
+    metadata,
+    sa.Column("group_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("until", TS),  # NULL or past: off
+    sa.Column("turned_on_by", sa.String(2048), nullable=False, server_default=""),  # a moderator, or "alarm"
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),  # the alarm's reason, when it tripped
+    sa.Column("new_member_posts", sa.Integer, nullable=False, server_default="20"),
+    sa.Column("server_share_percent", sa.Integer, nullable=False, server_default="50"),
+    sa.Column("server_min_posts", sa.Integer, nullable=False, server_default="25"),
+    sa.Column("follows", sa.Integer, nullable=False, server_default="50"),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+# Events per group per minute (``key``: posts, new_member_posts, follows, server:DOMAIN),
+# added to by an atomic upsert so every worker process counts into the same rows; a
+# ten-minute window is the sum of at most ten rows per key. Pruned after a day.
+event_counts = sa.Table(
+    "event_counts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("group_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("key", sa.String(300), nullable=False),
+    sa.Column("minute", TS, nullable=False),
+    sa.Column("n", sa.Integer, nullable=False, server_default="0"),
+    sa.UniqueConstraint("group_id", "key", "minute"),
+    sa.Index("ix_event_counts_minute", "minute"),
 )

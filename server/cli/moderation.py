@@ -132,6 +132,25 @@ def cmd_mod_guards(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mod_crowd(settings: Settings, args: argparse.Namespace) -> int:
+    from server.moderation import actions, crowd
+
+    changes = {name: getattr(args, name) for name in crowd.THRESHOLD_NAMES if getattr(args, name) is not None}
+
+    async def run(services: Services) -> Any:
+        group, by = await actions.group_and_moderator(services, args.group, args.as_user)
+        async with services.db.transaction() as conn:
+            control = await crowd.set_thresholds(conn, services.db, group, changes, by=by.name)
+            if args.state is not None:
+                control = await crowd.switch(
+                    conn, services.db, group, on=args.state == "on", by=by.name, hours=args.hours
+                )
+        return {"group": group.name, **crowd.status_json(control)}
+
+    print_json(asyncio.run(with_services(settings, run)))
+    return 0
+
+
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     from server.moderation import reports
 
@@ -196,6 +215,39 @@ def add_parsers(sub: Any) -> None:
     guards.add_argument("--link-domain", action="append", help="a filtered link domain (repeat; replaces the list)")
     guards.add_argument("--filter-action", choices=["hold", "reject"])
     guards.set_defaults(func=cmd_mod_guards)
+
+    crowd = mod.add_parser(
+        "crowd-control",
+        help="turn crowd control on or off, or set its alarm's thresholds; prints its state as JSON",
+        description="While on: posts from members who joined in the last 48 hours or from servers with no "
+        "post shown in the group are held, new follows wait for approval, and each member may post once per "
+        "10 minutes per thread. It turns itself off after --hours, and on (raising an alarm) when the group's "
+        "last 10 minutes pass a threshold.",
+    )
+    crowd.add_argument("group")
+    crowd.add_argument("state", nargs="?", choices=["on", "off"], help="omit to only show it or set thresholds")
+    crowd.add_argument("--as", dest="as_user", required=True, help="the local moderator acting")
+    crowd.add_argument("--hours", type=int, default=24, help="turn itself off after this many hours (default 24)")
+    crowd.add_argument(
+        "--new-member-posts",
+        dest="new_member_posts",
+        type=int,
+        help="alarm: more posts than this in 10 minutes from members who joined in the last 48 hours",
+    )
+    crowd.add_argument(
+        "--server-share",
+        dest="server_share_percent",
+        type=int,
+        help="alarm: one server's share of the group's posts in 10 minutes, in percent, more than this",
+    )
+    crowd.add_argument(
+        "--server-min-posts",
+        dest="server_min_posts",
+        type=int,
+        help="... once that server sent at least this many posts in the 10 minutes",
+    )
+    crowd.add_argument("--follows", type=int, help="alarm: more new follows than this in 10 minutes")
+    crowd.set_defaults(func=cmd_mod_crowd)
 
     report = sub.add_parser("report", help="reports (Flag) in and out").add_subparsers(dest="action", required=True)
     rlist = report.add_parser("list", help="reports you may handle, as JSON")

@@ -27,8 +27,10 @@ from server.federation import activities
 from server.federation.actors import RemoteActor, find_actor
 from server.federation.delivery import enqueue
 from server.federation.objects import refused
+from server.groups import crowd_alarm
 from server.groups.membership import Group, get_group
 from server.groups.welcome import welcome_member
+from server.moderation import crowd
 from server.moderation.notices import Notice, notify_moderators
 from server.rows import record
 from server.services import Services
@@ -107,9 +109,10 @@ async def _send(
 async def receive_follow(services: Services, group: Group, actor: RemoteActor, follow: dict[str, Any]) -> str:
     """Record a Follow of ``group`` by remote ``actor``; returns the resulting state.
 
-    Auto-approving groups accept at once. A repeated Follow is idempotent: an
-    accepted member gets the Accept again (their server may have lost it), a
-    pending one stays pending.
+    Auto-approving groups accept at once, unless crowd control is on (then every new
+    follow waits for a moderator); a new follow is counted for crowd control's alarm and
+    may itself trip it. A repeated Follow is idempotent: an accepted member gets the
+    Accept again (their server may have lost it), a pending one stays pending.
     """
     base = services.links.base
     group_uri = services.links.group(group.name)
@@ -120,7 +123,9 @@ async def receive_follow(services: Services, group: Group, actor: RemoteActor, f
         ).one_or_none()
         raw = json.dumps(follow, separators=(",", ":"))
         if existing is None:
-            state = "accepted" if group.approval == "auto" else "pending"
+            control = await crowd.watch_follow(conn, services.db, group, await crowd.load(conn, group.id), now=now)
+            await crowd_alarm.tell(conn, services, group, control)
+            state = "accepted" if group.approval == "auto" and not control.on(now) else "pending"
             await conn.execute(
                 sa.insert(follows).values(
                     group_id=group.id,
@@ -217,6 +222,19 @@ def member_column(group_id: sa.ColumnElement[Any], actor_uri: Any) -> sa.ColumnE
         .select_from(follows.join(remote_actors, remote_actors.c.id == follows.c.actor_id))
         .where(follows.c.group_id == group_id, remote_actors.c.uri == actor_uri, follows.c.state == "accepted")
         .label("member")
+    )
+
+
+def member_since_column(group_id: sa.ColumnElement[Any], actor_uri: Any) -> sa.ScalarSelect[Any]:
+    """``member_since``: when ``actor_uri`` became an accepted member (None: not one), per group row.
+
+    The moment the membership was accepted (a manual group's approval), else when it was asked.
+    """
+    return (
+        sa.select(sa.func.coalesce(follows.c.decided_at, follows.c.created_at, type_=follows.c.created_at.type))
+        .select_from(follows.join(remote_actors, remote_actors.c.id == follows.c.actor_id))
+        .where(follows.c.group_id == group_id, remote_actors.c.uri == actor_uri, follows.c.state == "accepted")
+        .scalar_subquery()
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,11 +21,21 @@ from server.federation.delivery import enqueue
 from server.federation.objects import ParseError, PostEnvelope, parse_post, same_origin
 from server.federation.urls import host_of
 from server.federation.vocab import id_of
-from server.groups.following import member_column
+from server.groups import crowd_alarm
+from server.groups.following import member_column, member_since_column
 from server.groups.membership import Group, group_name_from_uri
-from server.groups.posts import Post, find_post, find_post_by_id, insert_post, recent_counts, seen_columns
+from server.groups.posts import (
+    Post,
+    crowd_facts,
+    find_post,
+    find_post_by_id,
+    insert_post,
+    recent_counts,
+    seen_columns,
+)
 from server.groups.redistribute import redistribute
 from server.local_actors import PUBLIC_COLUMNS
+from server.moderation import crowd, crowd_rules
 from server.moderation.authority import leader_name, moderator_column
 from server.moderation.digests import find_digest, may_be_notice
 from server.moderation.guards import ACCEPT, Decision, Guards, screen
@@ -38,7 +49,7 @@ from server.moderation.rulebook import (
 )
 from server.rows import record
 from server.services import Services
-from server.tables import group_guards, local_actors, remote_actors
+from server.tables import crowd_control, group_guards, local_actors, remote_actors
 from server.types import utcnow
 
 log = logging.getLogger("kith.intake")
@@ -81,13 +92,16 @@ async def fetch_trusted(services: Services, uri: str, budget: Budget) -> dict[st
 
 @dataclass(frozen=True)
 class Standing:
-    """The group a post goes to, its guards, and where the author stands there."""
+    """The group a post goes to, its guards and crowd control, and where the author stands there."""
 
     group: Group
     guards: Guards
     member: bool
     banned: bool
     moderator: bool
+    member_since: datetime | None
+    crowd: crowd.CrowdControl
+    window: crowd.Window  # the group's last ten minutes before this post, for crowd control's watch
 
 
 def _group_names(services: Services, env: PostEnvelope) -> list[str]:
@@ -111,8 +125,12 @@ def _standing_query() -> sa.Select[Any]:
             member_column(group_id, author_uri),
             *ban_columns(group_id, author_uri),
             moderator_column(group_id, author_uri, sa.bindparam("leader", type_=sa.String)),
+            member_since_column(group_id, author_uri).label("member_since"),
+            *crowd.crowd_columns(),
+            *crowd.window_columns(group_id),
         )
         .outerjoin(group_guards, group_guards.c.group_id == group_id)
+        .outerjoin(crowd_control, crowd_control.c.group_id == group_id)
         .where(
             local_actors.c.kind == "group",
             sa.or_(
@@ -139,6 +157,9 @@ async def _standing(
     known_parent: Post | None,
     chain: Chain,
     author_uri: str,
+    *,
+    domain: str = "",
+    now: datetime | None = None,
 ) -> Standing | None:
     """Which group takes the post, with the author's standing there, in one query; None: no group here.
 
@@ -156,6 +177,7 @@ async def _standing(
         "parent_group_id": known_parent.group_id if known_parent is not None else None,
         "author_uri": author_uri,
         "leader": leader_name(author_uri, services.links),
+        **crowd.window_params(domain, now or utcnow()),
     }
     rows = (await conn.execute(_STANDING, params)).all()
     by_name = {r.name: r for r in rows}
@@ -172,6 +194,9 @@ async def _standing(
         member=bool(row.member),
         banned=bool(row.banned) and ban_in_force(row.ban_expires_at),
         moderator=bool(row.moderator),
+        member_since=row.member_since,
+        crowd=crowd.crowd_from(row.id, row, prefix="crowd_"),
+        window=crowd.window_from(row),
     )
 
 
@@ -300,7 +325,8 @@ async def _admit(
     author: RemoteActor,
 ) -> Admission:
     """Decide and, when the group takes the post, store it (and its new ancestors) and redistribute it."""
-    standing = await _standing(conn, services, env, known_parent, chain, author.uri)
+    now = utcnow()
+    standing = await _standing(conn, services, env, known_parent, chain, author.uri, domain=author.domain, now=now)
     if standing is None:
         return Admission("ignored: not addressed to a group here")
     group = standing.group
@@ -308,13 +334,49 @@ async def _admit(
         known_parent, chain = None, []  # a reply into another group's thread starts its own thread here
 
     refusal = await _refusal(conn, standing, known_parent)
-    decision = ACCEPT
-    if refusal is None and not standing.moderator:
-        decision = await _screen(conn, standing, env, author)
-        if decision.action == "reject":
-            refusal = decision.reason
     if refusal is not None:
         return Admission(f"refused: {refusal}", group, author, refused=True)
+    new = crowd_rules.is_new(standing.member_since, moderator=standing.moderator, now=now)
+    admission = await _decide_and_store(
+        conn, services, standing, env, obj, activity, known_parent, chain, author, new=new, now=now
+    )
+    return admission
+
+
+async def _decide_and_store(
+    conn: AsyncConnection,
+    services: Services,
+    standing: Standing,
+    env: PostEnvelope,
+    obj: dict[str, Any],
+    activity: dict[str, Any] | None,
+    known_parent: Post | None,
+    chain: Chain,
+    author: RemoteActor,
+    *,
+    new: bool,
+    now: datetime,
+) -> Admission:
+    """The guards decide; crowd control's watch counts the post in (it may turn it on now, for
+    this post too) and, while on, may hold it; store it, held or shown and announced.
+
+    Only posts the group takes (shown or held) are counted: a flood the per-server rate
+    limit refuses costs the members nothing, and is that guard's business, not an alarm's.
+    The count's upsert holds the group's counter rows until this transaction commits, so
+    concurrent posts to one group are counted (and judged) one after the other: exact.
+    """
+    group = standing.group
+    decision = ACCEPT
+    if not standing.moderator:
+        decision = await _screen(conn, standing, env, author)
+        if decision.action == "reject":
+            return Admission(f"refused: {decision.reason}", group, author, refused=True)
+    control = await crowd.watch_post(
+        conn, services.db, group, standing.crowd, standing.window, domain=author.domain, new=new, now=now
+    )
+    await crowd_alarm.tell(conn, services, group, control)
+    if not standing.moderator and decision.action == "accept" and control.on(now):
+        decision = await _crowd_screen(conn, group, author, known_parent, new=new, now=now) or decision
 
     silenced = services.blocklist.policy.is_silenced(host_of(env.author))
     held = silenced or decision.action == "hold"
@@ -330,7 +392,7 @@ async def _admit(
         held_reason=(decision.reason or "its server is silenced by this instance") if held else None,
     )
     if held:
-        # A silenced origin or a guard: kept for a moderator to approve, not announced, not shown.
+        # A silenced origin, a guard or crowd control: kept for a moderator to approve, not announced, not shown.
         log.info("held %s in %s: %s", env.uri, group.name, decision.reason or "silenced domain")
         await notify_moderators(
             conn,
@@ -355,6 +417,22 @@ async def _admit(
         # fetches the post from its origin rather than trusting our copy.
         await redistribute(conn, services, group, env.uri, post_id=post.id)
     return Admission("accepted", group, author)
+
+
+async def _crowd_screen(
+    conn: AsyncConnection, group: Group, author: RemoteActor, known_parent: Post | None, *, new: bool, now: datetime
+) -> Decision | None:
+    """While crowd control is on: hold a new member's post, a new server's, or a reply over slow mode's limit.
+
+    Held, not refused: a held post is kept for a moderator to approve (nothing is lost, and
+    the queue says why), where a refusal would vanish from the author's view with no word.
+    """
+    if new:
+        return crowd_rules.screen(crowd_rules.Author(new=True, server_known=False, thread_posts=0))
+    # A reply into a thread fetched just now (no known parent) is its first post there.
+    root_id = (known_parent.root_id or known_parent.id) if known_parent is not None else None
+    known, in_thread = await crowd_facts(conn, group.id, author, root_id, now - crowd_rules.WINDOW)
+    return crowd_rules.screen(crowd_rules.Author(new=False, server_known=known, thread_posts=in_thread))
 
 
 async def _store_ancestors(conn: AsyncConnection, group: Group, known_parent: Post | None, chain: Chain) -> Post | None:

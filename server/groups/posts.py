@@ -295,6 +295,35 @@ async def recent_counts(conn: AsyncConnection, group_id: int, author: RemoteActo
     return int(row.member_hour), int(row.instance_hour), int(row.accepted)
 
 
+async def crowd_facts(
+    conn: AsyncConnection, group_id: int, author: RemoteActor, root_id: int | None, since: datetime
+) -> tuple[bool, int]:
+    """(has the author's server a post shown in the group, the author's posts in thread ``root_id`` since ``since``).
+
+    What crowd control asks of a post, in one statement. The first walks the server's
+    known actors through ``ix_posts_author_recent`` and stops at the first shown post; the
+    second reads the author's posts since ``since`` through the same index.
+    """
+    known = (
+        sa.exists()
+        .select_from(posts.join(remote_actors, remote_actors.c.id == posts.c.author_id))
+        .where(remote_actors.c.domain == author.domain, posts.c.group_id == group_id, posts.c.state == "visible")
+    )
+    in_thread = sa.literal(0)
+    if root_id is not None:
+        in_thread = (
+            sa.select(sa.func.count())
+            .where(
+                posts.c.author_id == author.id,
+                posts.c.created_at > since,
+                sa.or_(posts.c.root_id == root_id, posts.c.id == root_id),
+            )
+            .scalar_subquery()
+        )
+    row = (await conn.execute(sa.select(known.label("known"), in_thread.label("in_thread")))).one()
+    return bool(row.known), int(row.in_thread)
+
+
 async def record_tombstone(conn: AsyncConnection, db: Database, uri: str, *, actor_uri: str) -> None:
     """Remember ``actor_uri``'s Delete of an object we never had, so the actor's late Create cannot bring it back.
 

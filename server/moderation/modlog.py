@@ -70,6 +70,14 @@ async def entries(
     return [record(ModLogEntry, r) for r in (await conn.execute(query)).all()]
 
 
+async def bans_since(conn: AsyncConnection, since: datetime) -> list[tuple[int, str]]:
+    """``(group id, banned actor)`` of every ban logged since ``since``, in any group (lifted ones too)."""
+    query = sa.select(mod_log.c.group_id, mod_log.c.target).where(
+        mod_log.c.action == "ban", mod_log.c.created_at >= since
+    )
+    return [(r.group_id, r.target) for r in (await conn.execute(query)).all()]
+
+
 def entry_json(entry: ModLogEntry, *, with_moderator: bool) -> dict[str, Any]:
     """An entry for the API and the CLI; ``with_moderator`` only for the group's moderators."""
     out: dict[str, Any] = {

@@ -1,5 +1,9 @@
 """``/console/admin/domains``: domain blocks (add, edit, lift), the allowlist, the federation mode, export.
 
+Also the servers offered as block candidates (their members banned from this instance's
+groups three times in a day, ``moderation.crowd.domain_candidates``): shown with a link that
+fills the Block form in. Nothing is blocked until an admin presses **Block**.
+
 Each action is ``moderation.blocklist.store``'s, as ``kith domain`` and the Mastodon admin
 API call it, under the admin's name in the audit log; this process's cached policy is
 reloaded at once (others notice the new policy version within seconds).
@@ -11,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from server.moderation import crowd
 from server.moderation.blocklist import store
 from server.moderation.blocklist.mastodon_csv import export_csv
 from server.moderation.blocklist.matcher import MODES, SEVERITIES
@@ -47,7 +52,13 @@ async def domains(request: Request, console: Console) -> Response:
         allows = await store.page(conn, store.ALLOWS, max_id=allow_max, limit=PAGE + 1)
         mode = await store.federation_mode(conn)
         total = await store.count(conn, store.BLOCKS)
+        candidates = await crowd.domain_candidates(conn)
+    policy = console.services.blocklist.policy
+    candidates = [c for c in candidates if policy.block_for(c.domain) is None]  # offered until blocked
+    prefill = console_prefill(request, {c.domain for c in candidates})
     context = {
+        "candidates": candidates,
+        "prefill": prefill,
         "blocks": blocks[:PAGE],
         "next_max": blocks[PAGE - 1].id if len(blocks) > PAGE else None,
         "allows": allows[:PAGE],
@@ -59,6 +70,12 @@ async def domains(request: Request, console: Console) -> Response:
         "total": total,
     }
     return admin_render(request, console, "console/admin_domains.html", "domains", **context)
+
+
+def console_prefill(request: Request, offered: set[str]) -> str:
+    """The candidate a "Review" link put in the Block form (only a domain offered on this page)."""
+    wanted = request.query_params.get("candidate", "")
+    return wanted if wanted in offered else ""
 
 
 @admin_page

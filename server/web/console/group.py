@@ -27,7 +27,7 @@ from server.groups.media import media_of
 from server.groups.membership import PROFILE_LIMITS, Group
 from server.groups.threads import post_counts
 from server.groups.voice import MAX_TEXT, post_as_group
-from server.moderation import actions, modlog, notices, reports, rulebook
+from server.moderation import actions, crowd, modlog, notices, reports, rulebook
 from server.moderation.authority import local_role, moderator_names, remote_moderator_uris
 from server.moderation.profiles import ProfileEdit, edit_profile
 from server.types import utcnow
@@ -86,7 +86,15 @@ async def _queue(
 ) -> Response:
     async with mod.services.db.read() as conn:
         queue = await load_queue(conn, mod.group, page=page)
-    context = {"queue": queue, "speech": speech or {}, "speech_error": error, "max_text": MAX_TEXT}
+        control = await crowd.load(conn, mod.group.id)
+    crowd_state = {"on": control.on(utcnow()), "control": control, "alarm": control.turned_on_by == crowd.ALARM}
+    context = {
+        "queue": queue,
+        "crowd": crowd_state,
+        "speech": speech or {},
+        "speech_error": error,
+        "max_text": MAX_TEXT,
+    }
     return _page(request, mod, "console/queue.html", "queue", 400 if error else 200, **context)
 
 
@@ -463,6 +471,25 @@ async def _add_mod(mod: Moderating) -> None:
 @action("remove-mod", "Moderator removed.")
 async def _remove_mod(mod: Moderating) -> None:
     await actions.set_moderator(mod.services, mod.group, _target(mod), False, by=mod.by)
+
+
+def _hours(mod: Moderating) -> int:
+    raw = mod.console.field("hours") or "24"
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6:
+        raise BadRequest("hours must be a whole number")
+    return int(raw)  # crowd.switch checks the range
+
+
+@action("crowd-on", "Crowd control is on.")
+async def _crowd_on(mod: Moderating) -> None:
+    async with mod.services.db.transaction() as conn:  # as `kith mod crowd-control GROUP on`
+        await crowd.switch(conn, mod.services.db, mod.group, on=True, by=mod.by.name, hours=_hours(mod))
+
+
+@action("crowd-off", "Crowd control is off.")
+async def _crowd_off(mod: Moderating) -> None:
+    async with mod.services.db.transaction() as conn:
+        await crowd.switch(conn, mod.services.db, mod.group, on=False, by=mod.by.name)
 
 
 def _list_field(mod: Moderating, name: str) -> list[str]:
