@@ -356,3 +356,37 @@ async def test_kith_group_schedule_commands(world, settings, services):
     assert json.loads(r.stdout) == []
     async with services.db.read() as conn:
         assert (await conn.execute(sa.select(sa.func.count()).select_from(schedules))).scalar_one() == 0
+
+
+async def test_the_console_lists_adds_and_removes_schedules(client, services):
+    from server.accounts import create_user
+    from server.groups.membership import GroupSpec, create_group
+    from tests.console_helpers import page_csrf, sign_in
+
+    password, console = "correct horse battery", "/console/groups/readers"
+    await create_user(services.db, "olga", password=password)
+    await create_group(services.db, GroupSpec(name="readers", owner="olga"))
+    assert (await sign_in(client, "olga", password)).status_code == 303
+    assert "None yet." in (await client.get(console)).text
+
+    async def act(**data: str):
+        return await client.post(
+            f"{console}/act", data={"csrf": await page_csrf(client, console), "back": "queue", **data}
+        )
+
+    form = {"title": "Week {week}", "text": "Hello", "every": "week", "start": "2027-01-04T09:00"}
+    r = await act(action="add-schedule", timezone="Europe/Berlin", **form)
+    assert r.status_code == 303, r.text[:300]
+    page = (await client.get(r.headers["location"])).text
+    assert "Recurring thread added." in page and "next: Monday 4 January, 09:00 CET: Week 1" in page
+    assert 'value="remove-schedule">Remove</button>' in page
+    r = await act(action="add-schedule", timezone="Mars/Base", **form)
+    assert r.status_code == 400 and "unknown time zone" in r.text
+    r = await client.post(f"{console}/act", data={"action": "remove-schedule", "target": "1", "back": "queue"})
+    assert r.status_code in (400, 403)  # no CSRF token: refused
+    async with services.db.read() as conn:
+        [s] = await list_schedules(conn, (await get_group(conn, "readers")).id)
+    r = await act(action="remove-schedule", target=str(s.id))
+    assert r.status_code == 303 and "Recurring thread removed." in (await client.get(r.headers["location"])).text
+    async with services.db.read() as conn:
+        assert await list_schedules(conn, s.group_id) == []

@@ -266,10 +266,10 @@ class Schedule:
     def due(self) -> Occurrence:
         return self.recurrence.occurrence(self.next_n, self.next_at)
 
-    def next_title(self) -> str:
-        """The title the next occurrence will carry, placeholders filled."""
+    def describe(self) -> str:
+        """The next occurrence, as the pages show it (``describe_next``), its title's placeholders filled."""
         due = self.due
-        return expand(self.title, due.local, due.n)
+        return describe_next(due.local, self.timezone, expand(self.title, due.local, due.n))
 
     def as_json(self) -> dict[str, object]:
         due = self.due
@@ -407,9 +407,7 @@ async def next_up(conn: AsyncConnection, group_ids: Sequence[int]) -> dict[int, 
     out: dict[int, str] = {}
     for row in rows:
         if row.group_id not in out:
-            s = record(Schedule, row)
-            due = s.due
-            out[s.group_id] = describe_next(due.local, s.timezone, expand(s.title, due.local, due.n))
+            out[row.group_id] = record(Schedule, row).describe()
     return out
 
 
