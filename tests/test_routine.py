@@ -390,3 +390,28 @@ async def test_the_console_lists_adds_and_removes_schedules(client, services):
     assert r.status_code == 303 and "Recurring thread removed." in (await client.get(r.headers["location"])).text
     async with services.db.read() as conn:
         assert await list_schedules(conn, s.group_id) == []
+
+
+async def test_the_workers_clock_fires_what_is_due(world, services):
+    from server.groups.routine import Routine
+    from server.jobs import build_worker
+    from server.types import utcnow
+
+    assert any(getattr(task, "__self__", None).__class__ is Routine for task in build_worker(services).periodic)
+    s = await _add(services, ScheduleSpec(title="Now {n}", text="x", every="day"), now=utcnow())
+    async with services.db.transaction() as conn:  # as if its hour had come a minute ago
+        await conn.execute(
+            sa.update(schedules).where(schedules.c.id == s.id).values(next_at=utcnow() - timedelta(minutes=1))
+        )
+    stop = asyncio.Event()
+    task = asyncio.create_task(Routine(services, interval=timedelta(seconds=0.05)).run_forever(stop))
+    try:
+        for _ in range(100):
+            if await _group_posts(services):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+    [row] = await _group_posts(services)
+    assert row.name == "Now 1"
