@@ -7,6 +7,7 @@ from datetime import timedelta
 from server.federation.delivery import Delivery
 from server.federation.sender import DeliverySender
 from server.groups.fanout import Fanout, FanoutSender
+from server.groups.routine import Routine
 from server.inbox.dispatch import dispatch
 from server.inbox.store import InboxItem
 from server.instance import beat
@@ -22,7 +23,7 @@ from server.worker import JobKind, Worker
 
 
 def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Worker:
-    """A worker for inbox processing, deliveries, group fan-outs, moderation notices and imports."""
+    """A worker for inbox processing, deliveries, group fan-outs, moderation notices, imports and schedules."""
 
     async def process(item: InboxItem) -> Outcome:
         await dispatch(services, item)
@@ -110,6 +111,8 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
         heartbeat=beat,  # `kith check` reads it to tell that a worker runs
     )
     worker.periodic.append(Pruner(services.db, services.settings.retention).run_forever)
+    # Recurring threads: each due occurrence posted once, by whichever worker claims it.
+    worker.periodic.append(Routine(services).run_forever)
     services.wake = worker.wake
     fanout.wake = worker.wake.set
     return worker
