@@ -7,6 +7,7 @@ from datetime import timedelta
 from server.federation.delivery import Delivery
 from server.federation.sender import DeliverySender
 from server.groups.fanout import Fanout, FanoutSender
+from server.groups.survey import SoftwareSurvey
 from server.inbox.dispatch import dispatch
 from server.inbox.store import InboxItem
 from server.instance import beat
@@ -96,6 +97,8 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
         heartbeat=beat,  # `kith check` reads it to tell that a worker runs
     )
     worker.periodic.append(Pruner(services.db, services.settings.retention).run_forever)
+    # Which software each member server runs, so fan-outs send it only the form it displays.
+    worker.periodic.append(SoftwareSurvey(services.db, services.fetcher, is_blocked=services.is_blocked).run_forever)
     services.wake = worker.wake
     fanout.wake = worker.wake.set
     return worker
