@@ -150,7 +150,7 @@ async def test_without_a_survey_every_server_gets_both(services, network):
 
 
 async def test_a_suspended_server_is_never_asked(services, network):
-    group, _seen = await _group_with(services, network, {"masto.example": "mastodon", "evil.example": "mastodon"})
+    _group, _seen = await _group_with(services, network, {"masto.example": "mastodon", "evil.example": "mastodon"})
     # Still a member (the block's effects not run yet): the survey must leave it out all the same.
     survey = SoftwareSurvey(services.db, services.fetcher, is_blocked=lambda host: host == "evil.example")
     assert await survey.run_once() == 1
@@ -183,7 +183,7 @@ async def test_answers_are_cached_and_asked_again_rarely(services, network):
 
 
 async def test_a_failed_lookup_keeps_what_was_known(services, network):
-    group, _seen = await _group_with(services, network, {"masto.example": "mastodon"})
+    _group, _seen = await _group_with(services, network, {"masto.example": "mastodon"})
     survey = _survey(services)
     await survey.run_once()
     network.add_handler("masto.example", lambda request: httpx.Response(500))
