@@ -34,6 +34,7 @@ from server.moderation.rulebook import (
     guard_columns,
     guards_from,
 )
+from server.queue import Deferred
 from server.rows import record
 from server.services import Services
 from server.tables import group_guards, local_actors, remote_actors
@@ -240,6 +241,8 @@ async def take_post(services: Services, obj: dict[str, Any], *, activity: dict[s
         if _fresh(author) and (env.in_reply_to is None or known_parent is not None):
             admission = await _admit(conn, services, env, obj, activity, known_parent, [], author)
     if admission is None:
+        if services.db.in_batch:  # fetches must not hold a shared transaction open: run on its own
+            raise Deferred("the author or a parent must be fetched")
         admission = await _admit_after_fetching(services, env, obj, activity, budget)
     if admission.refused and activity is not None and admission.group and admission.author:
         await _reject(services, admission.group, activity, admission.author)

@@ -9,6 +9,7 @@ from server.federation.objects import author_of, same_origin
 from server.federation.vocab import id_of
 from server.groups.intake import Budget, fetch_trusted, take_post
 from server.inbox.store import InboxItem
+from server.queue import Deferred
 from server.services import Services
 
 log = logging.getLogger("kith.create")
@@ -28,6 +29,8 @@ async def on_create(services: Services, activity: dict[str, Any], item: InboxIte
         return
     budget = Budget()
     if not isinstance(obj, dict) or author_of(obj) is None:
+        if services.db.in_batch:
+            raise Deferred("the object must be fetched")
         obj = await fetch_trusted(services, obj_id, budget)
         if obj is None:
             log.info("Create %s: object %s not available from its origin", item.activity_uri, obj_id)
