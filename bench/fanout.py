@@ -100,7 +100,7 @@ class Inboxes:
     nodeinfo: int = 0  # NodeInfo requests answered
 
 
-class _Inbox(asyncio.Protocol):
+class MemberInbox(asyncio.Protocol):
     """One connection to one loopback "server": read requests, record them, answer 202."""
 
     def __init__(self, authority: str, inboxes: Inboxes) -> None:
@@ -158,7 +158,7 @@ class _Inbox(asyncio.Protocol):
         )
 
 
-def _bind_all(addresses: int) -> tuple[int, list[socket.socket]]:
+def bind_all(addresses: int) -> tuple[int, list[socket.socket]]:
     """Listening sockets on 127.0.10.1-N times 100 consecutive ports; returns the first port."""
     for _ in range(20):
         base = random.randrange(20000, 30000 - PORTS_PER_ADDRESS)
@@ -238,7 +238,7 @@ async def receivers(addresses: int) -> None:
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    base, socks = _bind_all(addresses)
+    base, socks = bind_all(addresses)
     loop = asyncio.get_running_loop()
     mix = software_mix(len(socks))
     inboxes = Inboxes()
@@ -247,7 +247,7 @@ async def receivers(addresses: int) -> None:
         host, port = s.getsockname()
         authority = f"{host}:{port}"
         inboxes.software[authority] = mix[(int(host.rsplit(".", 1)[1]) - 1) * PORTS_PER_ADDRESS + port - base]
-        servers.append(await loop.create_server(lambda a=authority: _Inbox(a, inboxes), sock=s))
+        servers.append(await loop.create_server(lambda a=authority: MemberInbox(a, inboxes), sock=s))
     print(json.dumps({"base_port": base}), flush=True)
     line = await loop.run_in_executor(None, sys.stdin.readline)
     for server in servers:
