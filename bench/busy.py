@@ -73,6 +73,7 @@ async def receivers(addresses: int) -> None:
         if not line or line.strip() == "stop":
             break
         arrivals, inboxes.arrivals = inboxes.arrivals, []
+        connections, inboxes.connections = inboxes.connections, 0
         to_wall = time.time() - time.monotonic()
         notes: dict[str, list[float]] = {}
         pairs: Counter[tuple[str, str]] = Counter()
@@ -100,6 +101,7 @@ async def receivers(addresses: int) -> None:
             "duplicates": sum(n - 1 for n in pairs.values() if n > 1),
             "wrong_forms": wrong_forms,
             "nodeinfo": inboxes.nodeinfo,
+            "connections": connections,
         }
         print(json.dumps(report), flush=True)
     for server in servers:
@@ -124,6 +126,7 @@ class Step:
     missing: int = 0  # deliveries expected and not received
     duplicates: int = 0
     wrong_forms: int = 0
+    connections: int = 0  # TCP connections the member servers accepted
     settled: bool = True
     cpu: dict[str, float] | None = None
 
@@ -255,6 +258,7 @@ async def run_step(
         step.spread.append(last_at - first_at)
     step.duplicates = seen["duplicates"]
     step.wrong_forms = seen["wrong_forms"]
+    step.connections = seen["connections"]
     return step
 
 
@@ -274,6 +278,7 @@ def step_lines(step: Step) -> list[str]:
         f"-> first member server {_dist(step.to_first)}; first -> last {_dist(step.spread)}",
         f"           CPU per post: web {1e3 * cpu.get('web', 0) / posts:.2f} ms, worker "
         f"{1e3 * cpu.get('worker', 0) / posts:.2f} ms, PostgreSQL {1e3 * cpu.get('postgres', 0) / posts:.2f} ms; "
+        f"{step.connections / posts:.1f} new connections a post; "
         f"deliveries missing {step.missing}, duplicated {step.duplicates}, wrong form {step.wrong_forms}"
         + ("" if step.settled else f"; queues not empty {SETTLE_SECONDS:.0f} s after the load"),
     ]

@@ -98,6 +98,7 @@ class Inboxes:
     errors: int = 0
     software: dict[str, str] = field(default_factory=dict)  # authority -> what its NodeInfo names
     nodeinfo: int = 0  # NodeInfo requests answered
+    connections: int = 0  # TCP connections accepted
 
 
 class MemberInbox(asyncio.Protocol):
@@ -111,6 +112,7 @@ class MemberInbox(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
+        self.inboxes.connections += 1
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
