@@ -133,11 +133,6 @@ class Database:
         async with self._read_engine.connect() as conn:
             yield conn
 
-    @property
-    def in_batch(self) -> bool:
-        """Whether the running task works inside :meth:`batch` (so must not wait on the network)."""
-        return _BATCH.get() is not None
-
     @asynccontextmanager
     async def batch(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction that every :meth:`transaction` and :meth:`read` of this task joins.
@@ -147,7 +142,7 @@ class Database:
         connection. The contract for code run inside: a failure must propagate out of the
         job (the job's savepoint is then rolled back whole; an inner ``transaction()`` has
         no savepoint of its own), and nothing may wait on the network while the
-        transaction is open (``in_batch`` tells; ``server.queue.Deferred`` leaves the batch).
+        transaction is open (``in_batch()`` tells; ``server.queue.Deferred`` leaves the batch).
         Tasks started inside inherit the batch: start none.
         """
         async with self.engine.begin() as conn:
@@ -334,12 +329,17 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def in_batch() -> bool:
+    """Whether the running task works inside a ``Database.batch`` (so must not wait on the network)."""
+    return _BATCH.get() is not None
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:300]
 
 
-__all__ = ["Database", "driver_url", "metadata"]
+__all__ = ["Database", "driver_url", "in_batch", "metadata"]
 
 
 def upsert(

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server.db import in_batch
 from server.federation import activities
 from server.federation.actors import REFRESH_AFTER, RemoteActor, known_group_uris
 from server.federation.client import FetchError
@@ -241,7 +242,7 @@ async def take_post(services: Services, obj: dict[str, Any], *, activity: dict[s
         if _fresh(author) and (env.in_reply_to is None or known_parent is not None):
             admission = await _admit(conn, services, env, obj, activity, known_parent, [], author)
     if admission is None:
-        if services.db.in_batch:  # fetches must not hold a shared transaction open: run on its own
+        if in_batch():  # fetches must not hold a shared transaction open: run on its own
             raise Deferred("the author or a parent must be fetched")
         admission = await _admit_after_fetching(services, env, obj, activity, budget)
     if admission.refused and activity is not None and admission.group and admission.author:

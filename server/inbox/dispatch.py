@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from server.db import in_batch
 from server.federation.objects import refused
 from server.inbox.handlers import announce, content, create, flag, follow, moderation, reaction, undo
 from server.inbox.store import InboxItem
@@ -63,7 +64,7 @@ async def dispatch(services: Services, item: InboxItem) -> None:
         log.info("dropping %s: the sender is blocked", item.activity_uri)
         return
     activity = json.loads(item.body)
-    if services.db.in_batch and activity.get("type") not in BATCHABLE:
+    if in_batch() and activity.get("type") not in BATCHABLE:
         raise Deferred("only Creates run in a shared transaction")
     handler = HANDLERS.get(activity.get("type"), ignore)
     if handler is ignore:

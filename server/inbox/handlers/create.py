@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from server.db import in_batch
 from server.federation.objects import author_of, same_origin
 from server.federation.vocab import id_of
 from server.groups.intake import Budget, fetch_trusted, take_post
@@ -29,7 +30,7 @@ async def on_create(services: Services, activity: dict[str, Any], item: InboxIte
         return
     budget = Budget()
     if not isinstance(obj, dict) or author_of(obj) is None:
-        if services.db.in_batch:
+        if in_batch():
             raise Deferred("the object must be fetched")
         obj = await fetch_trusted(services, obj_id, budget)
         if obj is None:
