@@ -73,7 +73,10 @@ class SoftwareSurvey:
                 if len(answers) >= WRITE_EVERY:
                     await self._store(answers)
 
-        await asyncio.gather(*(asker() for _ in range(min(self.in_flight, len(domains)))))
+        # A task group: if storing fails (the database went away), the other askers stop too.
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(self.in_flight, len(domains))):
+                group.create_task(asker())
         await self._store(answers)
         return len(domains)
 
