@@ -68,9 +68,10 @@ class JobKind(Generic[R]):
     # again, so long jobs (fan-outs) need several loops to keep several running.
     loops: int = 1
     # Rows this says yes to run first, one after another in shared write transactions of up
-    # to ``together`` rows (``Database.batch``), each in a savepoint of its own: one commit
-    # and one connection for many small jobs. A failed row's savepoint is rolled back and
-    # the rest commit; a row that raises ``Deferred`` runs on its own after the batch.
+    # to ``together`` rows (``Database.batch``), several such transactions side by side: one
+    # commit and one connection for many small jobs. If a row fails, its transaction runs
+    # again with a savepoint per row, so only that row's writes go; a row that raises
+    # ``Deferred`` runs on its own after the batch.
     batchable: Callable[[R], bool] | None = None
     together: int = 50
 
