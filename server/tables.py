@@ -398,6 +398,20 @@ server_health = sa.Table(
 )
 
 
+# What software each remote server runs, read from its NodeInfo (``federation/nodeinfo``):
+# a fan-out sends a server only the form of a post it displays. ``software`` is None when
+# the server published none (or the lookup failed: ``error``); ``checked_at`` dates the lookup.
+server_software = sa.Table(
+    "server_software",
+    metadata,
+    sa.Column("domain", sa.String(255), primary_key=True),
+    sa.Column("software", sa.String(64)),
+    sa.Column("version", sa.String(64)),
+    sa.Column("error", sa.Text),
+    sa.Column("checked_at", TS, nullable=False),
+)
+
+
 # Instance federation policy: Mastodon's domain block model.
 domain_blocks = sa.Table(
     "domain_blocks",
