@@ -18,6 +18,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("bench.processing", [], ["--activities", "200"]),
     ("bench.fanout", [], ["--servers", "500"]),
     ("bench.reading", [], ["--posts", "20000", "--requests", "100"]),
+    ("bench.busy", [], ["--quick"]),
 ]
 
 

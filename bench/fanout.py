@@ -43,6 +43,42 @@ TARGET_RATE = 1500.0
 TARGET_RSS_MIB = 300.0
 TARGET_SECONDS = 10.0
 PORTS_PER_ADDRESS = 100
+# What the member servers run, as their NodeInfo says (per 100 servers): a group's members
+# are mostly on Mastodon, with the threadiverse (Lemmy, Mbin, PieFed) and other
+# microblogging servers beside it; "none" publishes no NodeInfo (404), like some small servers.
+SOFTWARE_MIX = {
+    "mastodon": 50,
+    "lemmy": 12,
+    "misskey": 6,
+    "gotosocial": 5,
+    "akkoma": 4,
+    "mbin": 4,
+    "pleroma": 3,
+    "sharkey": 3,
+    "friendica": 3,
+    "piefed": 2,
+    "none": 8,
+}
+
+
+def software_mix(servers: int) -> list[str]:
+    """The software of server ``i`` (``none``: no NodeInfo), the same in every process of the run."""
+    names = [name for name, per_100 in SOFTWARE_MIX.items() for _ in range(per_100)]
+    mix = [names[i % len(names)] for i in range(servers)]
+    random.Random(17).shuffle(mix)
+    return mix
+
+
+def expected_forms(software: str) -> frozenset[str]:
+    """The Announces a server running ``software`` should get, by Kith's own rule (server.groups.forms)."""
+    from server.groups import forms
+
+    known = None if software == "none" else software
+    return frozenset(
+        f
+        for f, keep in zip((forms.WRAPPED, forms.PLAIN), forms.wanted([forms.WRAPPED, forms.PLAIN], known), strict=True)
+        if keep
+    )
 
 
 # -- the receivers ----------------------------------------------------------------------
@@ -60,9 +96,12 @@ class Arrival:
 class Inboxes:
     arrivals: list[Arrival] = field(default_factory=list)
     errors: int = 0
+    software: dict[str, str] = field(default_factory=dict)  # authority -> what its NodeInfo names
+    nodeinfo: int = 0  # NodeInfo requests answered
+    connections: int = 0  # TCP connections accepted
 
 
-class _Inbox(asyncio.Protocol):
+class MemberInbox(asyncio.Protocol):
     """One connection to one loopback "server": read requests, record them, answer 202."""
 
     def __init__(self, authority: str, inboxes: Inboxes) -> None:
@@ -73,6 +112,7 @@ class _Inbox(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
+        self.inboxes.connections += 1
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -90,11 +130,37 @@ class _Inbox(asyncio.Protocol):
                 return
             body = bytes(self.buffer[end + 4 : end + 4 + length])
             del self.buffer[: end + 4 + length]
+            if head.startswith(b"GET "):
+                self.inboxes.nodeinfo += 1
+                self.transport.write(self._nodeinfo(head.split(b" ", 2)[1]))
+                continue
             self.inboxes.arrivals.append(Arrival(self.authority, time.monotonic(), head, body))
             self.transport.write(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
 
+    def _nodeinfo(self, path: bytes) -> bytes:
+        """NodeInfo as Mastodon serves it: the discovery document, then 2.0 naming the software."""
+        software = self.inboxes.software.get(self.authority, "none")
+        if software == "none" or path not in (b"/.well-known/nodeinfo", b"/nodeinfo/2.0"):
+            return b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+        if path == b"/.well-known/nodeinfo":
+            doc: dict[str, Any] = {
+                "links": [
+                    {
+                        "rel": "http://nodeinfo.diaspora.software/ns/schema/2.0",
+                        "href": f"http://{self.authority}/nodeinfo/2.0",
+                    }
+                ]
+            }
+        else:
+            doc = {"version": "2.0", "software": {"name": software, "version": "1.0"}, "protocols": ["activitypub"]}
+        body = json.dumps(doc).encode()
+        return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+            len(body),
+            body,
+        )
 
-def _bind_all(addresses: int) -> tuple[int, list[socket.socket]]:
+
+def bind_all(addresses: int) -> tuple[int, list[socket.socket]]:
     """Listening sockets on 127.0.10.1-N times 100 consecutive ports; returns the first port."""
     for _ in range(20):
         base = random.randrange(20000, 30000 - PORTS_PER_ADDRESS)
@@ -116,7 +182,9 @@ def _bind_all(addresses: int) -> tuple[int, list[socket.socket]]:
     raise SystemExit("could not find 100 free consecutive ports on the loopback addresses")
 
 
-async def _verify(arrivals: list[Arrival], key_id: str, owner: str, public_pem: str) -> dict[str, Any]:
+async def _verify(
+    arrivals: list[Arrival], key_id: str, owner: str, public_pem: str, software: dict[str, str]
+) -> dict[str, Any]:
     """Check each request's signature and count what every server received."""
     from server.federation.httpsig import IncomingRequest, ResolvedKey, SignatureError, verify_request
 
@@ -124,6 +192,7 @@ async def _verify(arrivals: list[Arrival], key_id: str, owner: str, public_pem: 
         return ResolvedKey(key_id, owner, public_pem) if kid == key_id else None
 
     per_server: Counter[tuple[str, str]] = Counter()
+    forms_by_server: dict[str, Counter[str]] = {}
     valid = 0
     for a in arrivals:
         lines = a.head.decode("latin-1").split("\r\n")
@@ -137,7 +206,10 @@ async def _verify(arrivals: list[Arrival], key_id: str, owner: str, public_pem: 
             valid += 1
         except SignatureError:
             pass
-        per_server[(a.authority, json.loads(a.body).get("id", ""))] += 1
+        doc = json.loads(a.body)
+        per_server[(a.authority, doc.get("id", ""))] += 1
+        form = "wrapped" if isinstance(doc.get("object"), dict) else "plain"
+        forms_by_server.setdefault(a.authority, Counter())[form] += 1
     times = sorted(a.at for a in arrivals)
     first_by_server: dict[str, float] = {}
     for a in arrivals:
@@ -152,6 +224,13 @@ async def _verify(arrivals: list[Arrival], key_id: str, owner: str, public_pem: 
         "last": times[-1] if times else None,
         "all_servers_by": max(first_by_server.values()) if first_by_server else None,
         "announces": len({k[1] for k in per_server}),
+        "expected": sum(len(expected_forms(software[a])) for a in forms_by_server),
+        # Servers that got exactly the forms their software displays, each once.
+        "right_forms": sum(
+            1
+            for a, got in forms_by_server.items()
+            if set(got) == expected_forms(software[a]) and all(n == 1 for n in got.values())
+        ),
     }
 
 
@@ -161,20 +240,25 @@ async def receivers(addresses: int) -> None:
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    base, socks = _bind_all(addresses)
+    base, socks = bind_all(addresses)
     loop = asyncio.get_running_loop()
+    mix = software_mix(len(socks))
     inboxes = Inboxes()
     servers = []
     for s in socks:
         host, port = s.getsockname()
         authority = f"{host}:{port}"
-        servers.append(await loop.create_server(lambda a=authority: _Inbox(a, inboxes), sock=s))
+        inboxes.software[authority] = mix[(int(host.rsplit(".", 1)[1]) - 1) * PORTS_PER_ADDRESS + port - base]
+        servers.append(await loop.create_server(lambda a=authority: MemberInbox(a, inboxes), sock=s))
     print(json.dumps({"base_port": base}), flush=True)
     line = await loop.run_in_executor(None, sys.stdin.readline)
     for server in servers:
         server.close()
     key = json.loads(line)
-    print(json.dumps(await _verify(inboxes.arrivals, key["key_id"], key["owner"], key["public_pem"])), flush=True)
+    # Without the survey Kith knows no server's software: every server should get both forms.
+    software = inboxes.software if key["surveyed"] else dict.fromkeys(inboxes.software, "none")
+    seen = await _verify(inboxes.arrivals, key["key_id"], key["owner"], key["public_pem"], software)
+    print(json.dumps({**seen, "nodeinfo_requests": inboxes.nodeinfo}), flush=True)
 
 
 # -- Kith's worker ------------------------------------------------------------------------
@@ -210,9 +294,25 @@ async def worker(url: str, transport: str, limit: float) -> None:
     services = await Services.open(settings, transport=_transport(transport), migrate=False)
     try:
         kith_worker = build_worker(services)
+        # The NodeInfo survey runs once, on "survey", before the clock: not on its schedule mid-run.
+        from server.groups.survey import SoftwareSurvey
+
+        kith_worker.periodic = [
+            t for t in kith_worker.periodic if not isinstance(getattr(t, "__self__", None), SoftwareSurvey)
+        ]
         print(json.dumps({"ready": True, "client": type(services.http._transport).__name__}), flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        order = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        if order.strip() == "survey":
+            # Members joined long before the post: the worker's NodeInfo survey has run by then.
+            survey = SoftwareSurvey(
+                services.db, services.fetcher, is_blocked=services.is_blocked, per_round=1_000_000, in_flight=100
+            )
+            started = time.monotonic()
+            asked = await survey.run_once()
+            print(json.dumps({"asked": asked, "seconds": time.monotonic() - started}), flush=True)
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         wall0, t0 = time.time(), time.monotonic()
+        cpu0 = common.cpu_seconds(os.getpid())  # the survey's share left out
         stop = asyncio.Event()
 
         async def until_empty() -> None:
@@ -258,7 +358,7 @@ async def worker(url: str, transport: str, limit: float) -> None:
             "errors": errors,
             "peak_rss_mib": common.peak_rss_mib(os.getpid()),
             "open_files": len(os.listdir("/proc/self/fd")),
-            "cpu": common.cpu_seconds(os.getpid()),
+            "cpu": common.cpu_seconds(os.getpid()) - cpu0,
         }
         print(json.dumps(report), flush=True)
     finally:
@@ -292,7 +392,8 @@ async def run(args: argparse.Namespace) -> bool:
     addresses = (args.servers + PORTS_PER_ADDRESS - 1) // PORTS_PER_ADDRESS
     print(
         f"scenario:   one member's post in a group with members on {args.servers} servers "
-        f"({addresses} loopback addresses x {PORTS_PER_ADDRESS} ports), two Announces each, signed at send time; "
+        f"({addresses} loopback addresses x {PORTS_PER_ADDRESS} ports), the Announces each displays, "
+        "signed at send time; "
         f"{args.workers} worker process(es), transport: {args.transport}"
     )
     sys.stdout.flush()
@@ -346,6 +447,26 @@ async def run(args: argparse.Namespace) -> bool:
             )
         readies = [common.read_json(p, 60) for p in worker_procs]
         ready = readies[0]
+        mix = Counter(software_mix(addresses * PORTS_PER_ADDRESS)[: args.servers])
+        print(
+            "software:   "
+            + ", ".join(f"{name} {n}" for name, n in mix.most_common())
+            + " (from NodeInfo; none: no NodeInfo)"
+        )
+        if args.nodeinfo:
+            common.tell(worker_procs[0], "survey")
+            surveyed = common.read_json(worker_procs[0], 600)
+            print(
+                f"survey:     {surveyed['asked']} servers asked for their NodeInfo in {surveyed['seconds']:.1f} s "
+                "before the post (the worker's schedule, run once here)"
+            )
+            for p in worker_procs[1:]:
+                common.tell(p, "no survey")
+        else:
+            print("survey:     none (--no-nodeinfo): software unknown, every server gets both Announces")
+            for p in worker_procs:
+                common.tell(p, "no survey")
+        sys.stdout.flush()
         sessions_before = await _sessions()
         with common.Profiler(worker_procs[0].pid, args.profile):
             for p in worker_procs:
@@ -363,7 +484,10 @@ async def run(args: argparse.Namespace) -> bool:
         sessions = await _sessions() - sessions_before
         key_id = f"{group_uri}#main-key"
         common.tell(
-            inbox_proc, json.dumps({"key_id": key_id, "owner": group_uri, "public_pem": group["public_key_pem"]})
+            inbox_proc,
+            json.dumps(
+                {"key_id": key_id, "owner": group_uri, "public_pem": group["public_key_pem"], "surveyed": args.nodeinfo}
+            ),
         )
         seen = common.read_json(inbox_proc, 300)
 
@@ -373,7 +497,7 @@ async def run(args: argparse.Namespace) -> bool:
             [a.shared_inbox for a in actors[: args.sign_sample]],
             json.dumps(create).encode(),
         )
-        expected = 2 * args.servers
+        expected = seen["expected"]
         last = (seen["last"] - report["t0"]) if seen["last"] else float("nan")
         rate = seen["received"] / last if last == last and last > 0 else 0.0
         send_phase = (seen["last"] - seen["first"]) if seen["first"] else float("nan")
@@ -386,7 +510,8 @@ async def run(args: argparse.Namespace) -> bool:
         )
         print(
             f"memory:     worker peak RSS {report['peak_rss_mib']:.0f} MiB (the largest of {args.workers}); "
-            f"worker CPU {report['cpu']:.1f} s in all; {sessions} PostgreSQL connections opened during the run; "
+            f"worker CPU {report['cpu']:.1f} s in all ({1000 * report['cpu'] / max(1, seen['received']):.2f} ms "
+            f"a delivery); {sessions} PostgreSQL connections opened during the run; "
             f"{report['open_files']} file descriptors open at the end (idle keep-alive connections)"
         )
         print(f"bare cost:  {sign_rate:.0f} signatures/s on one core (sign_request, RSA-2048)")
@@ -394,13 +519,15 @@ async def run(args: argparse.Namespace) -> bool:
         exact = (
             seen["received"] == expected == seen["pairs"] == seen["valid"]
             and seen["duplicates"] == 0
-            and seen["servers"] == args.servers
+            and seen["servers"] == args.servers == seen["right_forms"]
         )
         print(
-            f"received:   {seen['received']} requests at {seen['servers']} servers, {seen['announces']} distinct "
-            f"Announces, {seen['duplicates']} duplicates, {seen['valid']} valid signatures; queue rows "
+            f"received:   {seen['received']} requests at {seen['servers']} servers ({expected} expected: the forms "
+            f"each server's software displays, both where unknown), {seen['announces']} distinct Announces, "
+            f"{seen['duplicates']} duplicates, {seen['valid']} valid signatures, {seen['right_forms']} servers with "
+            f"exactly their forms; {seen['nodeinfo_requests']} NodeInfo requests; queue rows "
             f"{report['states']}{'; errors ' + str(report['errors']) if report['errors'] else ''}: "
-            f"{'each server received each Announce exactly once' if exact else 'MISMATCH'}"
+            f"{'each server received each Announce it displays exactly once' if exact else 'MISMATCH'}"
         )
         checks = [
             (f"rate >= {TARGET_RATE:.0f}/s", rate >= TARGET_RATE),
@@ -430,6 +557,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workers", type=int, default=1, help="worker processes, like `kith worker` x N (default 1)")
     parser.add_argument("--limit", type=float, default=300.0, help="give the worker at most this many seconds")
+    parser.add_argument(
+        "--no-nodeinfo",
+        dest="nodeinfo",
+        action="store_false",
+        help="skip the NodeInfo survey: every server's software unknown, both Announces to each (the old way)",
+    )
     parser.add_argument("--sign-sample", type=int, default=5000, help="signatures in the bare loop (default 5000)")
     parser.add_argument("--profile", metavar="FILE", help="record the worker with py-spy (raw stacks) to FILE")
     parser.add_argument("--role", choices=["main", "receivers", "worker"], default="main", help=argparse.SUPPRESS)

@@ -84,6 +84,9 @@ class _Inbox(asyncio.Protocol):
                 return
             body = bytes(self.buffer[end + 4 : end + 4 + length])
             del self.buffer[: end + 4 + length]
+            if head.startswith(b"GET "):  # the worker's NodeInfo survey: these servers publish none
+                self.transport.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                continue
             self.arrivals.append((self.authority, head, body))
             self.transport.write(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
 

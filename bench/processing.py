@@ -270,12 +270,10 @@ async def run(args: argparse.Namespace) -> bool:
 
 async def worker(url: str, limit: float, without_redistribution: bool) -> None:
     """Role: Kith's worker (inbox kind only: nothing is sent), started on "go", until no Create is left."""
-    import sqlalchemy as sa
 
     from server.jobs import build_worker
     from server.services import Services
     from server.settings import Settings
-    from server.tables import inbox_items
 
     settings = Settings(
         domain=DOMAIN, scheme="http", database_url=url, allow_private_addresses=True, secret_key=common.SECRET
@@ -294,12 +292,15 @@ async def worker(url: str, limit: float, without_redistribution: bool) -> None:
 
         async def until_empty() -> None:
             # Kith's own loop (``kith worker`` runs the same), stopped once no Create is left.
-            left = sa.select(sa.func.count()).select_from(inbox_items).where(inbox_items.c.state == "queued")
-            while time.monotonic() - t0 < limit:
-                await asyncio.sleep(0.02)
-                async with services.db.read() as conn:
-                    if (await conn.execute(left)).scalar_one() == 0:
+            # Asked on a connection of its own, so the counts are the worker's statements only.
+            watcher = await asyncpg.connect(url)
+            try:
+                while time.monotonic() - t0 < limit:
+                    await asyncio.sleep(0.02)
+                    if await watcher.fetchval("SELECT count(*) FROM inbox_items WHERE state = 'queued'") == 0:
                         break
+            finally:
+                await watcher.close()
             stop.set()
 
         await asyncio.gather(kith_worker.run_forever(stop), until_empty())

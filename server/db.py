@@ -21,6 +21,7 @@ import asyncio
 import functools
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same in every Kith process.
 _MIGRATION_LOCK = 7_114_851
 _RAW_POOL_CLOSE_SECONDS = 10.0
+# The connection of the batch (``Database.batch``) the running task works in, if any.
+_BATCH: ContextVar[AsyncConnection | None] = ContextVar("kith_batch", default=None)
 
 
 def driver_url(url: str) -> str:
@@ -106,15 +109,48 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction: committed on success, rolled back on any exception."""
+        """A write transaction: committed on success, rolled back on any exception.
+
+        Inside :meth:`batch` it is the batch's connection instead (see there).
+        """
+        shared = _BATCH.get()
+        if shared is not None:
+            yield shared
+            return
         async with self.engine.begin() as conn:
             yield conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A read-only unit of work (on SQLite a deferred transaction, so readers never queue)."""
+        """A read-only unit of work (on SQLite a deferred transaction, so readers never queue).
+
+        Inside :meth:`batch` it is the batch's connection, which sees the batch's own writes.
+        """
+        shared = _BATCH.get()
+        if shared is not None:
+            yield shared
+            return
         async with self._read_engine.connect() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction that every :meth:`transaction` and :meth:`read` of this task joins.
+
+        The worker runs several jobs in one (``server.worker``), each in a savepoint of its
+        own (``conn.begin_nested()``), so many small units of work share one commit and one
+        connection. The contract for code run inside: a failure must propagate out of the
+        job (the job's savepoint is then rolled back whole; an inner ``transaction()`` has
+        no savepoint of its own), and nothing may wait on the network while the
+        transaction is open (``in_batch()`` tells; ``server.queue.Deferred`` leaves the batch).
+        Tasks started inside inherit the batch: start none.
+        """
+        async with self.engine.begin() as conn:
+            token = _BATCH.set(conn)
+            try:
+                yield conn
+            finally:
+                _BATCH.reset(token)
 
     async def raw_pool(self) -> asyncpg.Pool | None:
         """A plain asyncpg pool on the same database, for hot single statements; None on SQLite.
@@ -293,12 +329,17 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def in_batch() -> bool:
+    """Whether the running task works inside a ``Database.batch`` (so must not wait on the network)."""
+    return _BATCH.get() is not None
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:300]
 
 
-__all__ = ["Database", "driver_url", "metadata"]
+__all__ = ["Database", "driver_url", "in_batch", "metadata"]
 
 
 def upsert(

@@ -7,7 +7,9 @@ from datetime import timedelta
 from server.federation.delivery import Delivery
 from server.federation.sender import DeliverySender
 from server.groups.fanout import Fanout, FanoutSender
-from server.inbox.dispatch import dispatch
+from server.groups.routine import Routine
+from server.groups.survey import SoftwareSurvey
+from server.inbox.dispatch import batchable, dispatch
 from server.inbox.store import InboxItem
 from server.instance import beat
 from server.local_actors import signing_key
@@ -22,7 +24,7 @@ from server.worker import JobKind, Worker
 
 
 def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Worker:
-    """A worker for inbox processing, deliveries, group fan-outs, moderation notices and imports."""
+    """A worker for inbox processing, deliveries, group fan-outs, moderation notices, imports and schedules."""
 
     async def process(item: InboxItem) -> Outcome:
         await dispatch(services, item)
@@ -55,6 +57,10 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
                 max_attempts=8,
                 key=lambda item: item.actor_uri,
                 before_batch=refresh_policy,
+                # Creates run ten to a transaction (one commit for ten), ten transactions side
+                # by side so that their round trips overlap (python -m bench.processing).
+                batchable=batchable,
+                together=10,
             ),
             # Moderation notices: one direct message per moderator per group per minute, with all
             # that waits for them; a moderator's rows run one after another (one lane). Before the
@@ -110,6 +116,10 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
         heartbeat=beat,  # `kith check` reads it to tell that a worker runs
     )
     worker.periodic.append(Pruner(services.db, services.settings.retention).run_forever)
+    # Recurring threads: each due occurrence posted once, by whichever worker claims it.
+    worker.periodic.append(Routine(services).run_forever)
+    # Which software each member server runs, so fan-outs send it only the form it displays.
+    worker.periodic.append(SoftwareSurvey(services.db, services.fetcher, is_blocked=services.is_blocked).run_forever)
     services.wake = worker.wake
     fanout.wake = worker.wake.set
     return worker

@@ -18,6 +18,14 @@ class Permanent(Exception):
     """A job failed for a reason that retrying cannot change: the worker marks it dead at once."""
 
 
+class Deferred(Exception):
+    """A job run inside a shared batch needs what a batch may not do (the network): run it on its own.
+
+    Raised before the job wrote anything that matters: its savepoint is rolled back and the
+    worker runs it again outside the batch, after the batch commits.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class QueueRow:
     """The columns every queue table shares (``tables._queue_columns``): a job's state lives on its row."""

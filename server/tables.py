@@ -398,6 +398,20 @@ server_health = sa.Table(
 )
 
 
+# What software each remote server runs, read from its NodeInfo (``federation/nodeinfo``):
+# a fan-out sends a server only the form of a post it displays. ``software`` is None when
+# the server published none (or the lookup failed: ``error``); ``checked_at`` dates the lookup.
+server_software = sa.Table(
+    "server_software",
+    metadata,
+    sa.Column("domain", sa.String(255), primary_key=True),
+    sa.Column("software", sa.String(64)),
+    sa.Column("version", sa.String(64)),
+    sa.Column("error", sa.Text),
+    sa.Column("checked_at", TS, nullable=False),
+)
+
+
 # Instance federation policy: Mastodon's domain block model.
 domain_blocks = sa.Table(
     "domain_blocks",
@@ -678,4 +692,28 @@ event_counts = sa.Table(
     sa.Column("n", sa.Integer, nullable=False, server_default="0"),
     sa.UniqueConstraint("group_id", "key", "minute"),
     sa.Index("ix_event_counts_minute", "minute"),
+)
+
+# A group's recurring threads (server/groups/routine.py): a title and a text (templates), every
+# day, week or month from ``start_local`` (a naive wall time in ``timezone``). ``next_at`` (UTC)
+# and ``next_n`` are the next occurrence and its number; firing moves them on, once per occurrence.
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("group_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("every", sa.String(8), nullable=False),
+    sa.Column("start_local", sa.DateTime(timezone=False), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("next_at", TS, nullable=False),
+    sa.Column("next_n", sa.Integer, nullable=False),
+    sa.Column("last_posted_at", TS),
+    sa.Column("posted", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("skipped", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Index("ix_schedules_next_at", "next_at"),
+    sa.Index("ix_schedules_group_id_next_at", "group_id", "next_at"),
 )

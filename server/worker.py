@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy as sa
 
 from server.db import Database
-from server.queue import Outcome, Permanent, QueueRow, backoff
+from server.queue import Deferred, Outcome, Permanent, QueueRow, backoff
 from server.rows import record
 from server.types import UTCDateTime, utcnow
 
@@ -67,6 +67,17 @@ class JobKind(Generic[R]):
     # Claim loops of this kind per worker: a loop waits for its whole batch before it claims
     # again, so long jobs (fan-outs) need several loops to keep several running.
     loops: int = 1
+    # Rows this says yes to run first, one after another in shared write transactions of up
+    # to ``together`` rows (``Database.batch``), several such transactions side by side: one
+    # commit and one connection for many small jobs. If a row fails, its transaction runs
+    # again with a savepoint per row, so only that row's writes go; a row that raises
+    # ``Deferred`` runs on its own after the batch.
+    batchable: Callable[[R], bool] | None = None
+    together: int = 50
+
+
+class _RowFailed(Exception):
+    """A row of an optimistic shared transaction failed: roll it back and run the rows with savepoints."""
 
 
 class Wake:
@@ -118,24 +129,114 @@ class Worker:
             return 0
         if kind.before_batch is not None:
             await kind.before_batch()
+        results: list[tuple[R, Outcome]] = []
+        try:
+            if kind.batchable is not None:
+                rows = await self._run_together(kind, rows, results)
+            await self._run_apart(kind, rows, results)
+        finally:
+            # One write for the whole batch: per-row transactions cost more than the jobs.
+            await self._finish(kind, results)
+        return len(results)
+
+    async def _run_together(self, kind: JobKind[R], rows: list[R], results: list[tuple[R, Outcome]]) -> list[R]:
+        """Run the batchable rows in shared transactions; returns the rows left to run apart, in order.
+
+        The rows are split by key into transactions of about ``kind.together`` rows that run
+        side by side (one connection each), so round trips still overlap. Rows with one key
+        stay in one transaction, in order; once a row of a key is left out (not batchable, or
+        deferred), every later row of that key is left out too.
+        """
+        assert kind.batchable is not None
+        apart_keys: set[str | int] = set()
+        together: list[R] = []
+        for row in rows:
+            key = self._key(kind, row)
+            if key not in apart_keys and kind.batchable(row):
+                together.append(row)
+            else:
+                apart_keys.add(key)
+        if not together:
+            return rows
+        shares = -(-len(together) // kind.together)
+        slot: dict[str | int, int] = {}
+        chunks: list[list[R]] = [[] for _ in range(shares)]
+        for row in together:
+            key = self._key(kind, row)
+            chunks[slot.setdefault(key, len(slot) % shares)].append(row)
+        done = await asyncio.gather(*(self._run_chunk(kind, chunk, apart_keys) for chunk in chunks if chunk))
+        ran: set[int] = set()
+        for chunk_results in done:
+            results.extend(chunk_results)
+            ran.update(row.id for row, _ in chunk_results)
+        if any(outcome.state == "done" for chunk_results in done for _, outcome in chunk_results):
+            self.wake.set()  # what they queued (fan-outs) is visible now, not before the commits
+        return [row for row in rows if row.id not in ran]
+
+    async def _run_chunk(self, kind: JobKind[R], rows: list[R], apart_keys: set[str | int]) -> list[tuple[R, Outcome]]:
+        """Run ``rows`` one after another in one transaction; a failure costs that row alone.
+
+        Optimistic first: no savepoints, one commit. If a row fails, the whole transaction is
+        rolled back and the rows run again, each in a savepoint of its own, so the failed
+        row's writes go and the others' commit (failures are rare; savepoints cost two
+        round trips a row). A row that raises ``Deferred`` wrote nothing and is left out.
+        """
+        try:
+            return await self._chunk_once(kind, rows, apart_keys, savepoints=False)
+        except _RowFailed:
+            pass
+        except Exception as exc:  # the commit (or the connection) failed: try once more, row by row
+            log.warning("%s: a shared transaction of %d jobs failed, running them again: %s", kind.name, len(rows), exc)
+        try:
+            return await self._chunk_once(kind, rows, apart_keys, savepoints=True)
+        except Exception as exc:  # the commit failed again: nothing of the chunk was kept
+            log.warning("%s: a shared transaction of %d jobs failed: %s", kind.name, len(rows), exc)
+            return [(row, self._failed(kind, row, exc)) for row in rows if self._key(kind, row) not in apart_keys]
+
+    async def _chunk_once(
+        self, kind: JobKind[R], rows: list[R], apart_keys: set[str | int], *, savepoints: bool
+    ) -> list[tuple[R, Outcome]]:
+        chunk: list[tuple[R, Outcome]] = []
+        async with self.db.batch() as conn:
+            for row in rows:
+                key = self._key(kind, row)
+                if key in apart_keys:
+                    continue
+                try:
+                    if savepoints:
+                        async with conn.begin_nested():
+                            outcome = await kind.run(row)
+                    else:
+                        outcome = await kind.run(row)
+                except Deferred:
+                    apart_keys.add(key)
+                    continue
+                except Exception as exc:
+                    if not savepoints:
+                        raise _RowFailed from exc  # rolls the transaction back; run again with savepoints
+                    outcome = self._failed(kind, row, exc)
+                chunk.append((row, outcome))
+        return chunk
+
+    @staticmethod
+    def _key(kind: JobKind[R], row: R) -> str | int:
+        return kind.key(row) if kind.key else row.id
+
+    async def _run_apart(self, kind: JobKind[R], rows: list[R], results: list[tuple[R, Outcome]]) -> None:
+        """Run ``rows`` side by side, up to ``kind.concurrency`` at once; rows with one key in order."""
+        if not rows:
+            return
         sem = asyncio.Semaphore(kind.concurrency)
         lanes: dict[str | int, list[R]] = {}
         for row in rows:
             lanes.setdefault(kind.key(row) if kind.key else row.id, []).append(row)
-
-        results: list[tuple[R, Outcome]] = []
 
         async def lane(items: list[R]) -> None:
             for row in items:
                 async with sem:
                     results.append((row, await self._run(kind, row)))
 
-        try:
-            await asyncio.gather(*(lane(items) for items in lanes.values()))
-        finally:
-            # One write for the whole batch: per-row transactions cost more than the jobs.
-            await self._finish(kind, results)
-        return len(rows)
+        await asyncio.gather(*(lane(items) for items in lanes.values()))
 
     async def drain(self, max_rounds: int = 100) -> int:
         """Run until nothing is due (tests and benchmarks); returns jobs run."""
@@ -194,16 +295,20 @@ class Worker:
         try:
             return await kind.run(row)
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
-            if is_permanent(exc):
-                # The same row would fail the same way on every retry: dead now, with the reason.
-                log.warning("%s job %s dead, it can never succeed: %s", kind.name, row.id, error)
-                return Outcome("dead", error)
-            if kind.max_attempts is not None and row.attempts >= kind.max_attempts:
-                log.warning("%s job %s dead after %d attempts: %s", kind.name, row.id, row.attempts, error)
-                return Outcome("dead", error)
-            log.info("%s job %s failed (attempt %d): %s", kind.name, row.id, row.attempts, error)
-            return Outcome.retry(utcnow() + backoff(row.attempts), error)
+            return self._failed(kind, row, exc)
+
+    def _failed(self, kind: JobKind[R], row: R, exc: Exception) -> Outcome:
+        """What a job that raised ``exc`` becomes: dead when retrying cannot help or it ran out of tries."""
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        if is_permanent(exc):
+            # The same row would fail the same way on every retry: dead now, with the reason.
+            log.warning("%s job %s dead, it can never succeed: %s", kind.name, row.id, error)
+            return Outcome("dead", error)
+        if kind.max_attempts is not None and row.attempts >= kind.max_attempts:
+            log.warning("%s job %s dead after %d attempts: %s", kind.name, row.id, row.attempts, error)
+            return Outcome("dead", error)
+        log.info("%s job %s failed (attempt %d): %s", kind.name, row.id, row.attempts, error)
+        return Outcome.retry(utcnow() + backoff(row.attempts), error)
 
     async def _finish(self, kind: JobKind[R], results: list[tuple[R, Outcome]]) -> None:
         """Record outcomes; only the holder of a row's current lease may (a stale worker writes nothing)."""

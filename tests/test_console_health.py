@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from server.accounts import create_user
-from server.federation import delivery
+from server.federation import delivery, nodeinfo
 from server.federation.sender import CIRCUIT_THRESHOLD
 from server.groups import servers
 from server.tables import deliveries, inbox_items, server_health
@@ -86,7 +86,7 @@ async def test_the_page_shows_servers_breakers_queues_and_charts_that_add_up(cli
     assert r.status_code == 200, r.text[:400]
     html = r.text
     assert 'aria-current="page">Federation health</a>' in html
-    # Members per server, healthy ones delivered to; the software is not known (no NodeInfo fetched).
+    # Members per server, healthy ones delivered to; the software is not known (the survey has not run).
     alice = _row(html, "mastodon.example")
     assert "2 members" in alice and "delivered <time" in alice
     assert "software unknown" in alice and "circuit closed" in alice and "not failing" in alice
@@ -110,6 +110,13 @@ async def test_the_page_shows_servers_breakers_queues_and_charts_that_add_up(cli
     assert f"{done} succeeded, {dead} failed" in html  # the chart's <desc>
     # And the same numbers as a table, for those who cannot see the chart.
     assert "The numbers, as a table" in html
+    # Once the worker's survey read a server's NodeInfo, its software shows.
+    async with services.db.transaction() as conn:
+        await nodeinfo.remember(
+            conn, services.db.dialect, "social.example", nodeinfo.Software("gotosocial"), now=utcnow()
+        )
+    social = _row((await client.get(PAGE)).text, "social.example")
+    assert ">gotosocial<" in social and "software unknown" not in social
 
 
 async def test_overview_links_to_it_and_others_get_a_403_page(client, services, health_world):

@@ -172,9 +172,11 @@ async def test_pages_of_fifty_in_one_statement_whatever_the_number_of_groups(cli
         event.remove(engine, "before_cursor_execute", on_execute)
     shown = names(first.text)
     assert len(shown) == 50 and shown[0] == "g52" and shown[-1] == "g03"
-    # The page's groups, their members and their week: one SELECT; and the total: one more.
+    # The page's groups, their members and their week: one SELECT; the total: one more; and what
+    # comes next in the page's groups (their recurring threads): one for all fifty.
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
-    assert len(selects) == 2, selects
+    assert len(selects) == 3, selects
+    assert "FROM schedules" in selects[2] and selects[2].count("schedules.group_id IN") == 1
     assert 'href="/?sort=new&amp;page=2" rel="next">Next page</a>' in first.text
     second = await client.get("/?sort=new&page=2")
     assert names(second.text) == ["g02", "g01", "g00"] and 'rel="prev">Previous page</a>' in second.text

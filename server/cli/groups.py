@@ -1,4 +1,4 @@
-"""``kith group ...``: creating groups, editing their profile, showing them, deciding follow requests."""
+"""``kith group ...``: creating groups, editing their profile, showing them, deciding follow requests, schedules."""
 
 from __future__ import annotations
 
@@ -247,6 +247,86 @@ def cmd_group_stats(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schedule_add(settings: Settings, args: argparse.Namespace) -> int:
+    from server.groups.membership import get_group
+    from server.groups.routine import ScheduleSpec, add_schedule
+
+    spec = ScheduleSpec(title=args.title, text=args.text, every=args.every, start=args.start, timezone=args.timezone)
+
+    async def run(db: Database) -> dict[str, Any]:
+        async with db.transaction() as conn:
+            group = await get_group(conn, args.name)
+            return (await add_schedule(conn, group, args.as_user, spec)).as_json()
+
+    print_json(asyncio.run(with_db(settings, run)))
+    return 0
+
+
+def cmd_schedule_list(settings: Settings, args: argparse.Namespace) -> int:
+    from server.groups.membership import get_group
+    from server.groups.routine import list_schedules
+
+    async def run(db: Database) -> list[dict[str, Any]]:
+        async with db.read() as conn:
+            group = await get_group(conn, args.name)
+            return [s.as_json() for s in await list_schedules(conn, group.id)]
+
+    print_json(asyncio.run(with_db(settings, run)))
+    return 0
+
+
+def _schedule_id(raw: str) -> int:
+    if not (len(raw) <= 12 and raw.isascii() and raw.isdigit()):
+        raise argparse.ArgumentTypeError("ID must be a schedule's number, as `kith group schedule list` shows it")
+    return int(raw)
+
+
+def cmd_schedule_remove(settings: Settings, args: argparse.Namespace) -> int:
+    from server.groups.membership import get_group
+    from server.groups.routine import remove_schedule
+
+    async def run(db: Database) -> dict[str, Any]:
+        async with db.transaction() as conn:
+            group = await get_group(conn, args.name)
+            return (await remove_schedule(conn, group, args.id, args.as_user)).as_json()
+
+    print_json({"removed": asyncio.run(with_db(settings, run))})
+    return 0
+
+
+def _add_schedule_parsers(group: Any) -> None:
+    """``kith group schedule add|list|remove``."""
+    from server.groups.routine import PLACEHOLDERS
+
+    schedule = group.add_parser("schedule", help="recurring threads the group posts by itself")
+    actions = schedule.add_subparsers(dest="schedule_action", required=True)
+    add = actions.add_parser(
+        "add",
+        help="post a thread every day, week or month (the owner or a moderator)",
+        epilog="placeholders in --title and --text: "
+        + "; ".join(f"{{{k}}} {v}" for k, v in PLACEHOLDERS.items())
+        + " (in the schedule's time zone; {{ and }} are literal braces)",
+    )
+    add.add_argument("name")
+    add.add_argument("--as", dest="as_user", required=True, help="the owner or a moderator")
+    add.add_argument("--title", required=True, help="the thread's title, at most 200 characters; placeholders allowed")
+    add.add_argument("--text", required=True, help="plain text, at most 5000 characters; placeholders allowed")
+    add.add_argument("--every", required=True, choices=["day", "week", "month"])
+    add.add_argument(
+        "--start", help="the first occurrence, local ISO date and time (2026-12-07T09:00); default: the next full hour"
+    )
+    add.add_argument("--timezone", default="UTC", help="an IANA zone such as Europe/Berlin (default UTC)")
+    add.set_defaults(func=cmd_schedule_add)
+    slist = actions.add_parser("list", help="a group's schedules as JSON, the soonest first")
+    slist.add_argument("name")
+    slist.set_defaults(func=cmd_schedule_list)
+    remove = actions.add_parser("remove", help="stop a schedule (its threads stay)")
+    remove.add_argument("name")
+    remove.add_argument("id", type=_schedule_id)
+    remove.add_argument("--as", dest="as_user", help="check that this account leads the group")
+    remove.set_defaults(func=cmd_schedule_remove)
+
+
 def add_parsers(sub: Any) -> None:
     """Add ``group``."""
     group = sub.add_parser("group", help="groups").add_subparsers(dest="action", required=True)
@@ -303,6 +383,7 @@ def add_parsers(sub: Any) -> None:
     gstats.add_argument("--json", action="store_true", help="JSON instead of a table")
     gstats.add_argument("--weeks", type=_weeks, default=12, help="how many ISO weeks, the current one last (1-52)")
     gstats.set_defaults(func=cmd_group_stats)
+    _add_schedule_parsers(group)
     for action, text in (("approve", "accept a pending follow"), ("reject", "refuse a pending follow")):
         decide = group.add_parser(action, help=text)
         decide.add_argument("name")

@@ -103,9 +103,19 @@ class AiohttpTransport(httpx_aiohttp.AiohttpTransport):
             raise httpx.TransportError(f"{type(exc).__name__}: {exc}", request=request) from exc
 
 
+# Servers whose idle keep-alive connection is kept: a busy group's member servers get every
+# post, so the connection to each is worth keeping (with 50, a group on 100 servers opened
+# 64 new connections a post, with 200 about none: python -m bench.busy); bounded so a
+# fan-out to ten thousand servers keeps no more than this many sockets open, far below a
+# default ``ulimit -n`` of 1024 (``_BoundedConnector``).
+IDLE_SERVERS = 200
+
+
 def default_transport(*, max_connections: int = 200) -> AiohttpTransport:
     """The transport outbound requests take outside tests: aiohttp's pool (see ``AiohttpTransport``)."""
-    return AiohttpTransport(max_connections=max_connections, max_idle=min(50, max_connections), keepalive_expiry=30.0)
+    return AiohttpTransport(
+        max_connections=max_connections, max_idle=min(IDLE_SERVERS, max_connections), keepalive_expiry=30.0
+    )
 
 
 def make_http_client(

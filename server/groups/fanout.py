@@ -32,12 +32,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server import metrics
 from server.db import Database
-from server.federation import outbound
+from server.federation import nodeinfo, outbound
 from server.federation.auth import HttpSignatureAuth
 from server.federation.delivery import failure_row, record_failures
 from server.federation.sender import DeliverySender
 from server.federation.urls import authority_of, host_of
-from server.groups import following
+from server.groups import following, forms
 from server.queue import Outcome, QueueRow
 from server.tables import fanouts
 from server.types import utcnow
@@ -127,21 +127,35 @@ class FanoutSender:
     async def __call__(self, row: Fanout) -> Outcome:
         """Send the row's activities to each member inbox in its range, checkpointing as it goes."""
         loaded = [(pk, *await self.sender.load(pk)) for pk in row.activity_pks]
+        form = forms.forms_of([json.loads(body) for _pk, body, _auth in loaded])
         async with self.db.read() as conn:
             inboxes = await following.member_inboxes(
                 conn, row.group_id, after=row.cursor, until=row.until, is_blocked=self.is_blocked
             )
+            inboxes_here = inboxes[: self.range_size]
+            # Which form of the post each server displays, where its NodeInfo said (one statement a range).
+            software = await nodeinfo.known(conn, map(authority_of, inboxes_here)) if any(form) else {}
         if len(inboxes) > self.range_size:
             await self._split(row, inboxes)
-            inboxes = inboxes[: self.range_size]
             self.wake()
+        inboxes = inboxes_here
+        # The activities each kind of server gets, worked out once per software name.
+        choices: dict[str | None, list[tuple[int, bytes, HttpSignatureAuth]]] = {}
+
+        def sends_for(inbox: str) -> list[tuple[int, bytes, HttpSignatureAuth]]:
+            name = software.get(authority_of(inbox))
+            chosen = choices.get(name)
+            if chosen is None:
+                chosen = choices[name] = [a for a, keep in zip(loaded, forms.wanted(form, name), strict=True) if keep]
+            return chosen
+
         run = _Progress(inboxes, row.lease_until)
         pending = iter(enumerate(inboxes))
 
         async def send_next() -> None:
             for index, inbox in pending:
                 async with self._slots:
-                    run.finish(index, await self._send_one(row, inbox, loaded))
+                    run.finish(index, await self._send_one(row, inbox, sends_for(inbox)))
 
         senders = [asyncio.ensure_future(send_next()) for _ in range(min(self.in_flight, len(inboxes)))]
         try:

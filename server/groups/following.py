@@ -335,5 +335,19 @@ async def member_inboxes(
     return [i for i in found if not refused(i, is_blocked or _open)]
 
 
+async def member_servers(conn: AsyncConnection, *, is_blocked: Callable[[str], bool] | None = None) -> list[str]:
+    """The inbox fan-outs use for each server with a member in any group (as ``member_inboxes``), sorted."""
+    inbox = sa.func.coalesce(remote_actors.c.shared_inbox, remote_actors.c.inbox).label("inbox")
+    query = (
+        sa.select(inbox)
+        .distinct()
+        .join(follows, follows.c.actor_id == remote_actors.c.id)
+        .where(follows.c.state == "accepted")
+        .order_by(inbox)
+    )
+    found = [r.inbox for r in (await conn.execute(query)).all()]
+    return [i for i in found if not refused(i, is_blocked or _open)]
+
+
 def _open(_host: str) -> bool:
     return False

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server.db import in_batch
 from server.federation import activities
 from server.federation.actors import REFRESH_AFTER, RemoteActor, known_group_uris
 from server.federation.client import FetchError
@@ -47,6 +48,7 @@ from server.moderation.rulebook import (
     guard_columns,
     guards_from,
 )
+from server.queue import Deferred
 from server.rows import record
 from server.services import Services
 from server.tables import crowd_control, group_guards, local_actors, remote_actors
@@ -273,6 +275,8 @@ async def take_post(services: Services, obj: dict[str, Any], *, activity: dict[s
         if _fresh(author) and (env.in_reply_to is None or known_parent is not None):
             admission = await _admit(conn, services, env, obj, activity, known_parent, [], author)
     if admission is None:
+        if in_batch():  # fetches must not hold a shared transaction open: run on its own
+            raise Deferred("the author or a parent must be fetched")
         admission = await _admit_after_fetching(services, env, obj, activity, budget)
     if admission.refused and activity is not None and admission.group and admission.author:
         await _reject(services, admission.group, activity, admission.author)

@@ -10,7 +10,8 @@ delivery without counting against the breaker, which counts only 5xx and network
 sends that succeed the first time write no row, so "last delivery" is the last one that
 went through the delivery queue (a direct send such as an Accept, or a retry).
 
-Kith does not fetch other servers' NodeInfo, so their software is not known here.
+Its software is what its NodeInfo named (``server_software``, written by ``federation/nodeinfo``
+from the worker's survey of member servers), or None when it was never asked or did not say.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.tables import deliveries, follows, remote_actors, server_health
+from server.tables import deliveries, follows, remote_actors, server_health, server_software
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,7 @@ class KnownServer:
     open_until: datetime | None  # the circuit breaker: sends paused until then
     last_delivered: datetime | None  # the last delivery row it took
     last_dead: str | None = None  # why the latest delivery that was given up on failed
+    software: str | None = None  # what its NodeInfo names (None: not known)
 
     def circuit_open(self, now: datetime) -> bool:
         """True while sends to this server are paused."""
@@ -98,19 +100,21 @@ async def page(conn: AsyncConnection, *, offset: int, limit: int) -> list[KnownS
             server_health.c.open_until,
             delivered.c.at,
             last_dead,
+            server_software.c.software,
         )
         .select_from(
             known.outerjoin(actors, actors.c.domain == known.c.domain)
             .outerjoin(members, members.c.domain == known.c.domain)
             .outerjoin(server_health, server_health.c.domain == known.c.domain)
             .outerjoin(delivered, delivered.c.domain == known.c.domain)
+            .outerjoin(server_software, server_software.c.domain == known.c.domain)
         )
         .order_by(failures.desc(), member_count.desc(), known.c.domain)
         .offset(offset)
         .limit(limit)
     )
     rows = (await conn.execute(stmt)).all()
-    return [KnownServer(d, int(a), int(m), int(f), e, o, _moment(at), x) for d, a, m, f, e, o, at, x in rows]
+    return [KnownServer(d, int(a), int(m), int(f), e, o, _moment(at), x, sw) for d, a, m, f, e, o, at, x, sw in rows]
 
 
 def _moment(value: Any) -> datetime | None:

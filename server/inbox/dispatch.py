@@ -7,9 +7,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from server.db import in_batch
 from server.federation.objects import refused
 from server.inbox.handlers import announce, content, create, flag, follow, moderation, reaction, undo
 from server.inbox.store import InboxItem
+from server.queue import Deferred
 from server.services import Services
 
 log = logging.getLogger("kith.dispatch")
@@ -41,6 +43,16 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+# Types the worker may run several of in one transaction (``Database.batch``): a Create
+# needs no network in the common case and defers itself otherwise (``server.queue.Deferred``).
+BATCHABLE = frozenset({"Create"})
+
+
+def batchable(item: InboxItem) -> bool:
+    """A cheap first look: may this item be a Create? (``dispatch`` decides on the parsed type.)"""
+    return '"Create"' in item.body
+
+
 def cut_off(services: Services, actor_uri: str) -> bool:
     """Has the sender been blocked or suspended since its activity was accepted?"""
     return refused(actor_uri, services.is_blocked) or services.blocklist.policy.actor_suspended(actor_uri)
@@ -52,6 +64,8 @@ async def dispatch(services: Services, item: InboxItem) -> None:
         log.info("dropping %s: the sender is blocked", item.activity_uri)
         return
     activity = json.loads(item.body)
+    if in_batch() and activity.get("type") not in BATCHABLE:
+        raise Deferred("only Creates run in a shared transaction")
     handler = HANDLERS.get(activity.get("type"), ignore)
     if handler is ignore:
         log.debug("ignoring %s %s", activity.get("type"), item.activity_uri)

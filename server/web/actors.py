@@ -11,6 +11,7 @@ from server.errors import NotFound
 from server.federation.serialize import actor_document, ordered_collection, text_to_html
 from server.groups.following import count_members
 from server.groups.media import group_document, load_group_document
+from server.groups.routine import next_up
 from server.groups.threads import list_pinned
 from server.links import INSTANCE_ACTOR_NAME
 from server.local_actors import LocalActor, get_local_actor
@@ -49,6 +50,7 @@ async def group_actor(request: Request) -> Response:
     before = parse_before(request)
     async with services.db.read() as conn:  # one checkout for every read of the page
         data = await load_group_page(conn, name, before=before)
+        coming = await next_up(conn, [data.group.id])
     group = data.group
     doc = group_document(group, data.media, services.links, host=services.settings.host)
     pinned = [root_view(p, group.name) for p in data.pinned]
@@ -75,6 +77,7 @@ async def group_actor(request: Request) -> Response:
         "header": doc.get("image"),
         "members": data.members,
         "leaders": data.leaders,
+        "next_up": coming.get(group.id),  # the next recurring thread, in its schedule's zone
     }
     headers = {"Vary": "Accept, Cookie"}
     if SESSION_COOKIE in request.cookies:  # only then a query: anonymous visitors cost nothing more

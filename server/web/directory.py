@@ -20,6 +20,7 @@ from starlette.routing import Route
 from server.errors import BadRequest
 from server.groups.directory import MAX_PAGE, SORTS, Listing, count_listed, listings
 from server.groups.media import media_file_name
+from server.groups.routine import next_up
 from server.services import Services
 from server.types import utcnow
 from server.web.templating import templates
@@ -38,9 +39,9 @@ class Card:
 
 
 async def next_up_of(conn: AsyncConnection, group_ids: Sequence[int]) -> dict[int, str]:
-    """What comes next in each group, for its card: the slot recurring threads fill when they land
-    (e.g. "Book of the month: Thursday 19:00"). None are known yet, so every card goes without."""
-    return {}
+    """What comes next in each group, for its card: its next recurring thread (one query for the page's groups),
+    e.g. "Thursday 7 January, 19:00 CET: Book of the month"; a group with no schedule goes without."""
+    return await next_up(conn, group_ids)
 
 
 def purpose(summary: str) -> str:

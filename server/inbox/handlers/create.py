@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from server.db import in_batch
 from server.federation.objects import author_of, same_origin
 from server.federation.vocab import id_of
 from server.groups.intake import Budget, fetch_trusted, take_post
 from server.inbox.store import InboxItem
 from server.moderation.replies import answers_a_notice, take_reply
+from server.queue import Deferred
 from server.services import Services
 
 log = logging.getLogger("kith.create")
@@ -32,6 +34,8 @@ async def on_create(services: Services, activity: dict[str, Any], item: InboxIte
         return
     budget = Budget()
     if not isinstance(obj, dict) or author_of(obj) is None:
+        if in_batch():
+            raise Deferred("the object must be fetched")
         obj = await fetch_trusted(services, obj_id, budget)
         if obj is None:
             log.info("Create %s: object %s not available from its origin", item.activity_uri, obj_id)
@@ -45,6 +49,10 @@ async def on_create(services: Services, activity: dict[str, Any], item: InboxIte
     digest = await answers_a_notice(services, obj)
     if digest is not None:
         # A reply to the group's message to a moderator: a command or nothing, never a group post.
+        if in_batch():
+            # Rare, and a command runs the moderation actions' own transactions and may fetch:
+            # it runs on its own, after the batch, as an activity that needs the network does.
+            raise Deferred("a moderator's reply runs on its own")
         outcome = await take_reply(services, digest, obj, item.actor_uri)
         log.info("Create %s: a reply to a moderator notice: %s", item.activity_uri, outcome)
         return

@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from server import images
 from server.errors import BadRequest, NotFound, PayloadTooLarge
+from server.groups import routine
 from server.groups.following import page_follows
 from server.groups.media import media_of
 from server.groups.membership import PROFILE_LIMITS, Group
@@ -87,6 +88,7 @@ async def _queue(
     async with mod.services.db.read() as conn:
         queue = await load_queue(conn, mod.group, page=page)
         control = await crowd.load(conn, mod.group.id)
+        schedules = await routine.list_schedules(conn, mod.group.id)
     crowd_state = {"on": control.on(utcnow()), "control": control, "alarm": control.turned_on_by == crowd.ALARM}
     context = {
         "queue": queue,
@@ -94,6 +96,8 @@ async def _queue(
         "speech": speech or {},
         "speech_error": error,
         "max_text": MAX_TEXT,
+        "schedules": schedules,
+        "placeholders": list(routine.PLACEHOLDERS),
     }
     return _page(request, mod, "console/queue.html", "queue", 400 if error else 200, **context)
 
@@ -461,6 +465,29 @@ async def _reject_report(mod: Moderating) -> None:
 @action("forward", "Report forwarded (without the reporter's name).")
 async def _forward(mod: Moderating) -> None:
     await reports.forward(mod.services, await _report(mod), mod.console.user)
+
+
+@action("add-schedule", "Recurring thread added.")
+async def _add_schedule(mod: Moderating) -> None:
+    field = mod.console.field
+    spec = routine.ScheduleSpec(
+        title=field("title"),
+        text=field("text"),
+        every=field("every"),
+        start=field("start") or None,
+        timezone=field("timezone") or "UTC",
+    )
+    async with mod.services.db.transaction() as conn:  # as `kith group schedule add`
+        await routine.add_schedule(conn, mod.group, mod.console.user, spec)
+
+
+@action("remove-schedule", "Recurring thread removed.")
+async def _remove_schedule(mod: Moderating) -> None:
+    target = _target(mod)
+    if not (len(target) <= 12 and target.isascii() and target.isdigit()):
+        raise BadRequest("the form named no schedule")
+    async with mod.services.db.transaction() as conn:
+        await routine.remove_schedule(conn, mod.group, int(target), mod.console.user)
 
 
 @action("add-mod", "Moderator added.")
