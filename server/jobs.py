@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from server.federation.delivery import Delivery
 from server.federation.sender import DeliverySender
+from server.groups import polls
 from server.groups.fanout import Fanout, FanoutSender
 from server.inbox.dispatch import dispatch
 from server.inbox.store import InboxItem
@@ -110,6 +111,8 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
         heartbeat=beat,  # `kith check` reads it to tell that a worker runs
     )
     worker.periodic.append(Pruner(services.db, services.settings.retention).run_forever)
+    # The group's polls: Update(Question) with new counts at most once a minute, and at their end.
+    worker.periodic.append(lambda stop: polls.sweep_forever(services, stop))
     services.wake = worker.wake
     fanout.wake = worker.wake.set
     return worker
