@@ -26,6 +26,7 @@ from server.federation.vocab import AS_PUBLIC
 from server.groups import polls
 from server.groups.polls import check_poll, create_poll, send_updates, tally
 from server.groups.stats import ACTIVITY_SOURCES, active_people, voted
+from server.moderation.policy import may_vote
 from server.tables import outbound_activities, poll_votes, posts
 from server.types import utcnow
 from tests.fakes.mastodon import FakeMastodon
@@ -94,6 +95,21 @@ def test_poll_checks() -> None:
             check_poll("Q", options, hours)
     with pytest.raises(BadRequest, match="empty"):
         check_poll("  ", ["A", "B"], 24)
+
+
+def test_who_may_vote_by_the_groups_posting_policy() -> None:
+    def allowed(posting: str, **standing: bool) -> bool:
+        facts = {"is_member": False, "is_moderator": False, "banned": False, **standing}
+        return may_vote(posting, **facts).allowed
+
+    assert allowed("members", is_member=True) and not allowed("members")
+    assert allowed("moderators", is_member=True)  # an announcement group still asks its members
+    assert not allowed("moderators") and allowed("moderators", is_moderator=True)
+    assert allowed("anyone") and not allowed("anyone", banned=True)
+    assert not allowed("members", is_member=True, banned=True)
+    assert may_vote("members", is_member=False, is_moderator=False, banned=False).reason == (
+        "only members may post in this group"
+    )
 
 
 def test_is_vote_wants_a_named_note_replying_to_one_of_ours() -> None:
@@ -293,6 +309,20 @@ async def test_a_vote_counts_the_voter_as_active_in_the_groups_figures(world, se
     assert after == (before[0] + 1, before[1] + 1)  # bob, who only voted
     assert [v.who for v in voters] == [world.social.actor_uri("bob")]
     assert voted in ACTIVITY_SOURCES
+
+
+async def test_a_removed_poll_takes_no_votes_and_sends_no_update(world, services):
+    from server.moderation.actions import group_and_moderator, remove_post
+
+    t0 = utcnow()
+    post = await create_poll(services, NAME, OWNER, question="Q?", options=["A", "B"], now=t0)
+    await world.send(world.mastodon, "alice", vote(world.mastodon, "alice", post.uri, "A"))
+    group, by = await group_and_moderator(services, NAME, OWNER)
+    await remove_post(services, group, post.uri, by=by, reason="wrong poll")
+    await world.send(world.social, "bob", vote(world.social, "bob", post.uri, "B"))
+    assert await _tally(services, post.id) == ({"A": 1}, 1)
+    assert await send_updates(services, now=t0 + timedelta(minutes=2)) == 0
+    assert await _rows(services, outbound_activities, outbound_activities.c.type == "Update") == []
 
 
 async def test_only_leaders_ask(world, services):
