@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from server.federation.delivery import Delivery
 from server.federation.sender import DeliverySender
+from server.groups import polls
 from server.groups.fanout import Fanout, FanoutSender
 from server.groups.routine import Routine
 from server.groups.survey import SoftwareSurvey
@@ -120,6 +121,8 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
     worker.periodic.append(Routine(services).run_forever)
     # Which software each member server runs, so fan-outs send it only the form it displays.
     worker.periodic.append(SoftwareSurvey(services.db, services.fetcher, is_blocked=services.is_blocked).run_forever)
+    # The group's polls: Update(Question) with new counts at most once a minute, and at their end.
+    worker.periodic.append(lambda stop: polls.sweep_forever(services, stop))
     services.wake = worker.wake
     fanout.wake = worker.wake.set
     return worker

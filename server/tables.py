@@ -717,3 +717,34 @@ schedules = sa.Table(
     sa.Index("ix_schedules_next_at", "next_at"),
     sa.Index("ix_schedules_group_id_next_at", "group_id", "next_at"),
 )
+
+# The group's own polls (``kith group poll``), one row per Question the group posted: what the
+# worker needs to send ``Update(Question)`` at most once a minute and to close it at its end.
+polls = sa.Table(
+    "polls",
+    metadata,
+    sa.Column("post_id", sa.Integer, sa.ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("group_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("multiple", sa.Boolean, nullable=False),  # anyOf: a voter may pick several options
+    sa.Column("options", sa.Text, nullable=False),  # JSON list of the option names, in order
+    sa.Column("ends_at", TS, nullable=False),
+    sa.Column("closed_at", TS),  # the final Update went out
+    sa.Column("changed_at", TS),  # a vote counted since the last Update (NULL: nothing to send)
+    sa.Column("sent_at", TS, nullable=False),  # the last Create or Update of it
+    # The worker's sweep: open polls with news, and polls past their end not yet closed.
+    sa.Index("ix_polls_open", "closed_at", "ends_at"),
+)
+
+# Votes in the group's polls, one per voter per option (Mastodon's vote: a Create of a Note
+# named after the option, in reply to the poll). Never posts: not shown, not redistributed.
+poll_votes = sa.Table(
+    "poll_votes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("post_id", sa.Integer, sa.ForeignKey("polls.post_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("voter_uri", sa.String(2048), nullable=False),
+    sa.Column("option", sa.String(200), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.UniqueConstraint("post_id", "voter_uri", "option"),
+    sa.Index("ix_poll_votes_created", "created_at"),  # who was active lately (groups/stats)
+)

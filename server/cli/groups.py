@@ -135,6 +135,39 @@ def cmd_group_post(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_group_poll(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from server.groups.polls import create_poll
+    from server.groups.posts import Post
+
+    async def run(services: Services) -> Post:
+        return await create_poll(
+            services,
+            args.name,
+            args.as_user,
+            question=args.question,
+            options=args.option or [],
+            multiple=args.multiple,
+            hours=args.hours,
+        )
+
+    post = asyncio.run(with_services(settings, run))
+    question = json.loads(post.raw)
+    key = "anyOf" if args.multiple else "oneOf"
+    print_json(
+        {
+            "uri": post.uri,
+            "url": post.url,
+            "id": post.id,
+            "options": [o["name"] for o in question[key]],
+            "multiple": args.multiple,
+            "ends": question["endTime"],
+        }
+    )
+    return 0
+
+
 def cmd_group_list(settings: Settings, args: argparse.Namespace) -> int:
     from server.groups.following import count_members
     from server.groups.membership import list_groups
@@ -366,6 +399,14 @@ def add_parsers(sub: Any) -> None:
     gpost.add_argument("--title", help="the thread's title, at most 200 characters")
     gpost.add_argument("--pin", action="store_true", help="also pin it to the group's featured posts")
     gpost.set_defaults(func=cmd_group_post)
+    gpoll = group.add_parser("poll", help="ask the members as the group (its owner or a moderator): a poll")
+    gpoll.add_argument("name")
+    gpoll.add_argument("--as", dest="as_user", required=True, help="the owner or a moderator")
+    gpoll.add_argument("--question", required=True, help="plain text, at most 5000 characters")
+    gpoll.add_argument("--option", action="append", help="an answer (2 to 10, unique, at most 100 characters each)")
+    gpoll.add_argument("--multiple", action="store_true", help="voters may pick several answers")
+    gpoll.add_argument("--hours", type=int, default=24, help="how long it is open: 1 to 720 hours (24)")
+    gpoll.set_defaults(func=cmd_group_poll)
     group.add_parser("list", help="list groups as JSON").set_defaults(func=cmd_group_list)
     gshow = group.add_parser("show", help="one group as JSON")
     gshow.add_argument("name")

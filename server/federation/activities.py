@@ -190,6 +190,25 @@ def public_post(
     }
 
 
+def update_post(base: str, *, actor: str, obj: dict[str, Any], published: datetime) -> dict[str, Any]:
+    """``Update`` of one of ``actor``'s own public posts (a poll's new counts), addressed as the post is.
+
+    As Mastodon sends a poll's counts: the object whole, without a new ``updated``, which a
+    receiving Mastodon takes as a refresh of the poll rather than an edit of the status.
+    """
+    body = {k: v for k, v in obj.items() if k != "@context"}
+    return {
+        "@context": CONTEXT,
+        "id": new_activity_id(base),
+        "type": "Update",
+        "actor": actor,
+        "object": body,
+        "to": body.get("to", [AS_PUBLIC]),
+        "cc": body.get("cc", [f"{actor}/followers"]),
+        "published": iso(published),
+    }
+
+
 def delete_own(base: str, *, actor: str, obj: str, former_type: str, deleted: datetime) -> dict[str, Any]:
     """``Delete`` of one of ``actor``'s own posts, as Mastodon sends one: a Tombstone, to Public and followers."""
     return {

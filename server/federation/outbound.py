@@ -81,6 +81,15 @@ async def store(
     return pk
 
 
+async def replace_body(conn: AsyncConnection, uri: str, activity: dict[str, Any]) -> None:
+    """Serve ``activity`` at ``uri`` from now on: an object of ours that changes (a poll's counts)."""
+    await conn.execute(
+        sa.update(outbound_activities)
+        .where(outbound_activities.c.uri == uri)
+        .values(body=json.dumps(activity, separators=(",", ":")))
+    )
+
+
 _BODY = sa.select(outbound_activities.c.body, outbound_activities.c.actor_id).where(
     outbound_activities.c.id == sa.bindparam("pk")
 )

@@ -100,7 +100,7 @@ class WeekFigures:
     ended before joins and leaves were recorded (``GroupFigures.memberships_since``)."""
 
     start: date  # its Monday
-    active: int  # people who posted, replied or reacted (ACTIVITY_SOURCES)
+    active: int  # people who posted, replied, reacted or voted (ACTIVITY_SOURCES)
     joined: int | None
     left: int | None  # members who went (an Undo, their account deleted)
     removed: int | None  # memberships ended by a ban or a domain block
@@ -239,7 +239,7 @@ def text_table(figures: GroupFigures) -> str:
     r = figures.replies
     lines = [
         f"{figures.group}: {figures.members} members, as of {figures.as_of:%Y-%m-%d %H:%M} UTC",
-        f"Active members (posted, replied or reacted): {figures.active_7_days} in the last 7 days, "
+        f"Active members (posted, replied, reacted or voted): {figures.active_7_days} in the last 7 days, "
         f"{figures.active_30_days} in the last 30 days",
         f"Threads begun in these {len(figures.weeks)} weeks: {r.threads}; got a reply from someone else: "
         f"{r.replied} ({percent(r.share)}); median time to a first reply: {duration(r.median_wait)}",

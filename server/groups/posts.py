@@ -160,6 +160,11 @@ async def set_link(conn: AsyncConnection, post_id: int, url: str, raw: dict[str,
     )
 
 
+async def set_raw(conn: AsyncConnection, post_id: int, raw: dict[str, Any]) -> None:
+    """Replace a post's stored object, nothing else (the group's own poll with its current counts)."""
+    await conn.execute(sa.update(posts).where(posts.c.id == post_id).values(raw=json.dumps(raw, separators=(",", ":"))))
+
+
 async def update_post(conn: AsyncConnection, post: Post, env: PostEnvelope, raw: dict[str, Any]) -> None:
     """Apply an author's edit (content, title, content warning, poll counts)."""
     await conn.execute(

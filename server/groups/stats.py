@@ -1,10 +1,10 @@
 """How a group is doing, for its moderators: the counts behind ``kith group stats`` and the
 console's Stats tab. Only reads (``groups/posts``, ``groups/reactions`` and
-``groups/following`` own these tables); ``groups/figures`` puts the counts together.
+``groups/following`` and ``groups/polls`` own these tables); ``groups/figures`` puts the counts together.
 
 Every statement is bounded by the window (the last N ISO weeks, 12 by default, at most
 52; 30 days for the active count) and by the group, through the indexes on
-``posts (group_id, created_at)``, ``reactions (created_at)`` and
+``posts (group_id, created_at)``, ``reactions (created_at)``, ``poll_votes (created_at)`` and
 ``membership_events (group_id, created_at)``: a group with a million posts reads only its
 last weeks. Each kind of count is one ``GROUP BY`` over the window (``server.days``), not
 a query per week. Times are when Kith took a post or a reaction (``created_at``), not the
@@ -37,7 +37,7 @@ from server.groups.figures import (
 from server.groups.following import count_members
 from server.groups.membership import Group
 from server.instance import get_setting
-from server.tables import membership_events, posts, reactions
+from server.tables import membership_events, poll_votes, polls, posts, reactions
 from server.types import utcnow
 
 #: The ``instance_settings`` key the migration that added ``membership_events`` wrote: when
@@ -67,10 +67,17 @@ def reacted(group_id: int, since: datetime) -> sa.Select[Any]:
     )
 
 
+def voted(group_id: int, since: datetime) -> sa.Select[Any]:
+    """Votes in the group's own polls (``groups/polls``)."""
+    return (
+        sa.select(poll_votes.c.created_at.label("at"), poll_votes.c.voter_uri.label("who"))
+        .join(polls, polls.c.post_id == poll_votes.c.post_id)
+        .where(polls.c.group_id == group_id, poll_votes.c.created_at >= since)
+    )
+
+
 #: What makes a person active in a group: each source's people are counted once, together.
-#: Polls (when they land) add theirs here: a ``voted(group_id, since)`` selecting the
-#: ``at`` and ``who`` of the votes in the group's polls since then.
-ACTIVITY_SOURCES: tuple[ActivitySource, ...] = (posted, reacted)
+ACTIVITY_SOURCES: tuple[ActivitySource, ...] = (posted, reacted, voted)
 
 
 def activity(group_id: int, since: datetime) -> sa.CompoundSelect:

@@ -25,6 +25,17 @@ def may_post(posting: str, *, is_member: bool, is_moderator: bool) -> Verdict:
     return Verdict(False, "only moderators may post in this group")
 
 
+def may_vote(posting: str, *, is_member: bool, is_moderator: bool, banned: bool) -> Verdict:
+    """May an actor vote in one of the group's own polls? Who may post, and every member.
+
+    A group where only moderators post (announcements) still asks its members: there a
+    member votes too. Where anyone may post, anyone not banned may vote.
+    """
+    if banned:
+        return Verdict(False, "banned from this group")
+    return may_post("members" if posting == "moderators" else posting, is_member=is_member, is_moderator=is_moderator)
+
+
 def may_change(*, actor: str, author: str, is_moderator: bool) -> Verdict:
     """May ``actor`` update or delete a post by ``author``? Its author or a group moderator."""
     if actor == author or is_moderator:

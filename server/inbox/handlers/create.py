@@ -8,6 +8,7 @@ from typing import Any
 from server.db import in_batch
 from server.federation.objects import author_of, same_origin
 from server.federation.vocab import id_of
+from server.groups import polls
 from server.groups.intake import Budget, fetch_trusted, take_post
 from server.inbox.store import InboxItem
 from server.moderation.replies import answers_a_notice, take_reply
@@ -20,6 +21,7 @@ log = logging.getLogger("kith.create")
 async def on_create(services: Services, activity: dict[str, Any], item: InboxItem) -> None:
     """Take a post only from its author: the signed sender must be the object's ``attributedTo``.
 
+    A vote in one of the group's polls is counted by ``groups/polls.py``, never a post.
     A reply to one of the group's direct messages to its moderators is a moderator's
     command (``moderation/replies.py``) or nothing: never a post.
 
@@ -45,6 +47,11 @@ async def on_create(services: Services, activity: dict[str, Any], item: InboxIte
         # Someone else's post (a forgery, or a relay Kith does not take as a Create),
         # or an id off its author's server: nothing is stored or passed on.
         log.info("Create %s refused: %s is attributed to %s, not its sender", item.activity_uri, obj_id, author)
+        return
+    if await polls.poll_voted(services, obj):
+        # A vote in one of the group's polls: counted (or not) and never a post, never passed on.
+        outcome = await polls.take_vote(services, obj, item.actor_uri)
+        log.info("Create %s: a vote: %s", item.activity_uri, outcome)
         return
     digest = await answers_a_notice(services, obj)
     if digest is not None:

@@ -1,7 +1,7 @@
 """server software from NodeInfo, cached per server: a fan-out sends each only the form it displays
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 Create Date: 2026-12-03 19:30:00.000000
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 from server.types import UTCDateTime
 
 revision = "0018"
-down_revision = "0016"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
