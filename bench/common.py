@@ -254,6 +254,22 @@ class SqliteConn:
         self.conn.close()
 
 
+async def copy_table(conn: Any, table: str, copy: str) -> None:
+    """Create table ``copy`` shaped like ``table``: columns, constraints and indexes (for bare costs)."""
+    if isinstance(conn, SqliteConn):
+        # As PostgreSQL's LIKE ... INCLUDING ALL: no foreign keys; indexes renamed to stay unique.
+        ddl = "SELECT type, sql FROM sqlite_master WHERE tbl_name = $1 AND sql NOTNULL ORDER BY type DESC"
+        for kind, sql in await conn.fetch(ddl, table):
+            if kind == "table":
+                sql = re.sub(r",\s*CONSTRAINT \w+ FOREIGN KEY[^,\n]*", "", sql)
+                sql = re.sub(rf'^CREATE TABLE "?{table}"?', f"CREATE TABLE {copy}", sql)
+            else:
+                sql = re.sub(r"^CREATE (UNIQUE )?INDEX (\w+) ON \w+", rf"CREATE \1INDEX {copy}_\2 ON {copy}", sql)
+            await conn.execute(sql)
+    else:
+        await conn.execute(f"CREATE TABLE {copy} (LIKE {table} INCLUDING ALL)")
+
+
 async def connect(url: str) -> Any:
     """A plain connection to a scratch database: asyncpg's, or :class:`SqliteConn` with the same methods."""
     if url.startswith("sqlite:///"):

@@ -129,12 +129,7 @@ async def run(args: argparse.Namespace) -> bool:
         conn = await common.connect(url)
         try:
             await insert_actors(conn, actors)
-            if sqlite:  # the same table, its constraints and indexes under another name
-                ddl = "SELECT sql FROM sqlite_master WHERE tbl_name = 'inbox_items' AND sql NOTNULL ORDER BY type DESC"
-                for (sql,) in await conn.fetch(ddl):
-                    await conn.execute(sql.replace("inbox_items", "bench_bare_inbox"))
-            else:
-                await conn.execute("CREATE TABLE bench_bare_inbox (LIKE inbox_items INCLUDING ALL)")
+            await common.copy_table(conn, "inbox_items", "bench_bare_inbox")
             await conn.execute("ANALYZE")
         finally:
             await conn.close()
