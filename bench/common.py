@@ -510,9 +510,12 @@ class ServerProcess:
             self._workdir = None
 
 
-def kith_server(database: str, port: int, workers: int = 1) -> ServerProcess:
-    """``python -m server serve --no-worker`` on 127.0.0.1:``port`` (``--workers N`` web processes if N > 1)."""
-    argv = [sys.executable, "-m", "server", "serve", "--no-worker", "--host", LOOPBACK, "--port", str(port)]
+def kith_server(database: str, port: int, workers: int = 1, *, with_worker: bool = False) -> ServerProcess:
+    """``python -m server serve --no-worker`` on 127.0.0.1:``port`` (``--workers N`` web processes if N > 1;
+    ``with_worker``: without ``--no-worker``, the worker in the same process as ``kith serve`` runs it by default)."""
+    argv = [sys.executable, "-m", "server", "serve", "--host", LOOPBACK, "--port", str(port)]
+    if not with_worker:
+        argv.insert(4, "--no-worker")
     if workers > 1:
         argv += ["--workers", str(workers)]
     return ServerProcess(argv, port, kith_env(database, f"{LOOPBACK}:{port}"), "/.well-known/nodeinfo")

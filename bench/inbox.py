@@ -116,6 +116,7 @@ async def run(args: argparse.Namespace) -> bool:
         f"scenario:   {args.requests} signed Creates from {args.actors} remote actors (keys cached) to the shared "
         f"inbox, {args.concurrency} in flight over loopback keep-alive connections; "
         f"{args.warmup} warm-up requests first; {args.web_workers} web process(es)"
+        + (", the worker in the same process, processing them" if args.with_worker else ", --no-worker")
     )
     sys.stdout.flush()
     keys = common.rsa_keypairs(args.actors)
@@ -148,7 +149,7 @@ async def run(args: argparse.Namespace) -> bool:
         bare.stop()
         bare = None
 
-        kith = common.kith_server(url, port, args.web_workers).start()
+        kith = common.kith_server(url, port, args.web_workers, with_worker=args.with_worker).start()
         summary, results = await measure(kith, warmup, requests, args.concurrency, args.profile)
         accepted_ids = [ids[r.index] for r in results if r.status == 202]
         # Deliver a sample a second time, as remote servers do on retries: 202 again, stored once.
@@ -214,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--web-workers", type=int, default=1, help="kith serve --workers N (default 1)")
     parser.add_argument("--metrics", metavar="FILE", help="save the server's /metrics at the end of the run to FILE")
     parser.add_argument("--profile", metavar="FILE", help="record the Kith server with py-spy (raw stacks) to FILE")
+    parser.add_argument(
+        "--with-worker",
+        action="store_true",
+        help="kith serve with its worker in the same process (the default setup), processing what it accepts",
+    )
     common.add_database_argument(parser)
     args = parser.parse_args(argv)
     common.run(run(args))
