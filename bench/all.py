@@ -15,10 +15,17 @@ from bench.common import bench_env
 BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("bench.transport", [], ["--requests", "500"]),
     ("bench.inbox", [], ["--requests", "1000", "--warmup", "200", "--actors", "200"]),
+    (
+        "bench.inbox",
+        ["--database", "sqlite"],
+        ["--requests", "1000", "--warmup", "200", "--actors", "200", "--database", "sqlite"],
+    ),
     ("bench.processing", [], ["--activities", "200"]),
+    ("bench.processing", ["--database", "sqlite"], ["--activities", "200", "--database", "sqlite"]),
     ("bench.fanout", [], ["--servers", "500"]),
     ("bench.reading", [], ["--posts", "20000", "--requests", "100"]),
     ("bench.busy", [], ["--quick"]),
+    ("bench.reading", ["--database", "sqlite"], ["--posts", "20000", "--requests", "100", "--database", "sqlite"]),
 ]
 
 

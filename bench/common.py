@@ -15,8 +15,11 @@ import json
 import os
 import platform
 import random
+import re
+import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -25,6 +28,7 @@ import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,20 +85,35 @@ async def postgres_version(url: str = PG_ADMIN_URL) -> str:
         await conn.close()
 
 
-def machine_lines(pg_version: str) -> list[str]:
-    """The machine a run happened on, as printed at the top of every benchmark."""
+async def database_version(kind: str = "postgres") -> str:
+    """What the header names as the database: ``PostgreSQL 15.20 (...)`` or ``SQLite 3.40.1 (...)``."""
+    if kind == "sqlite":
+        return (
+            f"SQLite {sqlite3.sqlite_version} (a file in {tempfile.gettempdir()}, WAL, synchronous=NORMAL, "
+            "as Kith opens it)"
+        )
+    return f"PostgreSQL {await postgres_version()} (127.0.0.1, same machine)"
+
+
+def machine_lines(database: str) -> list[str]:
+    """The machine a run happened on, as printed at the top of every benchmark.
+
+    ``database``: what :func:`database_version` says, or a bare PostgreSQL version.
+    """
+    if database[:1].isdigit():
+        database = f"PostgreSQL {database} (127.0.0.1, same machine)"
     load = os.getloadavg()
     return [
         f"machine:    {_cpu_model()}, {os.cpu_count()} cores, {_ram_gib():.1f} GiB RAM, {platform.system()} "
         f"{platform.release()}",
-        f"software:   Python {platform.python_version()}, PostgreSQL {pg_version} (127.0.0.1, same machine)",
+        f"software:   Python {platform.python_version()}, {database}",
         f"load avg:   {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start (other work on the machine adds noise)",
     ]
 
 
-def print_header(title: str, pg_version: str) -> None:
+def print_header(title: str, database: str) -> None:
     print(f"== {title} ==")
-    for line in machine_lines(pg_version):
+    for line in machine_lines(database):
         print(line)
     sys.stdout.flush()
 
@@ -108,14 +127,50 @@ def print_footer() -> None:
 # -- scratch databases ----------------------------------------------------------------
 
 
-def database_url(name: str) -> str:
+DATABASES = ("postgres", "sqlite")
+
+
+def add_database_argument(parser: Any) -> None:
+    """``--database postgres|sqlite``: which database Kith (and the bare cost) runs on."""
+    parser.add_argument(
+        "--database",
+        choices=DATABASES,
+        default="postgres",
+        help="postgres (a scratch database beside KITH_BENCH_POSTGRES_URL) or sqlite (a scratch file); "
+        "default postgres",
+    )
+
+
+def database_url(name: str, kind: str = "postgres") -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{_sqlite_path(name)}"
     return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
 
 
-async def create_database(name: str, *, migrate: bool = True) -> str:
-    """Drop (if left over) and create database ``name``, migrated to head; returns its URL."""
+def _sqlite_path(name: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"{name}-{os.getuid()}" / "kith.db"
+
+
+async def create_database(name: str, *, migrate: bool = True, kind: str = "postgres") -> str:
+    """Drop (if left over) and create database ``name``, migrated to head; returns its URL.
+
+    ``kind="sqlite"``: a fresh file under the temporary directory instead.
+    """
     if not name.replace("_", "").isalnum():
         raise ValueError(f"bad database name {name!r}")
+    if kind == "sqlite":
+        await drop_database(name, kind)
+        _sqlite_path(name).parent.mkdir(mode=0o700)
+        url = database_url(name, kind)
+        if migrate:
+            from server.db import Database
+
+            db = Database(url)
+            try:
+                await db.migrate()
+            finally:
+                await db.dispose()
+        return url
     admin = await asyncpg.connect(PG_ADMIN_URL)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -134,12 +189,92 @@ async def create_database(name: str, *, migrate: bool = True) -> str:
     return url
 
 
-async def drop_database(name: str) -> None:
+async def drop_database(name: str, kind: str = "postgres") -> None:
+    if kind == "sqlite":
+        shutil.rmtree(_sqlite_path(name).parent, ignore_errors=True)
+        return
     admin = await asyncpg.connect(PG_ADMIN_URL)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+class SqliteConn:
+    """A SQLite file behind asyncpg's few methods the benchmarks' setup and checks use.
+
+    Setup and checks only (never timed), so the calls block. ``$1`` placeholders become
+    SQLite's ``?1``; aware datetimes are stored as SQLAlchemy stores them for Kith (naive
+    UTC text), so Kith reads these rows as its own; ``= ANY($1::text[])`` with a list reads
+    the list as a JSON array.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"):
+            self.conn.execute(f"PRAGMA {pragma}")
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        # PostgreSQL's "= ANY($1::text[])" becomes a JSON array read back by json_each.
+        sql = re.sub(r"=\s*ANY\(\$(\d+)::\w+\[\]\)", r"IN (SELECT value FROM json_each(?\1))", sql)
+        return re.sub(r"\$(\d+)", r"?\1", sql)
+
+    @staticmethod
+    def _value(value: Any) -> Any:
+        if isinstance(value, list):
+            return json.dumps(value)
+        if isinstance(value, datetime):
+            return value.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return value
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        self.conn.execute(self._sql(sql), [self._value(a) for a in args])
+        return "OK"
+
+    async def fetch(self, sql: str, *args: Any) -> list[sqlite3.Row]:
+        return self.conn.execute(self._sql(sql), [self._value(a) for a in args]).fetchall()
+
+    async def fetchrow(self, sql: str, *args: Any) -> sqlite3.Row | None:
+        return self.conn.execute(self._sql(sql), [self._value(a) for a in args]).fetchone()
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        row = await self.fetchrow(sql, *args)
+        return None if row is None else row[0]
+
+    async def copy_records_to_table(self, table: str, *, records: Iterable[Sequence[Any]], columns: list[str]) -> None:
+        marks = ", ".join("?" * len(columns))
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+        self.conn.execute("BEGIN")
+        self.conn.executemany(sql, ([self._value(v) for v in r] for r in records))
+        self.conn.execute("COMMIT")
+
+    async def close(self) -> None:
+        self.conn.close()
+
+
+async def copy_table(conn: Any, table: str, copy: str) -> None:
+    """Create table ``copy`` shaped like ``table``: columns, constraints and indexes (for bare costs)."""
+    if isinstance(conn, SqliteConn):
+        # As PostgreSQL's LIKE ... INCLUDING ALL: no foreign keys; indexes renamed to stay unique.
+        ddl = "SELECT type, sql FROM sqlite_master WHERE tbl_name = $1 AND sql NOTNULL ORDER BY type DESC"
+        for kind, sql in await conn.fetch(ddl, table):
+            if kind == "table":
+                sql = re.sub(r",\s*CONSTRAINT \w+ FOREIGN KEY[^,\n]*", "", sql)
+                sql = re.sub(rf'^CREATE TABLE "?{table}"?', f"CREATE TABLE {copy}", sql)
+            else:
+                sql = re.sub(r"^CREATE (UNIQUE )?INDEX (\w+) ON \w+", rf"CREATE \1INDEX {copy}_\2 ON {copy}", sql)
+            await conn.execute(sql)
+    else:
+        await conn.execute(f"CREATE TABLE {copy} (LIKE {table} INCLUDING ALL)")
+
+
+async def connect(url: str) -> Any:
+    """A plain connection to a scratch database: asyncpg's, or :class:`SqliteConn` with the same methods."""
+    if url.startswith("sqlite:///"):
+        return SqliteConn(url[len("sqlite:///") :])
+    return await asyncpg.connect(url)
 
 
 # -- keys -----------------------------------------------------------------------------
@@ -375,9 +510,12 @@ class ServerProcess:
             self._workdir = None
 
 
-def kith_server(database: str, port: int, workers: int = 1) -> ServerProcess:
-    """``python -m server serve --no-worker`` on 127.0.0.1:``port`` (``--workers N`` web processes if N > 1)."""
-    argv = [sys.executable, "-m", "server", "serve", "--no-worker", "--host", LOOPBACK, "--port", str(port)]
+def kith_server(database: str, port: int, workers: int = 1, *, with_worker: bool = False) -> ServerProcess:
+    """``python -m server serve --no-worker`` on 127.0.0.1:``port`` (``--workers N`` web processes if N > 1;
+    ``with_worker``: without ``--no-worker``, the worker in the same process as ``kith serve`` runs it by default)."""
+    argv = [sys.executable, "-m", "server", "serve", "--host", LOOPBACK, "--port", str(port)]
+    if not with_worker:
+        argv.insert(4, "--no-worker")
     if workers > 1:
         argv += ["--workers", str(workers)]
     return ServerProcess(argv, port, kith_env(database, f"{LOOPBACK}:{port}"), "/.well-known/nodeinfo")

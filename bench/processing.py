@@ -1,6 +1,6 @@
 """Benchmark 2, processing: the worker turns stored Creates into posts plus queued Announces.
 
-``python -m bench.processing [--activities 2000] [--servers 100]``
+``python -m bench.processing [--activities 2000] [--servers 100] [--database postgres|sqlite]``
 
 A group has one member on each of 100 servers; members' Creates (public Notes that
 mention the group) already sit in ``inbox_items``, as the inbox stored them. Kith's own
@@ -13,7 +13,9 @@ that sends both to every member server later.
 Bare cost: the same rows (post, two activities, the fan-out row) written with raw
 asyncpg, one transaction per activity, as many at once as the worker runs jobs. For
 comparison, the same with a delivery row per member server and Announce written up
-front by COPY (the design before fan-out rows, at its floor).
+front by COPY (the design before fan-out rows, at its floor). On SQLite the bare writes
+go through one aiosqlite connection (SQLite's one writer), one transaction per activity,
+with Kith's pragmas; the per-server rows by ``executemany``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -72,6 +75,11 @@ async def bare_writes(
         "next_attempt_at, created_at) VALUES ($1, $2, $3, 'queued', 0, 0, 0, $4, $4)"
     )
     domains = [i.split("/")[2] for i in inboxes]
+    if url.startswith("sqlite:///"):
+        statements = (post_sql, activity_sql, fanout_sql)
+        return await _bare_writes_sqlite(
+            url[len("sqlite:///") :], group_id, activities, inboxes, domains, statements, per_inbox
+        )
     pool = await asyncpg.create_pool(url, min_size=jobs, max_size=jobs)
     queue = list(reversed(activities))
 
@@ -119,6 +127,50 @@ async def bare_writes(
     return len(activities) / (time.perf_counter() - started)
 
 
+async def _bare_writes_sqlite(
+    path: str,
+    group_id: int,
+    activities: list[dict[str, Any]],
+    inboxes: list[str],
+    domains: list[str],
+    statements: tuple[str, str, str],
+    per_inbox: bool,
+) -> float:
+    """:func:`bare_writes` on SQLite: one aiosqlite connection, a transaction per activity."""
+    import aiosqlite
+
+    post_sql, activity_sql, fanout_sql = (re.sub(r"\$(\d+)", r"?\1", sql) for sql in statements)
+    delivery_sql = f"INSERT INTO bare_deliveries ({', '.join(DELIVERY_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    conn = await aiosqlite.connect(path, timeout=30, isolation_level=None)
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"):
+        await conn.execute(f"PRAGMA {pragma}")
+    started = time.perf_counter()
+    try:
+        for activity in activities:
+            now = datetime.now(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+            body = json.dumps(activity, separators=(",", ":"))
+            note = activity["object"]
+            await conn.execute("BEGIN IMMEDIATE")
+            post = (note["id"], group_id, activity["actor"], note["content"], json.dumps(note), now)
+            async with conn.execute(post_sql, post) as cur:
+                (post_id,) = await cur.fetchone()  # type: ignore[misc]
+            announces = (f"{activity['id']}#a", group_id, body, post_id, now, f"{activity['id']}#b", body)
+            async with conn.execute(activity_sql, announces) as cur:
+                ids = [r[0] for r in await cur.fetchall()]
+            if per_inbox:
+                for activity_id in ids:
+                    await conn.executemany(
+                        delivery_sql,
+                        [(activity_id, i, d, now, "queued", 0, now) for i, d in zip(inboxes, domains, strict=True)],
+                    )
+            else:
+                await conn.execute(fanout_sql, (ids[0], json.dumps(ids), group_id, now))
+            await conn.execute("COMMIT")
+    finally:
+        await conn.close()
+    return len(activities) / (time.perf_counter() - started)
+
+
 def skip_redistribution() -> None:
     """Diagnosis only: make the intake's redistribution a no-op, to cost the rest of the Create path alone."""
     from server.groups import intake
@@ -145,14 +197,15 @@ def count_statements(engine: Any) -> dict[str, int]:
 
 
 async def run(args: argparse.Namespace) -> bool:
-    common.print_header("Processing (bench.processing)", await common.postgres_version())
+    sqlite = args.database == "sqlite"
+    common.print_header("Processing (bench.processing)", await common.database_version(args.database))
     print(
         f"scenario:   {args.activities} stored Creates from members of a group with {args.servers} member servers; "
         f"Kith's worker (inbox jobs only) in {args.workers} process(es) until all are done"
     )
     sys.stdout.flush()
     keys = common.rsa_keypairs(args.servers)
-    url = await common.create_database(DB_NAME)
+    url = await common.create_database(DB_NAME, kind=args.database)
     procs: list[Any] = []
     ok = True
     try:
@@ -168,11 +221,11 @@ async def run(args: argparse.Namespace) -> bool:
             create_activity(actors[i % len(actors)], group_uri, f"@{GROUP}@{DOMAIN}", 10_000_000 + i)
             for i in range(args.activities)
         ]
-        conn = await asyncpg.connect(url)
+        conn = await common.connect(url)
         try:
             await insert_members(conn, group_id, await insert_actors(conn, actors))
             for table in ("posts", "outbound_activities", "fanouts", "deliveries"):
-                await conn.execute(f"CREATE TABLE bare_{table} (LIKE {table} INCLUDING ALL)")
+                await common.copy_table(conn, table, f"bare_{table}")
             await store_creates(conn, activities)
             await conn.execute("ANALYZE")
         finally:
@@ -186,9 +239,7 @@ async def run(args: argparse.Namespace) -> bool:
         flags = ["--without-redistribution"] if args.without_redistribution else []
         for _ in range(args.workers):
             procs.append(
-                common.spawn(
-                    "bench.processing", "--role", "worker", "--database", url, "--limit", str(args.limit), *flags
-                )
+                common.spawn("bench.processing", "--role", "worker", "--url", url, "--limit", str(args.limit), *flags)
             )
         for proc in procs:
             common.read_json(proc, 60)  # ready
@@ -203,7 +254,12 @@ async def run(args: argparse.Namespace) -> bool:
         cpu = sum(r["cpu"] for r in reports)
         counts = {k: sum(r[k] for r in reports) for k in ("statements", "begins")}
 
-        conn = await asyncpg.connect(url)
+        conn = await common.connect(url)
+        contains = (
+            "EXISTS (SELECT 1 FROM json_each(f.activity_ids) WHERE value = a.id)"
+            if sqlite
+            else "f.activity_ids::jsonb @> to_jsonb(a.id)"
+        )
         try:
             states = dict(await conn.fetch("SELECT state, count(*) FROM inbox_items GROUP BY state"))
             post_states = dict(await conn.fetch("SELECT state, count(*) FROM posts GROUP BY state"))
@@ -213,7 +269,7 @@ async def run(args: argparse.Namespace) -> bool:
             fanned = await conn.fetchval(
                 "SELECT count(*) FROM fanouts f WHERE f.cursor IS NULL AND f.until IS NULL AND f.state = 'queued' "
                 "AND (SELECT count(*) FROM outbound_activities a WHERE a.post_id IS NOT NULL "
-                "AND f.activity_ids::jsonb @> to_jsonb(a.id)) = 2"
+                f"AND {contains}) = 2"
             )
             members = await conn.fetchval(
                 "SELECT count(DISTINCT coalesce(r.shared_inbox, r.inbox)) FROM follows f "
@@ -226,7 +282,8 @@ async def run(args: argparse.Namespace) -> bool:
         print()
         print(
             f"bare writes    {bare_rate:>7.0f} activities/s "
-            f"(raw asyncpg, {args.jobs} at once; post, Announces, fan-out row)"
+            + ("(aiosqlite, one connection" if sqlite else f"(raw asyncpg, {args.jobs} at once")
+            + "; post, Announces, fan-out row)"
         )
         print(
             f"               {per_inbox_rate:>7.0f} activities/s (the same with a delivery row per server and "
@@ -235,8 +292,9 @@ async def run(args: argparse.Namespace) -> bool:
         print(
             f"Kith worker    {rate:>7.0f} activities/s ({states.get('done', 0)} done in {elapsed:.2f} s by "
             f"{args.workers} process(es); worker CPU "
-            f"{cpu / max(1, args.activities) * 1e3:.2f} ms, PostgreSQL CPU {pg_cpu / max(1, args.activities) * 1e3:.2f}"
-            " ms per activity)"
+            f"{cpu / max(1, args.activities) * 1e3:.2f} ms"
+            + (" (SQLite included)" if sqlite else f", PostgreSQL CPU {pg_cpu / max(1, args.activities) * 1e3:.2f} ms")
+            + " per activity)"
         )
         per = max(1, args.activities)
         print(
@@ -263,7 +321,7 @@ async def run(args: argparse.Namespace) -> bool:
     finally:
         for proc in procs:
             common.stop(proc)
-        await common.drop_database(DB_NAME)
+        await common.drop_database(DB_NAME, args.database)
         common.print_footer()
     return ok
 
@@ -323,11 +381,12 @@ def main(argv: list[str] | None = None) -> int:
         help="diagnosis: skip the Announces and deliveries, to measure the rest of the Create path (fails the check)",
     )
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    common.add_database_argument(parser)
     parser.add_argument("--role", choices=["worker"], help=argparse.SUPPRESS)
-    parser.add_argument("--database", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.role == "worker":
-        common.run(worker(args.database, args.limit, args.without_redistribution))
+        common.run(worker(args.url, args.limit, args.without_redistribution))
         return 0
     common.run(run(args))
     return 0

@@ -1,6 +1,6 @@
 """Benchmark 4, reading: the group page and the outbox with 1,000,000 stored posts.
 
-``python -m bench.reading [--posts 1000000] [--requests 500]``
+``python -m bench.reading [--posts 1000000] [--requests 500] [--database postgres|sqlite]``
 
 A group holds 1,000,000 posts (threads of one post and three replies, from 1,000
 authors) and one Announce in its outbox per post, loaded straight into PostgreSQL.
@@ -11,14 +11,18 @@ the oldest post). Reported beside them: a deep group page (``before`` cursor nea
 oldest thread) and the outbox collection itself (which counts the items).
 
 Bare cost: the queries each page cannot do without (for the group page: its threads,
-their replies, the pinned threads), run directly with asyncpg.
+their replies, the pinned threads), run directly with asyncpg (on SQLite: the same
+queries on one aiosqlite connection, Kith's driver, with its pragmas).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -97,15 +101,86 @@ SELECT count(*) FROM outbound_activities WHERE actor_id = $1 AND type = 'Announc
 """
 
 
+# The same rows for SQLite: a recursive count for generate_series, text times as SQLAlchemy
+# stores them (naive UTC, six decimals), and hex(zeroblob(n)) with replace for repeat().
+SQLITE_SERIES = "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ?5) "
+SQLITE_AT = "strftime('%Y-%m-%d %H:%M:%S', ?4, '+' || ({}) || ' seconds') || '.000000'"
+SQLITE_WORDS = "replace(hex(zeroblob({})), '00', 'a few words of a reply or a thread, ')"
+SQLITE_LOAD_POSTS = (
+    SQLITE_SERIES
+    + """
+INSERT INTO posts (id, uri, group_id, author_id, author_uri, type, in_reply_to, parent_id, root_id, content_html,
+                   raw, published, last_activity_at, created_at, replies, state, sensitive, likes, dislikes, locked)
+SELECT i,
+       ?3 || (i % 1000) || '/statuses/' || i,
+       ?1,
+       json_extract(?2, '$[' || (i % 1000) || ']'),
+       ?3 || (i % 1000),
+       'Note',
+       CASE WHEN i % 4 = 1 THEN NULL ELSE ?3 || ((i - (i - 1) % 4) % 1000) || '/statuses/' || (i - (i - 1) % 4) END,
+       CASE WHEN i % 4 = 1 THEN NULL ELSE i - (i - 1) % 4 END,
+       CASE WHEN i % 4 = 1 THEN NULL ELSE i - (i - 1) % 4 END,
+       '<p>Post number ' || i || ': ' || """
+    + SQLITE_WORDS.format(8)
+    + """ || '</p>',
+       '{"id":"' || ?3 || (i % 1000) || '/statuses/' || i || '","type":"Note","content":"' || """
+    + SQLITE_WORDS.format(12)
+    + """ || '"}',
+       """
+    + SQLITE_AT.format("i")
+    + ", "
+    + SQLITE_AT.format("CASE WHEN i % 4 = 1 THEN i + 3 ELSE i END")
+    + ", "
+    + SQLITE_AT.format("i")
+    + """,
+       CASE WHEN i % 4 = 1 THEN 3 ELSE 0 END,
+       'visible', 0, 0, 0, 0
+FROM s
+"""
+)
+SQLITE_LOAD_ANNOUNCES = (
+    SQLITE_SERIES
+    + """
+INSERT INTO outbound_activities (id, uri, actor_id, type, public, body, post_id, created_at, hidden)
+SELECT i, ?2 || '/activities/' || i, ?1, 'Announce', 1,
+       '{"@context":"https://www.w3.org/ns/activitystreams","id":"' || ?2 || '/activities/' || i
+           || '","type":"Announce","actor":"' || ?2 || '/groups/bench","object":{"id":"' || ?3 || (i % 1000)
+           || '/statuses/' || i || '/activity","type":"Create","actor":"' || ?3 || (i % 1000)
+           || '","object":{"id":"' || ?3 || (i % 1000) || '/statuses/' || i || '","type":"Note","content":"'
+           || """
+    + SQLITE_WORDS.format(8)
+    + """
+           || '"}},"to":["https://www.w3.org/ns/activitystreams#Public"],"cc":["' || ?2
+           || '/groups/bench/followers"]}',
+       i, """
+    + SQLITE_AT.format("i")
+    + """, 0
+FROM s
+"""
+)
+
+
 async def load(url: str, group_id: int, domain: str, posts: int) -> float:
     """Fill the group with ``posts`` posts and Announces; returns seconds taken."""
     started = time.perf_counter()
     actors = [actor_on(f"127.0.5.{1 + i % 250}:10", f"user{i}", ("", "")) for i in range(AUTHORS)]
     author_base = "http://127.0.5.1:10/users/user"  # one prefix keeps the SQL simple; ids still differ
-    conn = await asyncpg.connect(url)
+    conn = await common.connect(url)
     try:
         ids = await insert_actors(conn, actors)
         await insert_members(conn, group_id, ids)
+        if isinstance(conn, common.SqliteConn):
+            raw = conn.conn
+            raw.execute("PRAGMA foreign_keys=OFF")  # no per-row foreign key checks while loading
+            raw.execute("BEGIN")
+            at = START.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S")
+            raw.execute(SQLITE_LOAD_POSTS, (group_id, json.dumps(ids), author_base, at, posts))
+            raw.execute(SQLITE_LOAD_ANNOUNCES, (group_id, f"http://{domain}", author_base, at, posts))
+            raw.execute("COMMIT")
+            # No ANALYZE: Kith never runs it on SQLite, and with its statistics SQLite reads every
+            # thread root by ix_posts_root and sorts them (40 ms at 20,000 posts) instead of
+            # walking ix_posts_threads (0.3 ms); without them it picks the right index.
+            return time.perf_counter() - started
         await conn.execute("SET synchronous_commit = off")
         await conn.execute("SET session_replication_role = replica")  # no per-row FK triggers while loading
         await conn.execute(LOAD_POSTS, group_id, ids, author_base, START, posts)
@@ -139,6 +214,48 @@ async def time_page(port: int, domain: str, path: str, accept: str, n: int) -> t
     return common.summarize(results, wall), warm[-1].body
 
 
+class _SqliteStatement:
+    """asyncpg's prepared statement, as far as :func:`time_query` uses it, on aiosqlite."""
+
+    def __init__(self, conn: Any, sql: str) -> None:
+        self.conn = conn
+        self.sql = common.SqliteConn._sql(sql)
+
+    async def fetch(self, *args: Any) -> list[Any]:
+        async with self.conn.execute(self.sql, [common.SqliteConn._value(a) for a in args]) as cursor:
+            return list(await cursor.fetchall())
+
+
+class _SqlitePool:
+    """One aiosqlite connection (Kith's driver and pragmas) behind the bits of asyncpg's pool used here."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        return await _SqliteStatement(self.conn, sql).fetch(*args)
+
+    async def prepare(self, sql: str) -> _SqliteStatement:
+        return _SqliteStatement(self.conn, sql)
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[_SqlitePool]:
+        yield self
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+
+async def _sqlite_pool(url: str) -> _SqlitePool:
+    import aiosqlite
+
+    conn = await aiosqlite.connect(url[len("sqlite:///") :], timeout=30, isolation_level=None)
+    conn.row_factory = aiosqlite.Row
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"):
+        await conn.execute(f"PRAGMA {pragma}")
+    return _SqlitePool(conn)
+
+
 async def time_query(pool: asyncpg.Pool, n: int, *queries: tuple[str, tuple[Any, ...]]) -> dict[str, float]:
     """p50/p99 of the queries run back to back, up to ``n`` times within ``BUDGET`` seconds."""
     latencies: list[float] = []
@@ -159,7 +276,7 @@ async def time_query(pool: asyncpg.Pool, n: int, *queries: tuple[str, tuple[Any,
 
 
 async def run(args: argparse.Namespace) -> bool:
-    common.print_header("Reading (bench.reading)", await common.postgres_version())
+    common.print_header("Reading (bench.reading)", await common.database_version(args.database))
     print(
         f"scenario:   a group with {args.posts:,} posts ({args.posts // 4:,} threads of 4) and "
         f"{args.posts:,} Announces; "
@@ -167,7 +284,7 @@ async def run(args: argparse.Namespace) -> bool:
         f"(at most {BUDGET:.0f} s per page)"
     )
     sys.stdout.flush()
-    url = await common.create_database(DB_NAME)
+    url = await common.create_database(DB_NAME, kind=args.database)
     server = None
     ok = True
     try:
@@ -192,7 +309,9 @@ async def run(args: argparse.Namespace) -> bool:
             ("outbox collection", f"/groups/{GROUP}/outbox", ajson, False),
         ]
         far = START + timedelta(days=3650)
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=1)
+        pool = await (
+            _sqlite_pool(url) if args.database == "sqlite" else asyncpg.create_pool(url, min_size=1, max_size=1)
+        )
         try:
             first_roots = [r["id"] for r in await pool.fetch(BARE_THREADS, group_id, far, 2**31 - 1)][:20]
             deep_roots = [r["id"] for r in await pool.fetch(BARE_THREADS, group_id, deep_at, deep_root)][:20]
@@ -239,7 +358,7 @@ async def run(args: argparse.Namespace) -> bool:
     finally:
         if server is not None:
             server.stop()
-        await common.drop_database(DB_NAME)
+        await common.drop_database(DB_NAME, args.database)
         common.print_footer()
     return ok
 
@@ -249,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--posts", type=int, default=1_000_000, help="stored posts (default 1000000)")
     parser.add_argument("--requests", type=int, default=500, help="timed requests per page (default 500)")
     parser.add_argument("--profile", metavar="FILE", help="record the server with py-spy during the group page")
+    common.add_database_argument(parser)
     args = parser.parse_args(argv)
     common.run(run(args))
     return 0

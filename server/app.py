@@ -50,7 +50,9 @@ async def kith_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, KithError)
     if exc.detail != exc.reason:
         log.info("%s %s -> %s: %s", request.method, request.url.path, exc.status, exc.detail)
-    return error_response(request, exc.status, exc.reason)
+    # A 503 is passing (the database could not commit): senders retry, and may as well wait a little.
+    headers = {"Retry-After": "10"} if exc.status == 503 else None
+    return error_response(request, exc.status, exc.reason, headers)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -24,7 +24,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import sqlalchemy as sa
@@ -34,6 +34,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from server.errors import ConfigError
+from server.group_commit import GroupCommit, Write
 from server.settings import validate_database_url
 from server.tables import metadata
 
@@ -43,6 +44,8 @@ _MIGRATION_LOCK = 7_114_851
 _RAW_POOL_CLOSE_SECONDS = 10.0
 # The connection of the batch (``Database.batch``) the running task works in, if any.
 _BATCH: ContextVar[AsyncConnection | None] = ContextVar("kith_batch", default=None)
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 
 def driver_url(url: str) -> str:
@@ -82,6 +85,7 @@ class Database:
         self._raw_pool_size = raw_pool_size
         self._raw_pool: asyncpg.Pool | None = None
         self._raw_pool_lock = asyncio.Lock()
+        self._group_commits: dict[str, GroupCommit[AsyncConnection, Any, Any]] = {}
 
     @property
     def is_sqlite(self) -> bool:
@@ -172,12 +176,30 @@ class Database:
                     )
         return self._raw_pool
 
+    def group_commit(
+        self, name: str, write: Write[AsyncConnection, Item, Result], *, max_batch: int = 200
+    ) -> GroupCommit[AsyncConnection, Item, Result]:
+        """This database's one group-commit writer called ``name``, made on first use.
+
+        Each batch is one :meth:`transaction` (``BEGIN IMMEDIATE`` on SQLite); see
+        ``server/group_commit.py``. Stopped by :meth:`dispose`, after what is queued commits.
+        """
+        committer = self._group_commits.get(name)
+        if committer is None:
+            committer = GroupCommit(self.transaction, write, max_batch=max_batch, name=name)
+            self._group_commits[name] = committer
+        return committer
+
     def _libpq_url(self) -> str:
         """The URL as asyncpg reads it: ``postgresql://`` without SQLAlchemy's driver suffix."""
         return make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
 
     async def dispose(self) -> None:
-        """Close every connection: the engine's pool and the raw pool, if one was made."""
+        """Close every connection: the group-commit writers (after their queues commit), the engine's pool
+        and the raw pool, if one was made."""
+        committers, self._group_commits = list(self._group_commits.values()), {}
+        for committer in committers:
+            await committer.close()
         pool, self._raw_pool = self._raw_pool, None
         if pool is not None:
             try:

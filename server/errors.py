@@ -74,3 +74,9 @@ class Unprocessable(KithError):
 
 class ConfigError(KithError):
     """A bad setting; the command exits with its message."""
+
+
+class ServiceUnavailable(KithError):
+    """A passing failure on our side (the database could not commit): the sender should try again later."""
+
+    status = 503

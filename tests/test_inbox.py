@@ -244,7 +244,7 @@ async def test_store_activity_stores_once_and_reports_duplicates(services):
     assert (row.activity_uri, row.actor_uri, row.group_id, row.body) == (activity["id"], activity["actor"], None, raw)
     assert (row.state, row.attempts, row.lease_until) == ("queued", 0, None)
     assert row.next_attempt_at == row.created_at and row.next_attempt_at.tzinfo is not None
-    # On PostgreSQL this went through the raw asyncpg pool; on SQLite through SQLAlchemy.
+    # On PostgreSQL this went through the raw asyncpg pool; on SQLite through the group commit.
     assert (await services.db.raw_pool() is not None) == (services.db.dialect == "postgresql")
 
 
