@@ -17,12 +17,15 @@ problem a library solves better.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 MAX_DEPTH = 64
 # In JSON text a NUL can only appear escaped (a raw control character is invalid), so
 # this search finds every NUL a document can carry at C speed, before any parsing.
-_ESCAPED_NUL = "\\u0000"
+# The escape \u0000 as JSON reads it: after an odd number of
+# backslashes. A literal backslash before "u0000" ("\\u0000" in the text) is no NUL.
+_ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 class JsonRefused(ValueError):
@@ -36,7 +39,7 @@ def parse_json(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
         text = data.decode(json.detect_encoding(data)) if isinstance(data, bytes) else data
     except UnicodeDecodeError:
         raise JsonRefused("not UTF-8") from None
-    if _ESCAPED_NUL in text or "\x00" in text:
+    if "\x00" in text or ("u0000" in text and _ESCAPED_NUL.search(text)):
         raise JsonRefused("contains a NUL character")
     try:
         doc = json.loads(text)

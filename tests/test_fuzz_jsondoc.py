@@ -93,6 +93,7 @@ def test_arbitrary_text_parses_or_is_refused(text: str) -> None:
 
 @PURE
 @given(json_docs, st.sampled_from(["utf-8", "utf-16", "utf-32"]), st.booleans())
+@example({"\\u0000": None}, "utf-8", False)  # a backslash, then "u0000": no NUL (was refused)
 def test_valid_shallow_documents_round_trip(doc: Any, encoding: str, ascii_only: bool) -> None:
     text = json.dumps(doc, ensure_ascii=ascii_only)
     assert parse_json(text) == doc

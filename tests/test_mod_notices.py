@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -14,11 +14,11 @@ from server.groups.membership import get_group
 from server.moderation.digests import reporter_shown
 from server.moderation.notices import Notice, link_account, notify_moderators
 from server.moderation.rulebook import save_guards
-from server.tables import follows, mod_log, posts
-from server.types import utcnow
+from server.tables import mod_log, posts
 from server.web.console.queue import load_queue
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.world import GROUP
+from tests.fakes.world import NAME as GROUP_NAME
 from tests.modreply_helpers import a_minute_later, flag, make_remote_moderator, notices_to, reply
 from tests.shell import kith
 
@@ -82,11 +82,13 @@ async def test_a_burst_of_30_reports_is_one_message_per_moderator_that_minute(wo
     await make_remote_moderator(world, mods, "mia")
     await make_remote_moderator(world, world.social, "bob")
     world.social.add_user("rita")
-    # alice is an established member: 30 posts in a row from a member of a day would trip
-    # crowd control's alarm (its own message to the moderators) and hold the posts.
-    async with world.services.db.transaction() as conn:
-        month_ago = utcnow() - timedelta(days=30)
-        await conn.execute(sa.update(follows).values(created_at=month_ago, decided_at=month_ago))
+    # 30 posts from one server by a member of a day would trip crowd control's alarm (its own
+    # message to the moderators, taking their minute): this group's thresholds are above them.
+    r = await asyncio.to_thread(
+        kith, world.services.settings, "mod", "crowd-control", GROUP_NAME, "--as", "mod1",
+        "--new-member-posts", "100", "--server-min-posts", "100",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
     notes = [await world.post(world.mastodon, "alice", f"<p>post {i}</p>", drain=False) for i in range(30)]
     await world.worker.drain()
     world.clear()
