@@ -39,7 +39,7 @@ import httpx
 
 from bench import common
 from bench.common import LOOPBACK
-from bench.fanout import PORTS_PER_ADDRESS, Inboxes, MemberInbox, bind_all, expected_forms, software_mix
+from bench.fanout import PORTS_PER_ADDRESS, expected_forms, serve_members, software_mix
 from bench.kill import Worker, web_process
 from bench.world import GROUP, RemoteActor, actor_on, create_activity, insert_actors, insert_members, make_group
 
@@ -53,21 +53,8 @@ SETTLE_SECONDS = 120.0
 
 async def receivers(addresses: int) -> None:
     """Role: serve the member servers; on "report", print what arrived since the last report."""
-    import resource
-
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    base, socks = bind_all(addresses)
+    servers, inboxes = await serve_members(addresses)
     loop = asyncio.get_running_loop()
-    mix = software_mix(len(socks))
-    inboxes = Inboxes()
-    servers = []
-    for s in socks:
-        host, port = s.getsockname()
-        authority = f"{host}:{port}"
-        inboxes.software[authority] = mix[(int(host.rsplit(".", 1)[1]) - 1) * PORTS_PER_ADDRESS + port - base]
-        servers.append(await loop.create_server(lambda a=authority: MemberInbox(a, inboxes), sock=s))
-    print(json.dumps({"base_port": base}), flush=True)
     while True:
         line = await loop.run_in_executor(None, sys.stdin.readline)
         if not line or line.strip() == "stop":
@@ -360,9 +347,10 @@ async def run(args: argparse.Namespace) -> bool:
     best = max((s.rate for s in steps if s.sustained), default=0.0)
     print()
     print(f"sustained:  {best:g} posts/s for {args.seconds:g} s (the highest rate tried that held)")
-    target = TARGET_RATE if not args.quick else 0.0
-    met = best >= target and best > 0
-    print(f"targets:    >= {TARGET_RATE:g} posts/s with p99 < {TARGET_P99:g} s: {'met' if met else 'MISSED'}")
+    met = best >= TARGET_RATE
+    # --quick only tries a small rate: it checks the benchmark runs, it cannot meet the target.
+    verdict = "not tried (--quick)" if args.quick and not met else ("met" if met else "MISSED")
+    print(f"targets:    >= {TARGET_RATE:g} posts/s with p99 < {TARGET_P99:g} s: {verdict}")
     common.print_footer()
     return met
 

@@ -234,8 +234,9 @@ async def _verify(
     }
 
 
-async def receivers(addresses: int) -> None:
-    """Role: serve every inbox until told to report on stdin."""
+async def serve_members(addresses: int) -> tuple[list[asyncio.Server], Inboxes]:
+    """Serve a member inbox on every port of ``addresses`` loopback addresses, each server with its
+    software from the mix; print the base port for the parent. Shared with bench.busy."""
     import resource
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -251,6 +252,13 @@ async def receivers(addresses: int) -> None:
         inboxes.software[authority] = mix[(int(host.rsplit(".", 1)[1]) - 1) * PORTS_PER_ADDRESS + port - base]
         servers.append(await loop.create_server(lambda a=authority: MemberInbox(a, inboxes), sock=s))
     print(json.dumps({"base_port": base}), flush=True)
+    return servers, inboxes
+
+
+async def receivers(addresses: int) -> None:
+    """Role: serve every inbox until told to report on stdin."""
+    servers, inboxes = await serve_members(addresses)
+    loop = asyncio.get_running_loop()
     line = await loop.run_in_executor(None, sys.stdin.readline)
     for server in servers:
         server.close()

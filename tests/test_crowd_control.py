@@ -274,6 +274,25 @@ async def test_the_console_turns_it_on_and_off_with_csrf(services, client, world
     assert [e.moderator for e in await log_entries(services, "crowd_control_off")] == ["ada"]
 
 
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"action": "dismiss-alarm", "alarm": "9" * 5000}, "the form named no alarm"),
+        ({"action": "dismiss-alarm", "alarm": "²"}, "the form named no alarm"),
+        ({"action": "remove-schedule", "target": "9" * 5000}, "the form named no schedule"),
+        ({"action": "resolve", "report": "9" * 5000}, "the form named no report"),
+        ({"action": "crowd-on", "hours": "9" * 5000}, "hours must be a whole number"),
+    ],
+)
+async def test_the_consoles_numbers_are_refused_with_a_400_however_long(services, client, world, fields, reason):
+    # int() refuses more than 4,300 digits with a ValueError: a 500 unless the length is checked first.
+    await create_user(services.db, "ada", password=PASSWORD, admin=True)
+    await sign_in(client, "ada", PASSWORD)
+    token = await page_csrf(client, CONSOLE)
+    r = await client.post(f"{CONSOLE}/act", data={"csrf": token, **fields})
+    assert r.status_code == 400 and reason in r.text
+
+
 # --------------------------------------------------------------------------- the anomaly alarm
 
 

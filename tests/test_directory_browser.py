@@ -16,19 +16,15 @@ import pytest
 
 # First: without playwright or chromium, importing it skips this module too (or fails it under
 # KITH_REQUIRE_BROWSER=1), before playwright is imported below.
-from tests.test_console_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    PASSWORD,
-    World,
-    _kith_cli,
-    kith_env,
-    serving,
-    sign_in,
-)
+from tests import test_console_browser as console_browser
+from tests.test_console_browser import PASSWORD, World, _kith_cli, kith_env, serving, sign_in
 from tests.test_loopback import free_ports
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # isort: skip
+from playwright.sync_api import Page, expect  # isort: skip
+
+# The console tests' fixtures: one chromium for the module, a desktop-sized page per test.
+browser = console_browser.browser
+page = console_browser.page
 
 GROUPS = {  # name: title, summary, posts this week; created in this order (chess the newest)
     "garden": ("Community Garden", "Plots, seeds and swaps on Saturdays.", 3),
@@ -56,21 +52,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             for n in range(count):
                 w.post(peers[n % 2], name, f"<p>Post {n + 1} in {name}</p>")
         yield w
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    yield context.new_page()
-    context.close()
 
 
 def listed(page: Page) -> list[str]:

@@ -28,6 +28,7 @@ from server.groups.media import media_of
 from server.groups.membership import PROFILE_LIMITS, Group
 from server.groups.threads import post_counts
 from server.groups.voice import MAX_TEXT, post_as_group
+from server.ids import MAX_ID, id_value
 from server.moderation import actions, crowd, modlog, notices, reports, rulebook
 from server.moderation.authority import local_role, moderator_names, remote_moderator_uris
 from server.moderation.profiles import ProfileEdit, edit_profile
@@ -73,10 +74,10 @@ moderating, group_page = _moderating, _page
 
 
 def _int_param(request: Request, name: str) -> int:
-    raw = request.query_params.get(name, "0")
-    if not (raw.isascii() and raw.isdigit()) or int(raw) > 10_000:
+    value = id_value(request.query_params.get(name, "0"))
+    if value is None or value > 10_000:
         raise BadRequest(f"{name} must be a number from 0 to 10000")
-    return int(raw)
+    return value
 
 
 # --------------------------------------------------------------------------- pages
@@ -333,9 +334,10 @@ def _ban_until(mod: Moderating) -> Any:
     raw = mod.console.field("days")
     if raw in ("", "0"):
         return None
-    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= MAX_BAN_DAYS:
+    days = id_value(raw)
+    if days is None or not 0 < days <= MAX_BAN_DAYS:
         raise BadRequest(f"the ban's days must be a whole number from 1 to {MAX_BAN_DAYS} (or empty: for good)")
-    return utcnow() + timedelta(days=int(raw))
+    return utcnow() + timedelta(days=days)
 
 
 def _remove_content(mod: Moderating) -> bool:
@@ -343,11 +345,11 @@ def _remove_content(mod: Moderating) -> bool:
 
 
 async def _report(mod: Moderating) -> int:
-    raw = mod.console.field("report")
-    if not (raw.isascii() and raw.isdigit()) or int(raw) > 2**31 - 1:
+    report_id = id_value(mod.console.field("report"))
+    if report_id is None or report_id > MAX_ID:
         raise BadRequest("the form named no report")
     async with mod.services.db.read() as conn:
-        report = await reports.get_report(conn, int(raw))
+        report = await reports.get_report(conn, report_id)
     if report.group_id != mod.group.id:
         raise NotFound("no such report in this group")
     return report.id
@@ -355,11 +357,11 @@ async def _report(mod: Moderating) -> int:
 
 @action("dismiss-alarm", "Alarm dismissed.")
 async def _dismiss_alarm(mod: Moderating) -> None:
-    raw = mod.console.field("alarm")
-    if not (raw.isascii() and raw.isdigit()) or int(raw) > 2**31 - 1:
+    alarm_id = id_value(mod.console.field("alarm"))
+    if alarm_id is None or alarm_id > MAX_ID:
         raise BadRequest("the form named no alarm")
     async with mod.services.db.transaction() as conn:
-        if not await notices.dismiss_alarm(conn, mod.group.id, int(raw)):
+        if not await notices.dismiss_alarm(conn, mod.group.id, alarm_id):
             raise NotFound("no such alarm in this group")
 
 
@@ -483,11 +485,11 @@ async def _add_schedule(mod: Moderating) -> None:
 
 @action("remove-schedule", "Recurring thread removed.")
 async def _remove_schedule(mod: Moderating) -> None:
-    target = _target(mod)
-    if not (len(target) <= 12 and target.isascii() and target.isdigit()):
+    schedule_id = id_value(_target(mod))
+    if schedule_id is None or schedule_id > MAX_ID:
         raise BadRequest("the form named no schedule")
     async with mod.services.db.transaction() as conn:
-        await routine.remove_schedule(conn, mod.group, int(target), mod.console.user)
+        await routine.remove_schedule(conn, mod.group, schedule_id, mod.console.user)
 
 
 @action("add-mod", "Moderator added.")
@@ -524,10 +526,10 @@ def _list_field(mod: Moderating, name: str) -> list[str]:
 
 
 def _number_field(mod: Moderating, name: str) -> int:
-    raw = mod.console.field(name) or "0"
-    if not (raw.isascii() and raw.isdigit()):
+    value = id_value(mod.console.field(name) or "0")
+    if value is None or value > MAX_ID:
         raise BadRequest(f"{name.replace('_', ' ')} must be a whole number")
-    return int(raw)
+    return value
 
 
 @action("guards", "Guards saved.")
