@@ -182,8 +182,20 @@ def skip_redistribution() -> None:
 
 
 def count_statements(engine: Any) -> dict[str, int]:
-    """Count the statements and transactions the engine runs from now on (a live dict)."""
-    counts = {"statements": 0, "begins": 0}
+    """Count the statements and transactions the engine runs from now on (a live dict), and the
+    statements run on the raw asyncpg pool (``Database.raw_pool``: each its own transaction)."""
+    counts = {"statements": 0, "begins": 0, "raw": 0}
+
+    def counting(method: Any) -> Any:
+        async def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+            counts["raw"] += 1
+            return await method(self, *args, **kwargs)
+
+        return counted
+
+    # The class, not the pool (its instances have __slots__); only the worker's pool exists here.
+    for name in ("execute", "fetch", "fetchrow", "fetchval", "executemany"):
+        setattr(asyncpg.pool.Pool, name, counting(getattr(asyncpg.pool.Pool, name)))
 
     @event.listens_for(engine, "before_cursor_execute")
     def on_execute(*_args: Any) -> None:
@@ -252,7 +264,7 @@ async def run(args: argparse.Namespace) -> bool:
         elapsed = max(r["t_end"] for r in reports) - started
         pg_cpu = common.cpu_seconds_of("postgres") - pg_cpu
         cpu = sum(r["cpu"] for r in reports)
-        counts = {k: sum(r[k] for r in reports) for k in ("statements", "begins")}
+        counts = {k: sum(r[k] for r in reports) for k in ("statements", "begins", "raw")}
 
         conn = await common.connect(url)
         contains = (
@@ -298,8 +310,10 @@ async def run(args: argparse.Namespace) -> bool:
         )
         per = max(1, args.activities)
         print(
-            f"               {counts['statements'] / per:.1f} SQL statements and {counts['begins'] / per:.2f} "
-            "transactions per activity (the worker's claims and updates included; executemany counts once)"
+            f"               {(counts['statements'] + counts['raw']) / per:.1f} SQL statements and "
+            f"{(counts['begins'] + counts['raw']) / per:.2f} transactions per activity, of which "
+            f"{counts['raw'] / per:.1f} autocommit on the raw asyncpg pool (the worker's claims and updates "
+            "included; executemany counts once)"
         )
         print(f"ratio:      Kith / bare writes = {rate / bare_rate:.2f}")
         print(

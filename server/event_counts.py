@@ -1,12 +1,13 @@
 """Events per group per minute, for sliding ten-minute windows: the one owner of ``event_counts``.
 
 Each event adds one to its minute's row with ``INSERT ... ON CONFLICT DO UPDATE SET n = n + 1``
-(every key of one event in one statement),
-so any number of worker processes count into the same rows and the database holds the
-truth (no counter lives in a process). A window is the sum of at most ``minutes`` rows
-per key, found through the ``(group_id, key, minute)`` unique index: cheap whatever the
-group's size or age. Rows older than a day are pruned by the worker's retention pass
-(``expired``). Knows nothing of what the keys mean (``moderation/crowd.py`` names them).
+(every key of one event in one statement, committed at once on PostgreSQL: see ``add``), so
+any number of worker processes count into the same rows and the database holds the truth
+(no counter lives in a process).
+A window is the sum of at most ``minutes`` rows per key, found through the
+``(group_id, key, minute)`` unique index: cheap whatever the group's size or age. Rows
+older than a day are pruned by the worker's retention pass (``expired``).
+Knows nothing of what the keys mean (``moderation/crowd.py`` names them).
 Hand-written: two statements, no library needed.
 """
 
@@ -17,11 +18,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.db import Database
-from server.tables import event_counts
+from server.tables import TS, event_counts
 
 KEEP = timedelta(days=1)  # a row older than this answers no window any more
 
@@ -31,23 +32,68 @@ def minute_of(at: datetime) -> datetime:
     return at.replace(second=0, microsecond=0)
 
 
-async def add(conn: AsyncConnection, db: Database, group_id: int, keys: Iterable[str], at: datetime) -> dict[str, int]:
-    """Count one event under each of ``keys`` at ``at``, in the caller's transaction: one statement.
+# PostgreSQL: the rows in sorted order (one lock order for every writer), one prepared
+# statement whatever the number of keys.
+_PG_ADD = (
+    "INSERT INTO event_counts (group_id, key, minute, n) "
+    "SELECT $1, k, $3, 1 FROM unnest($2::text[]) AS k ORDER BY k "
+    "ON CONFLICT (group_id, key, minute) DO UPDATE SET n = event_counts.n + 1 "
+    "RETURNING key, n"
+)
 
-    Returns each key's count in ``at``'s minute, this event included. The upsert takes the
-    minute's rows' locks, so two processes counting at once get different answers (1 and 2,
-    never 1 and 1): with ``window(..., current=False)`` for the minutes before, an exact
-    window whatever runs beside it. Keys are locked in the order given: callers name them
-    in one order, so two transactions never wait on each other crosswise.
+
+async def add(conn: AsyncConnection, db: Database, group_id: int, keys: Iterable[str], at: datetime) -> dict[str, int]:
+    """Count one event under each of ``keys`` at ``at``; returns each key's count in ``at``'s minute,
+    this event included. Two processes counting at once get different answers (1 and 2, never
+    1 and 1): with ``window(..., current=False)`` for the minutes before, an exact window
+    whatever runs beside it.
+
+    On PostgreSQL the count commits at once, in a statement of its own on the raw pool, not in
+    the caller's transaction: an upsert there would hold the minute's row (a group's posts
+    this minute: every post's) locked until that transaction commits, and a worker batch of
+    ten posts would make every other batch to the same group wait for all ten. The price: an
+    event whose transaction then fails, and runs again, is counted twice (never missed, so a
+    flood is never under-counted). On SQLite, one writer at a time anyway, it is the caller's
+    transaction's. Either way the rows are written in one (sorted) order, so two writers
+    never wait on each other crosswise.
     """
     minute = minute_of(at)
-    rows = [{"group_id": group_id, "key": key[:300], "minute": minute, "n": 1} for key in dict.fromkeys(keys)]
-    dialect_insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
-    stmt = dialect_insert(event_counts).values(rows)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["group_id", "key", "minute"], set_={"n": event_counts.c.n + stmt.excluded.n}
-    ).returning(event_counts.c.key, event_counts.c.n)
-    return {key: int(n) for key, n in (await conn.execute(stmt)).all()}
+    wanted = sorted({key[:300] for key in keys})
+    pool = await db.raw_pool()
+    if pool is not None:
+        rows = await pool.fetch(_PG_ADD, group_id, wanted, minute)
+        return {row["key"]: int(row["n"]) for row in rows}
+    params: dict[str, Any] = {}
+    for i, key in enumerate(wanted):
+        params.update({f"g{i}": group_id, f"k{i}": key, f"m{i}": minute})
+    result = await conn.execute(_sqlite_add(len(wanted)), params)
+    return {row.key: int(row.n) for row in result}
+
+
+def _sqlite_add(rows: int) -> Any:
+    """SQLite's upsert of ``rows`` rows with bind parameters ``g0, k0, m0, g1, ...``: built once per
+    size and kept, so SQLAlchemy compiles it once (built per call, it cost more CPU than the
+    post's own insert)."""
+    stmt = _SQLITE_ADDS.get(rows)
+    if stmt is None:  # (a statement has no truth value: no ``or`` here)
+        # Typed each: in a multi-row VALUES only the first row's parameters take the columns' types.
+        values = [
+            {
+                "group_id": sa.bindparam(f"g{i}", type_=sa.Integer),
+                "key": sa.bindparam(f"k{i}", type_=sa.String),
+                "minute": sa.bindparam(f"m{i}", type_=TS),
+                "n": 1,
+            }
+            for i in range(rows)
+        ]
+        insert = sqlite.insert(event_counts).values(values)
+        stmt = _SQLITE_ADDS[rows] = insert.on_conflict_do_update(
+            index_elements=["group_id", "key", "minute"], set_={"n": event_counts.c.n + 1}
+        ).returning(event_counts.c.key, event_counts.c.n)
+    return stmt
+
+
+_SQLITE_ADDS: dict[int, Any] = {}
 
 
 def bounds(at: datetime, minutes: int = 10, *, current: bool = True) -> tuple[datetime, datetime]:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from server import event_counts
 from server.accounts import create_user
 from server.groups.membership import GroupSpec, create_group
 from server.moderation import actions, crowd
@@ -369,6 +370,29 @@ async def test_several_processes_seeing_one_anomaly_raise_one_alarm(services, wo
 
     await asyncio.gather(trip(), trip())
     assert len(await log_entries(services, "crowd_control_alarm")) == 1
+
+
+async def test_a_count_waits_for_no_open_transaction_and_every_count_is_distinct(services, world):
+    """Two transactions each counting a post to one group in one minute: on PostgreSQL the count commits at
+    once, so the second neither waits for the first to commit (its batch may hold nine more posts) nor
+    sees the same number; on SQLite, one writer at a time, the second transaction starts after the first."""
+    at = utcnow()
+    keys = (crowd.POSTS, crowd.server_key("x.example"))
+    if services.db.is_sqlite:
+        async with services.db.transaction() as conn:
+            first = await event_counts.add(conn, services.db, world.group.id, keys, at)
+        async with services.db.transaction() as conn:
+            second = await event_counts.add(conn, services.db, world.group.id, keys, at)
+    else:
+        async with services.db.transaction() as one:
+            first = await event_counts.add(one, services.db, world.group.id, keys, at)
+            async with services.db.transaction() as other:  # another connection, while the first stays open
+                second = await asyncio.wait_for(event_counts.add(other, services.db, world.group.id, keys, at), 5)
+    assert first == {crowd.POSTS: 1, "server:x.example": 1}
+    assert second == {crowd.POSTS: 2, "server:x.example": 2}
+    async with services.db.read() as conn:
+        window = await event_counts.window(conn, world.group.id, keys, at)
+    assert window == second
 
 
 # --------------------------------------------------------------------------- the ordinary day

@@ -31,7 +31,8 @@ async def states(services):
 
 async def test_a_known_members_post_is_one_transaction(services, world, mastodon, monkeypatch):
     """Seen before, which group, standing, guards (and crowd control's window), the insert, and
-    crowd control's count: one transaction, four statements."""
+    crowd control's count: one transaction, four statements (on PostgreSQL the count commits at
+    once on the raw pool, outside this transaction and SQLAlchemy: three here)."""
     counts = {"begin": 0, "statements": 0}
     outside = [True]  # False while redistribution runs: its statements are counted elsewhere
 
@@ -61,7 +62,7 @@ async def test_a_known_members_post_is_one_transaction(services, world, mastodon
         event.remove(engine, "begin", on_begin)
         event.remove(engine, "before_cursor_execute", on_execute)
     assert outcome == "accepted"
-    assert counts == {"begin": 1, "statements": 4}
+    assert counts == {"begin": 1, "statements": 4 if services.db.is_sqlite else 3}
     assert await states(services) == {note["id"]: "visible"}
     # A second time: the same single look says duplicate.
     assert (await take_post(services, note, activity=mastodon.create("alice", note), budget=Budget())) == "duplicate"
