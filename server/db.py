@@ -172,7 +172,7 @@ class Database:
                 # Checked again: another task may have created it while this one waited.
                 if self._raw_pool is None:
                     self._raw_pool = await asyncpg.create_pool(
-                        self._libpq_url(), min_size=1, max_size=self._raw_pool_size, reset=_keep_session
+                        self.libpq_url(), min_size=1, max_size=self._raw_pool_size, reset=_keep_session
                     )
         return self._raw_pool
 
@@ -190,7 +190,7 @@ class Database:
             self._group_commits[name] = committer
         return committer
 
-    def _libpq_url(self) -> str:
+    def libpq_url(self) -> str:
         """The URL as asyncpg reads it: ``postgresql://`` without SQLAlchemy's driver suffix."""
         return make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
 

@@ -123,6 +123,9 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
     worker.periodic.append(SoftwareSurvey(services.db, services.fetcher, is_blocked=services.is_blocked).run_forever)
     # The group's polls: Update(Question) with new counts at most once a minute, and at their end.
     worker.periodic.append(lambda stop: polls.sweep_forever(services, stop))
+    # Work queued here wakes this worker's loops and rings the others; their rings wake these loops.
+    worker.wake.bell = services.doorbell
+    worker.periodic.append(lambda stop: services.doorbell.listen(worker.wake.hear, stop))
     services.wake = worker.wake
-    fanout.wake = worker.wake.set
+    fanout.wake = lambda: worker.wake.set("fanout")
     return worker

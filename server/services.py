@@ -8,13 +8,13 @@ cache) and below the groups that use it; ``server.jobs`` and the edges build on 
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
 
 from server.db import Database
+from server.doorbell import Doorbell
 from server.federation.actors import RemoteActors
 from server.federation.auth import HttpSignatureAuth
 from server.federation.client import Fetcher, default_transport, make_http_client
@@ -26,9 +26,10 @@ from server.settings import Settings
 
 
 class Waker(Protocol):
-    """Anything with ``set()``: an ``asyncio.Event``, or the worker's ``Wake`` of every loop."""
+    """Told that work was queued: the ``Doorbell`` (other processes' workers), or the worker's ``Wake``
+    (this process's loops, and the doorbell)."""
 
-    def set(self) -> None: ...
+    def set(self, kind: str | None = None) -> None: ...
 
 
 @dataclass
@@ -44,8 +45,10 @@ class Services:
     links: Links
     actors: RemoteActors
     blocklist: Blocklist
-    # Told when work was queued (``.set()``): the worker's ``Wake`` once a worker runs here.
-    wake: Waker = field(default_factory=asyncio.Event)
+    # Rings the worker processes on the same PostgreSQL database when work was queued here.
+    doorbell: Doorbell
+    # Told when work was queued (``.set(kind)``): the doorbell, or the worker's ``Wake`` once a worker runs here.
+    wake: Waker
 
     def is_blocked(self, host: str) -> bool:
         """The instance's domain policy: True when nothing may be fetched from, sent to or taken from ``host``.
@@ -85,9 +88,23 @@ class Services:
         http = make_http_client(transport=transport)
         auth = HttpSignatureAuth(links.instance_actor + "#main-key", instance.private_key_pem)
         fetcher = Fetcher(http, guard, transport=transport, auth=auth)
-        return cls(settings, db, http, guard, fetcher, instance, links, RemoteActors(db, fetcher), blocklist)
+        doorbell = Doorbell(db)
+        return cls(
+            settings,
+            db,
+            http,
+            guard,
+            fetcher,
+            instance,
+            links,
+            RemoteActors(db, fetcher),
+            blocklist,
+            doorbell,
+            doorbell,
+        )
 
     async def close(self) -> None:
         """Close the HTTP client and the database's connections."""
+        await self.doorbell.close()
         await self.http.aclose()
         await self.db.dispose()

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import sqlalchemy as sa
 
@@ -80,15 +80,31 @@ class _RowFailed(Exception):
     """A row of an optimistic shared transaction failed: roll it back and run the rows with savepoints."""
 
 
+class Bell(Protocol):
+    """Tells other processes that work was queued (``server.doorbell.Doorbell``)."""
+
+    def ring(self, kind: str | None = None) -> None: ...
+
+
 class Wake:
-    """News that work was queued: wakes every idle kind's loop at once."""
+    """News that work was queued: wakes the idle loops of that kind (or of every kind) at once,
+    here and, through ``bell``, in the other processes."""
 
-    def __init__(self) -> None:
-        self.events: list[asyncio.Event] = []
+    def __init__(self, bell: Bell | None = None) -> None:
+        self.loops: list[tuple[str, asyncio.Event]] = []
+        self.bell = bell
 
-    def set(self) -> None:
-        for event in self.events:
-            event.set()
+    def set(self, kind: str | None = None) -> None:
+        """Work of ``kind`` (a ``JobKind`` name; None: any) was queued by this process."""
+        self.hear(None if kind is None else frozenset((kind,)))
+        if self.bell is not None:
+            self.bell.ring(kind)
+
+    def hear(self, kinds: frozenset[str] | None) -> None:
+        """Work of ``kinds`` (None: any) was queued, here or elsewhere: wake those idle loops."""
+        for name, event in self.loops:
+            if kinds is None or name in kinds:
+                event.set()
 
 
 class Worker:
@@ -274,7 +290,7 @@ class Worker:
     async def _loop(self, kind: JobKind[Any], stop: asyncio.Event) -> None:
         """One kind's loop: run batches while there are any; sleep when idle, waking early on ``wake``."""
         wake = asyncio.Event()
-        self.wake.events.append(wake)
+        self.wake.loops.append((kind.name, wake))
         try:
             while not stop.is_set():
                 wake.clear()  # before claiming: news arriving during the batch is kept for the next look
@@ -289,7 +305,7 @@ class Worker:
                     for w in waiters:
                         w.cancel()
         finally:
-            self.wake.events.remove(wake)  # a worker run again (tests, benchmarks) starts with fresh loops
+            self.wake.loops.remove((kind.name, wake))  # a worker run again (tests, benchmarks) starts with fresh loops
 
     async def _run(self, kind: JobKind[R], row: R) -> Outcome:
         try:

@@ -107,7 +107,7 @@ async def receive(request: Request, services: Services, group_name: str | None) 
     # The body as received is what was digested and signed; store it, not a re-dump.
     if await store_activity(services.db, doc, actor=actor, group_id=group_id, raw=body_text(body)):
         metrics.inbox("accepted")
-        services.wake.set()
+        services.wake.set("inbox")
     else:
         metrics.inbox("duplicate")
     return Response(status_code=202)
