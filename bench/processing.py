@@ -365,10 +365,12 @@ async def worker(url: str, limit: float, without_redistribution: bool) -> None:
         async def until_empty() -> None:
             # Kith's own loop (``kith worker`` runs the same), stopped once no Create is left.
             # Asked on a connection of its own, so the counts are the worker's statements only.
-            watcher = await asyncpg.connect(url)
+            # (On SQLite a plain sqlite3 connection, whose count blocks this loop: asked less often.)
+            watcher = await common.connect(url)
+            every = 0.1 if url.startswith("sqlite:") else 0.02
             try:
                 while time.monotonic() - t0 < limit:
-                    await asyncio.sleep(0.02)
+                    await asyncio.sleep(every)
                     if await watcher.fetchval("SELECT count(*) FROM inbox_items WHERE state = 'queued'") == 0:
                         break
             finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -196,3 +197,26 @@ def test_poll_bars_are_whole_percentages():
     assert poll_bars([("a", 2), ("b", 1)]) == [("a", 2, 67), ("b", 1, 33)]
     assert poll_bars([("a", 0), ("b", 0)]) == [("a", 0, 0), ("b", 0, 0)]
     assert poll_bars([]) == []
+
+
+async def test_on_sqlite_the_page_looks_up_each_roots_replies_and_never_walks_every_reply(tmp_path):
+    """SQLite's plan for the page's one statement (no ANALYZE, so the plan is the same at any size): with
+    a join to the roots it ranked replies by walking ix_posts_root from end to end, every reply of
+    every group (37 ms at 20,000 posts); looked up root by root it stays a few milliseconds."""
+    from sqlalchemy.dialects import sqlite
+
+    from server.db import Database
+    from server.web import queries
+
+    db = Database(f"sqlite:///{tmp_path / 'plan.db'}")
+    try:
+        await db.migrate()
+        for statement in (queries._THREADS["sqlite"], queries._THREADS_BEFORE["sqlite"]):
+            sql = re.sub(r"__\[POSTCOMPILE_\w+\]", "?", str(statement.compile(dialect=sqlite.dialect())))
+            async with db.read() as conn:
+                explained = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, (None,) * sql.count("?"))
+                plan = [row[-1] for row in explained.all()]
+            assert "SEARCH posts USING INDEX ix_posts_root (root_id=?)" in plan, plan
+            assert not any(step.startswith("SCAN posts") for step in plan), plan
+    finally:
+        await db.dispose()

@@ -83,7 +83,7 @@ def _group_query() -> sa.Select[Any]:
     )
 
 
-def _threads_query(*, paged: bool) -> sa.CompoundSelect:
+def _threads_query(*, paged: bool, dialect: str) -> sa.CompoundSelect:
     """A page of thread roots (as server.groups.threads.list_threads), each one's first replies
     and, on the first page (not ``paged``), the pinned threads (as server.groups.threads.list_pinned).
 
@@ -102,17 +102,19 @@ def _threads_query(*, paged: bool) -> sa.CompoundSelect:
         at = sa.bindparam("before_at", type_=UTCDateTime())
         roots = roots.where(sa.tuple_(posts.c.last_activity_at, posts.c.id) < sa.tuple_(at, sa.bindparam("before_id")))
     roots_cte = roots.cte("roots")
-    ranked = (
-        sa.select(
-            posts.c.id,
-            sa.func.row_number()
-            .over(partition_by=posts.c.root_id, order_by=(posts.c.published, posts.c.id))
-            .label("rank"),
-        )
-        .join(roots_cte, roots_cte.c.id == posts.c.root_id)
-        .where(posts.c.state.in_(SHOWN_REPLY_STATES))
-        .cte("ranked")
-    )
+    ranked = sa.select(
+        posts.c.id,
+        sa.func.row_number().over(partition_by=posts.c.root_id, order_by=(posts.c.published, posts.c.id)).label("rank"),
+    ).where(posts.c.state.in_(SHOWN_REPLY_STATES))
+    if dialect == "sqlite":
+        # ``root_id IN (the roots)``: with the join SQLite ranks the replies by walking ix_posts_root
+        # from end to end (every reply in the database: 37 ms at 20,000 posts on a quiet machine) to
+        # save a sort; the IN list makes it look each root's replies up in that index, as
+        # PostgreSQL does with the join (which measured a little faster there than the IN list).
+        ranked = ranked.where(posts.c.root_id.in_(sa.select(roots_cte.c.id)))
+    else:
+        ranked = ranked.join(roots_cte, roots_cte.c.id == posts.c.root_id)
+    ranked = ranked.cte("ranked")
     parts = [
         _posts_query(ROOT).join(roots_cte, roots_cte.c.id == posts.c.id),
         _posts_query(REPLY).join(ranked, ranked.c.id == posts.c.id).where(ranked.c.rank <= sa.bindparam("per_thread")),
@@ -128,8 +130,9 @@ def _threads_query(*, paged: bool) -> sa.CompoundSelect:
 
 
 _GROUP = _group_query()
-_THREADS = _threads_query(paged=False)
-_THREADS_BEFORE = _threads_query(paged=True)
+# By dialect (the statements differ in how the replies find their roots: see _threads_query).
+_THREADS = {d: _threads_query(paged=False, dialect=d) for d in ("postgresql", "sqlite")}
+_THREADS_BEFORE = {d: _threads_query(paged=True, dialect=d) for d in ("postgresql", "sqlite")}
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,8 @@ async def thread_rows(
     params: dict[str, Any] = {"group_id": group_id, "limit": limit, "per_thread": per_thread}
     if before is not None:
         params.update(before_at=before.at, before_id=before.id)
-    rows = (await conn.execute(_THREADS if before is None else _THREADS_BEFORE, params)).all()
+    statements = _THREADS if before is None else _THREADS_BEFORE
+    rows = (await conn.execute(statements[conn.dialect.name], params)).all()
     parts: dict[str, list[PageRow]] = {ROOT: [], REPLY: [], PINNED: []}
     for row in rows:
         parts[row.part].append(row)
