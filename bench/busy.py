@@ -1,9 +1,10 @@
 """Busy group, end to end: members post at a steady rate while Kith takes, processes and fans out.
 
-``python -m bench.busy [--rates 10,20,40,80] [--seconds 60] [--servers 100]`` (``--quick``: 10 s at 5/s)
+``python -m bench.busy [--rates 10,20,40,80] [--seconds 60] [--servers 100] [--workers 1]``
+(``--quick``: 10 s at 5/s)
 
-A fresh PostgreSQL database; ``kith serve --no-worker`` and ``kith worker`` as processes of
-their own (the ``kith`` beside this Python); a group with two members on each of
+A fresh PostgreSQL database; ``kith serve --no-worker`` and ``--workers`` ``kith worker``
+processes of their own (the ``kith`` beside this Python); a group with two members on each of
 ``--servers`` loopback servers, which a third process runs (bench.fanout's member servers:
 each answers 202 to every delivery, records when it arrived, and serves NodeInfo naming its
 software from bench.fanout's mix; the worker's NodeInfo survey has run before the clock).
@@ -17,9 +18,10 @@ delivery is under 5 s at p99. The rates go up until one is not sustained.
 Where the time goes, per post (medians and p99): from the 202 to the inbox row done
 (waiting in the inbox queue, then processing), from then to the first member server's
 delivery (the fan-out row waiting to be claimed, reading members, the first sends), and
-from the first to the last member server. Also the CPU of the web process, the worker and
-PostgreSQL per post. Signatures are not verified here (bench.fanout does): the receivers
-must keep up. Bare cost: none; the figures are the latency and the CPU per post.
+from the first to the last member server. Also the CPU of the web process, the workers,
+PostgreSQL and the member servers (the benchmark's own, on the same cores) per post.
+Signatures are not verified here (bench.fanout does): the receivers must keep up. Bare
+cost: none; the figures are the latency and the CPU per post.
 """
 
 from __future__ import annotations
@@ -207,18 +209,18 @@ async def run_step(
     conn: asyncpg.Connection,
     receivers_proc: Any,
     per_post: int,
-    pids: dict[str, int],
+    pids: dict[str, list[int]],
 ) -> Step:
     step = Step(rate)
     signed = sign_creates(actors, domain, int(rate * seconds), first)
     step.sent = len(signed)
-    cpu0 = {name: common.cpu_seconds(pid) for name, pid in pids.items()} | {
+    cpu0 = {name: sum(map(common.cpu_seconds, group)) for name, group in pids.items()} | {
         "postgres": common.cpu_seconds_of("postgres")
     }
     accepted_at, step.accepted, step.behind = await send_paced(signed, port, rate)
     step.settled = await settle(conn, SETTLE_SECONDS)
     await asyncio.sleep(0.5)  # the last requests' bytes may still be in the receivers' buffers
-    step.cpu = {name: common.cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()} | {
+    step.cpu = {name: sum(map(common.cpu_seconds, group)) - cpu0[name] for name, group in pids.items()} | {
         "postgres": common.cpu_seconds_of("postgres") - cpu0["postgres"]
     }
     common.tell(receivers_proc, "report")
@@ -264,7 +266,8 @@ def step_lines(step: Step) -> list[str]:
         f"           where the time goes (p50 / p99): 202 -> processed {_dist(step.processed)}; "
         f"-> first member server {_dist(step.to_first)}; first -> last {_dist(step.spread)}",
         f"           CPU per post: web {1e3 * cpu.get('web', 0) / posts:.2f} ms, worker "
-        f"{1e3 * cpu.get('worker', 0) / posts:.2f} ms, PostgreSQL {1e3 * cpu.get('postgres', 0) / posts:.2f} ms; "
+        f"{1e3 * cpu.get('worker', 0) / posts:.2f} ms, PostgreSQL {1e3 * cpu.get('postgres', 0) / posts:.2f} ms, "
+        f"the member servers (the benchmark's) {1e3 * cpu.get('receivers', 0) / posts:.2f} ms; "
         f"{step.connections / posts:.1f} new connections a post; "
         f"deliveries missing {step.missing}, duplicated {step.duplicates}, wrong form {step.wrong_forms}"
         + ("" if step.settled else f"; queues not empty {SETTLE_SECONDS:.0f} s after the load"),
@@ -280,8 +283,8 @@ async def run(args: argparse.Namespace) -> bool:
     print(
         f"scenario:   a group with 2 members on each of {args.servers} loopback servers; signed Creates at each "
         f"rate of {', '.join(f'{r:g}' for r in rates)}/s for {args.seconds:g} s to `kith serve --no-worker` with "
-        f"`kith worker` beside it, until a rate is not sustained (p99 from the 202 to the last member server "
-        f"< {TARGET_P99:g} s)"
+        f"{args.workers} `kith worker` process(es) beside it, until a rate is not sustained (p99 from the 202 "
+        f"to the last member server < {TARGET_P99:g} s)"
     )
     print(
         "software:   "
@@ -291,7 +294,8 @@ async def run(args: argparse.Namespace) -> bool:
     sys.stdout.flush()
     name = f"kith_busy_{uuid.uuid4().hex[:10]}"
     url = await common.create_database(name)
-    receivers_proc = web = worker = conn = None
+    receivers_proc = web = conn = None
+    workers: list[Worker] = []
     steps: list[Step] = []
     try:
         receivers_proc = common.spawn("bench.busy", "--role", "receivers", "--addresses", str(addresses))
@@ -310,10 +314,15 @@ async def run(args: argparse.Namespace) -> bool:
         conn = await asyncpg.connect(url)
         await insert_members(conn, group_id, await insert_actors(conn, actors))
         await survey(url, domain)
-        web, worker = web_process(url, port), Worker(common.kith_env(url, domain))
-        await asyncio.gather(asyncio.to_thread(web.start), asyncio.to_thread(worker.start))
-        assert web.proc is not None and worker.proc is not None
-        pids = {"web": web.proc.pid, "worker": worker.proc.pid}
+        web = web_process(url, port)
+        workers = [Worker(common.kith_env(url, domain)) for _ in range(args.workers)]
+        await asyncio.gather(asyncio.to_thread(web.start), *(asyncio.to_thread(w.start) for w in workers))
+        assert web.proc is not None and all(w.proc is not None for w in workers)
+        pids = {
+            "web": [web.proc.pid],
+            "worker": [w.proc.pid for w in workers if w.proc is not None],
+            "receivers": [receivers_proc.pid],
+        }
         first = 0
         print()
         for rate in rates:
@@ -340,7 +349,7 @@ async def run(args: argparse.Namespace) -> bool:
             common.stop(receivers_proc)
         if conn is not None:
             await conn.close()
-        for process in (web, worker):
+        for process in (web, *workers):
             if process is not None:
                 process.stop()
         await common.drop_database(name)
@@ -380,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=60.0, help="how long each rate runs (default 60)")
     parser.add_argument("--servers", type=int, default=100, help="member servers (default 100)")
+    parser.add_argument("--workers", type=int, default=1, help="`kith worker` processes (default 1)")
     parser.add_argument("--quick", action="store_true", help="10 s at 5/s: checks the benchmark runs")
     parser.add_argument("--role", choices=["main", "receivers"], default="main", help=argparse.SUPPRESS)
     parser.add_argument("--addresses", type=int, default=1, help=argparse.SUPPRESS)
