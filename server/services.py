@@ -89,18 +89,9 @@ class Services:
         auth = HttpSignatureAuth(links.instance_actor + "#main-key", instance.private_key_pem)
         fetcher = Fetcher(http, guard, transport=transport, auth=auth)
         doorbell = Doorbell(db)
+        actors = RemoteActors(db, fetcher)
         return cls(
-            settings,
-            db,
-            http,
-            guard,
-            fetcher,
-            instance,
-            links,
-            RemoteActors(db, fetcher),
-            blocklist,
-            doorbell,
-            doorbell,
+            settings, db, http, guard, fetcher, instance, links, actors, blocklist, doorbell=doorbell, wake=doorbell
         )
 
     async def close(self) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import time
 
 import pytest
+import sqlalchemy as sa
 
 from server.doorbell import EVERY, Doorbell, parse_payload, payload
 from server.inbox.store import store_activity
@@ -90,8 +91,6 @@ async def test_a_web_process_wakes_a_worker_in_another_process_at_once(services,
 
 
 async def _state(services: Services, uri: str) -> str | None:
-    import sqlalchemy as sa
-
     async with services.db.read() as conn:
         return (
             await conn.execute(sa.select(inbox_items.c.state).where(inbox_items.c.activity_uri == uri))
