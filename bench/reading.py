@@ -8,7 +8,9 @@ Kith runs as its own process (``python -m server serve --no-worker``); this proc
 asks for each page one request at a time and reports p50/p99. Pages with a target:
 the group page (HTML), the outbox's first page and a deep outbox page (``max_id`` near
 the oldest post). Reported beside them: a deep group page (``before`` cursor near the
-oldest thread) and the outbox collection itself (which counts the items).
+oldest thread) and the outbox collection itself (its ``totalItems``: the total the worker
+keeps, settled once after loading as the worker would, plus the rows after it; the bare
+cost beside it is still the count of every row).
 
 Bare cost: the queries each page cannot do without (for the group page: its threads,
 their replies, the pinned threads), run directly with asyncpg (on SQLite: the same
@@ -194,6 +196,23 @@ async def load(url: str, group_id: int, domain: str, posts: int) -> float:
     return time.perf_counter() - started
 
 
+async def settle(url: str) -> tuple[int, float]:
+    """The worker's first round of ``outbox_totals.settle_all`` on the loaded rows: (rows, seconds).
+
+    The rows are dated from ``START`` (in the past), so all of them are settled: the outbox
+    collection then reads the kept total and counts only the rows after it."""
+    from server.db import Database
+    from server.federation.outbox_totals import settle_all
+
+    db = Database(url)
+    try:
+        started = time.perf_counter()
+        settled = await settle_all(db)
+        return settled, time.perf_counter() - started
+    finally:
+        await db.dispose()
+
+
 BUDGET = 30.0  # seconds per page (and per bare query), warm-up included; slow pages still get MIN_SAMPLES
 MIN_SAMPLES = 10
 
@@ -292,6 +311,8 @@ async def run(args: argparse.Namespace) -> bool:
         domain = f"{LOOPBACK}:{port}"
         group_id = await make_group(url)
         print(f"loaded:     in {await load(url, group_id, domain, args.posts):.0f} s")
+        settled, seconds = await settle(url)
+        print(f"settled:    the outbox total kept, as the worker does each minute: {settled:,} rows in {seconds:.2f} s")
         sys.stdout.flush()
 
         from server.groups.threads import Cursor

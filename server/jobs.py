@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from server.federation import outbox_totals
 from server.federation.delivery import Delivery
 from server.federation.sender import DeliverySender
 from server.groups import polls
@@ -121,6 +122,8 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
     worker.periodic.append(Routine(services).run_forever)
     # Which software each member server runs, so fan-outs send it only the form it displays.
     worker.periodic.append(SoftwareSurvey(services.db, services.fetcher, is_blocked=services.is_blocked).run_forever)
+    # Each outbox's total kept, so that its totalItems is not a count of every row.
+    worker.periodic.append(lambda stop: outbox_totals.settle_forever(services.db, stop))
     # The group's polls: Update(Question) with new counts at most once a minute, and at their end.
     worker.periodic.append(lambda stop: polls.sweep_forever(services, stop))
     # Work queued here wakes this worker's loops and rings the others; their rings wake these loops.

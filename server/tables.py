@@ -228,6 +228,18 @@ outbound_activities = sa.Table(
     sa.Index("ix_outbound_activities_post", "post_id"),
 )
 
+# Each actor's outbox total, kept so that the outbox's totalItems is not a count of every row
+# (280-530 ms at a million posts): the rows up to ``upto`` are in ``n``, the newer ones are
+# counted live. Settled by the worker, adjusted by a tombstone or a hide (federation/outbound.py).
+outbox_counts = sa.Table(
+    "outbox_counts",
+    metadata,
+    sa.Column("actor_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("upto", sa.Integer, nullable=False),  # every outbound_activities row with id <= upto is counted in n
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("settled_at", TS, nullable=False),
+)
+
 # Posts and comments of a group's threads (remote objects, sanitised, raw kept for audit).
 posts = sa.Table(
     "posts",
