@@ -95,11 +95,11 @@ WHERE posts.group_id = $1 AND posts.pinned_at IS NOT NULL AND posts.state = 'vis
 """
 BARE_OUTBOX = """
 SELECT id, body FROM outbound_activities
-WHERE actor_id = $1 AND type = 'Announce' AND public AND deleted_at IS NULL AND id < $2
+WHERE actor_id = $1 AND type = 'Announce' AND public = true AND deleted_at IS NULL AND id < $2
 ORDER BY id DESC LIMIT 21
 """
 BARE_COUNT = """
-SELECT count(*) FROM outbound_activities WHERE actor_id = $1 AND type = 'Announce' AND public AND deleted_at IS NULL
+SELECT count(*) FROM outbound_activities WHERE actor_id = $1 AND type = 'Announce' AND public = true AND deleted_at IS NULL
 """
 
 
