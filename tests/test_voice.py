@@ -132,6 +132,14 @@ async def test_a_moderator_posts_and_each_member_server_gets_one_signed_public_c
         "Week 3",
         GROUP,
     )
+    # The group is named as its author, by its title and handle, never by its URI.
+    handle, title = f"@{NAME}@kith.test", world.group.title
+    assert (thread["author"]["handle"], thread["author"]["name"]) == (handle, title)
+    author = f'<a class="author" href="{GROUP}" rel="nofollow noopener">{title}</a>'
+    byline = f'{author}\n    <span class="handle">{handle}</span>'
+    assert byline in page and f">{GROUP}<" not in page
+    thread_page = (await client.get(post.url, headers={"Accept": "text/html"})).text
+    assert byline in thread_page and f">{GROUP}<" not in thread_page
 
     [entry] = await _rows(services, mod_log, mod_log.c.action == "post")
     assert (entry.moderator, entry.target, entry.reason) == (MODERATOR, post.uri, "Week 3")

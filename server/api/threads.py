@@ -20,14 +20,17 @@ from server.groups.posts import AuthoredPost
 from server.groups.threads import ReplyNode, handle_of, poll_results, thread_page
 
 
-def post_fields(post: AuthoredPost) -> dict[str, Any]:
-    """What a post shows in the listing: a deleted or removed one keeps its place, not its content."""
+def post_fields(post: AuthoredPost, group: Author) -> dict[str, Any]:
+    """What a post shows in the listing: a deleted or removed one keeps its place, not its content.
+
+    ``group`` names the author of the group's own posts (they have no remote actor row)."""
     shown = post.state == "visible"
+    author = group if post.author_uri == group.id else None
     return {
         "id": post.uri,
         "url": post.url or post.uri,
         "type": post.type,
-        "author": Author(id=post.author_uri, handle=handle_of(post), name=post.author_name),
+        "author": author or Author(id=post.author_uri, handle=handle_of(post), name=post.author_name),
         "title": post.name if shown else None,
         "content_warning": post.summary if shown else None,
         "content_html": post.content_html if shown else "",  # sanitised on arrival
@@ -45,9 +48,9 @@ def post_fields(post: AuthoredPost) -> dict[str, Any]:
     }
 
 
-def replies_of(nodes: list[ReplyNode]) -> list[Reply]:
+def replies_of(nodes: list[ReplyNode], group: Author) -> list[Reply]:
     """A reply tree as the API's models."""
-    return [Reply(**post_fields(n.post), replies=replies_of(n.children)) for n in nodes]
+    return [Reply(**post_fields(n.post, group), replies=replies_of(n.children, group)) for n in nodes]
 
 
 async def api_threads(request: Request) -> Response:
@@ -57,8 +60,11 @@ async def api_threads(request: Request) -> Response:
     async with services.db.read() as conn:
         group = await get_group(conn, request.path_params["name"])
         page = await thread_page(conn, group.id, before=query.cursor)
+    handle = f"@{group.name}@{services.settings.domain}"
+    speaker = Author(id=services.links.group(group.name), handle=handle, name=group.title or None)
     threads = [
-        Thread(**post_fields(t.post), replies_count=t.post.replies, replies=replies_of(t.replies)) for t in page.threads
+        Thread(**post_fields(t.post, speaker), replies_count=t.post.replies, replies=replies_of(t.replies, speaker))
+        for t in page.threads
     ]
     return answer(
         ThreadPage(

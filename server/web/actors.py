@@ -22,7 +22,7 @@ from server.web.console.common import SESSION_COOKIE, viewer
 from server.web.queries import REPLIES_PER_THREAD, load_group_page
 from server.web.templating import templates
 from server.web.threads import parse_before
-from server.web.views import root_view, thread_views
+from server.web.views import credit_group, root_view, thread_views
 
 GROUP_COLLECTIONS = ("followers", "following", "featured", "moderators")
 PERSON_COLLECTIONS = ("outbox", "followers", "following")
@@ -54,14 +54,13 @@ async def group_actor(request: Request) -> Response:
     group = data.group
     doc = group_document(group, data.media, services.links, host=services.settings.host)
     pinned = [root_view(p, group.name) for p in data.pinned]
+    threads = thread_views(
+        data.roots, data.replies, group=group.name, shown=REPLIES_PER_THREAD, hide=frozenset(p.id for p in data.pinned)
+    )
+    handle = f"@{group.name}@{services.settings.domain}"
+    credit_group([*pinned, *threads], uri=services.links.group(group.name), label=group.title or handle, handle=handle)
     context = {
-        "threads": thread_views(
-            data.roots,
-            data.replies,
-            group=group.name,
-            shown=REPLIES_PER_THREAD,
-            hide=frozenset(p.id for p in data.pinned),
-        ),
+        "threads": threads,
         "next_cursor": data.next.encode() if data.next else None,
         "pinned": pinned,
         "rules": [r.strip() for r in group.rules.splitlines() if r.strip()],
@@ -72,7 +71,7 @@ async def group_actor(request: Request) -> Response:
         "summary_html": Markup(text_to_html(group.summary or "")),  # text_to_html escapes
         "objectives_html": Markup(text_to_html(group.objectives or "")),
         "benefits_html": Markup(text_to_html(group.benefits or "")),
-        "handle": f"@{group.name}@{services.settings.domain}",
+        "handle": handle,
         "avatar": doc.get("icon"),
         "header": doc.get("image"),
         "members": data.members,

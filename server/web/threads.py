@@ -21,7 +21,7 @@ from server.services import Services
 from server.web.paging import id_param
 from server.web.queries import MAX_POST_ID, REPLIES_PER_THREAD_PAGE, load_thread_page
 from server.web.templating import templates
-from server.web.views import thread_page_view
+from server.web.views import credit_group, thread_page_view
 
 OUTBOX_PAGE = 20
 
@@ -120,12 +120,15 @@ async def thread_html(request: Request) -> Response:
     async with services.db.read() as conn:  # one checkout for every read of the page
         page = await load_thread_page(conn, name, post_id)
     thread = thread_page_view(page)
+    handle = f"@{page.group_name}@{services.settings.domain}"
+    group_uri = services.links.group(page.group_name)
+    credit_group([thread], uri=group_uri, label=page.group_title or handle, handle=handle)
     context = {
         "thread": thread,
         "page_title": thread.title or f"Post by {thread.author_label}",
         "group_title": page.group_title,
         "group_path": f"/groups/{page.group_name}",
-        "handle": f"@{page.group_name}@{services.settings.domain}",
+        "handle": handle,
         "origin": host_or_none(thread.link),
         "shown": REPLIES_PER_THREAD_PAGE,
     }

@@ -136,6 +136,20 @@ def _whom(view: PostView) -> str:
     return "a deleted post" if view.state == "deleted" else "a removed post"
 
 
+def credit_group(views: list[PostView], *, uri: str, label: str, handle: str) -> None:
+    """Name the group as the author of its own posts in ``views`` and their replies.
+
+    The group's posts (``groups/voice``) have no remote actor row to name their author, so
+    without this they show the group's URI where a name and handle belong.
+    """
+    stack = list(views)
+    while stack:
+        view = stack.pop()
+        if view.author_uri == uri:
+            view.author_label, view.handle = label, handle
+        stack.extend(view.children)
+
+
 def root_view(row: PageRow, group: str) -> PostView:
     """A thread root listed on the group page: its view, linking to the thread's page."""
     view = post_view(row)
