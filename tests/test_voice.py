@@ -140,6 +140,7 @@ async def test_a_moderator_posts_and_each_member_server_gets_one_signed_public_c
     assert byline in page and f">{GROUP}<" not in page
     thread_page = (await client.get(post.url, headers={"Accept": "text/html"})).text
     assert byline in thread_page and f">{GROUP}<" not in thread_page
+    assert "the original" not in thread_page  # this page is the original
 
     [entry] = await _rows(services, mod_log, mod_log.c.action == "post")
     assert (entry.moderator, entry.target, entry.reason) == (MODERATOR, post.uri, "Week 3")

@@ -130,6 +130,7 @@ async def thread_html(request: Request) -> Response:
         "group_path": f"/groups/{page.group_name}",
         "handle": handle,
         "origin": host_or_none(thread.link),
+        "own": thread.author_uri == group_uri,
         "shown": REPLIES_PER_THREAD_PAGE,
     }
     return templates.TemplateResponse(request, "thread.html", context)
