@@ -172,3 +172,51 @@ async def test_processes_starting_together_share_one_instance_actor(settings, db
     assert len({i.actor_id for i in found}) == 1 and len({i.secret_key for i in found}) == 1
     async with db.read() as conn:
         assert (await conn.execute(sa.select(sa.func.count()).select_from(local_actors))).scalar_one() == 1
+
+
+def _no_busy_wait(db: Database) -> None:
+    """Make SQLite answer "database is locked" at once instead of sleeping in its busy handler."""
+
+    @sa.event.listens_for(db.engine.sync_engine, "connect")
+    def impatient(dbapi_conn, _record):  # runs after Kith's own pragmas (registered later)
+        dbapi_conn.execute("PRAGMA busy_timeout=0")
+
+
+async def test_sqlite_writers_of_one_process_take_turns_without_the_busy_handler(tmp_path):
+    """Twenty writers at once, SQLite's busy handler off: each still commits, because they queue
+    in the process (without that turn, all but one failed with "database is locked")."""
+    db = Database(f"sqlite:///{tmp_path}/turns.db")
+    try:
+        await db.migrate()
+        _no_busy_wait(db)
+
+        async def write(i: int) -> None:
+            async with db.transaction() as conn:
+                await conn.execute(sa.insert(local_actors).values(**_actor(f"writer{i}")))
+                await asyncio.sleep(0.005)  # hold the write lock across an await, as real work does
+
+        await asyncio.gather(*(write(i) for i in range(20)))
+        async with db.read() as conn:
+            names = (await conn.execute(sa.select(local_actors.c.name))).scalars().all()
+        assert sorted(names) == sorted(f"writer{i}" for i in range(20))
+    finally:
+        await db.dispose()
+
+
+async def test_a_sqlite_writer_that_never_gets_its_turn_fails_like_sqlite(tmp_path, monkeypatch):
+    monkeypatch.setattr("server.db.SQLITE_WRITE_WAIT", 0.2)
+    db = Database(f"sqlite:///{tmp_path}/turns.db")
+    try:
+        await db.migrate()
+        async with db.transaction():
+            with pytest.raises(sa.exc.OperationalError, match="database is locked"):
+                async with db.transaction():
+                    pass
+        async with db.transaction() as conn:  # the turn came back: writing works again
+            await conn.execute(sa.insert(local_actors).values(**_actor("after")))
+    finally:
+        await db.dispose()
+
+
+def _actor(name: str) -> dict:
+    return {"name": name, "kind": "group", "private_key_pem": "x", "public_key_pem": "y", "created_at": utcnow()}
