@@ -123,7 +123,7 @@ def build_worker(services: Services, *, delivery_concurrency: int = 100) -> Work
     # Which software each member server runs, so fan-outs send it only the form it displays.
     worker.periodic.append(SoftwareSurvey(services.db, services.fetcher, is_blocked=services.is_blocked).run_forever)
     # Each outbox's total kept, so that its totalItems is not a count of every row.
-    worker.periodic.append(lambda stop: outbox_totals.settle_forever(services.db, stop))
+    worker.periodic.append(outbox_totals.OutboxTotals(services.db).run_forever)
     # The group's polls: Update(Question) with new counts at most once a minute, and at their end.
     worker.periodic.append(lambda stop: polls.sweep_forever(services, stop))
     # Work queued here wakes this worker's loops and rings the others; their rings wake these loops.

@@ -249,8 +249,11 @@ async def settle_target(conn: AsyncConnection, now: datetime | None = None) -> i
     return (await conn.execute(query)).scalar_one_or_none()
 
 
-async def unsettled(conn: AsyncConnection, target: int) -> list[int]:
-    """The actors with outbox rows up to ``target`` not yet in their kept total (a read: no lock)."""
+async def unsettled(conn: AsyncConnection, target: int, after: int = 0) -> list[int]:
+    """The actors with outbox rows in ``(after, target]`` not yet in their kept total (a read: no lock).
+
+    ``after``: an id up to which every actor is known settled (the caller's last round), so
+    that a round reads only the rows since, not the whole table."""
     kept = outbox_counts.alias("kept")
     oa = outbound_activities
     query = (
@@ -260,6 +263,7 @@ async def unsettled(conn: AsyncConnection, target: int) -> list[int]:
             oa.c.type.in_(OUTBOX_TYPES),
             oa.c.public.is_(True),
             oa.c.id > sa.func.coalesce(kept.c.upto, 0),
+            oa.c.id > after,
             oa.c.id <= target,
         )
         .group_by(oa.c.actor_id)
