@@ -99,7 +99,8 @@ WHERE actor_id = $1 AND type = 'Announce' AND public = true AND deleted_at IS NU
 ORDER BY id DESC LIMIT 21
 """
 BARE_COUNT = """
-SELECT count(*) FROM outbound_activities WHERE actor_id = $1 AND type = 'Announce' AND public = true AND deleted_at IS NULL
+SELECT count(*) FROM outbound_activities
+WHERE actor_id = $1 AND type IN ('Announce', 'Create') AND public = true AND deleted_at IS NULL AND hidden = false
 """
 
 

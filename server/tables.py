@@ -211,6 +211,11 @@ membership_events = sa.Table(
 
 # Activities we authored (Accept, Reject, Announce ...): dereferenceable by id and
 # stored once however many inboxes they go to.
+# An outbound activity gone from its outbox: tombstoned or hidden. Written once, as text, for
+# the partial index below and the query that counts through it (``federation/outbound.py``):
+# SQLite uses a partial index only for a query that says its predicate as the index does.
+OUTBOX_GONE = sa.text("(deleted_at IS NOT NULL OR hidden IS true)")
+
 outbound_activities = sa.Table(
     "outbound_activities",
     metadata,
@@ -226,16 +231,18 @@ outbound_activities = sa.Table(
     sa.Column("created_at", TS, nullable=False),
     sa.Index("ix_outbound_activities_outbox", "actor_id", "type", "public", "id"),
     sa.Index("ix_outbound_activities_post", "post_id"),
+    # Only the rows gone from their outbox (usually few): the kept outbox total subtracts them.
+    sa.Index("ix_outbound_activities_gone", "actor_id", "id", postgresql_where=OUTBOX_GONE, sqlite_where=OUTBOX_GONE),
 )
 
 # Each actor's outbox total, kept so that the outbox's totalItems is not a count of every row
-# (280-530 ms at a million posts): the rows up to ``upto`` are in ``n``, the newer ones are
-# counted live. Settled by the worker, adjusted by a tombstone or a hide (federation/outbound.py).
+# (243-589 ms at a million): ``n`` of its public Announces and Creates have an id up to ``upto``
+# (whatever became of them since); moved on by the worker (federation/outbound.py).
 outbox_counts = sa.Table(
     "outbox_counts",
     metadata,
     sa.Column("actor_id", sa.Integer, sa.ForeignKey("local_actors.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("upto", sa.Integer, nullable=False),  # every outbound_activities row with id <= upto is counted in n
+    sa.Column("upto", sa.Integer, nullable=False),  # every outbound_activities row with id <= upto is in n
     sa.Column("n", sa.Integer, nullable=False),
     sa.Column("settled_at", TS, nullable=False),
 )

@@ -1,8 +1,8 @@
 """The worker's round that keeps each outbox's total: ``outbound.settle`` for every actor with new rows.
 
 Once a minute (with jitter, so workers started together do not settle in step), each its
-own short transaction per actor. Several workers may settle at once: the counts row's lock
-orders them, and the second finds nothing left to add. A worker's first round reads the
+own short transaction per actor. Several workers may settle at once: each moves a count on
+only from the ``upto`` it read, so the second finds nothing left to add. A worker's first round reads the
 whole table once (0.5-0.8 s at a million rows); later ones only the rows since its last.
 """
 
@@ -40,8 +40,7 @@ class OutboxTotals:
             actors = await outbound.unsettled(conn, target, after=self.through)
         added = 0
         for actor_id in actors:
-            async with self.db.transaction() as conn:
-                added += await outbound.settle(conn, actor_id, target)
+            added += await outbound.settle(self.db, actor_id, target)
         self.through = target  # only once every actor got there: a failed round is read again whole
         return added
 

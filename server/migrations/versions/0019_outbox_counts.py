@@ -1,4 +1,4 @@
-"""each actor's outbox total, kept: the outbox's totalItems without counting every row
+"""each actor's outbox count, kept, and an index of the outbox rows gone: totalItems without counting every row
 
 Revision ID: 0019
 Revises: 0018
@@ -16,8 +16,18 @@ branch_labels = None
 depends_on = None
 
 
+GONE = sa.text("(deleted_at IS NOT NULL OR hidden IS true)")  # as server/tables.py's OUTBOX_GONE
+
+
 def upgrade() -> None:
-    # Empty at first: until the worker settles an actor's total, its outbox is counted live.
+    op.create_index(
+        "ix_outbound_activities_gone",
+        "outbound_activities",
+        ["actor_id", "id"],
+        postgresql_where=GONE,
+        sqlite_where=GONE,
+    )
+    # Empty at first: until the worker settles an actor's count, its outbox is counted live.
     op.create_table(
         "outbox_counts",
         sa.Column("actor_id", sa.Integer(), nullable=False),
@@ -36,3 +46,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("outbox_counts")
+    op.drop_index("ix_outbound_activities_gone", table_name="outbound_activities")
