@@ -23,7 +23,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_outbound_activities_gone",
         "outbound_activities",
-        ["actor_id", "id"],
+        ["actor_id", "type", "public", "id"],
         postgresql_where=GONE,
         sqlite_where=GONE,
     )
