@@ -1,5 +1,5 @@
 """Activities we authored (Accept, Reject, Announce, Delete ...): the one owner of ``outbound_activities``
-and of ``outbox_counts``, each actor's outbox total.
+and of ``outbox_counts``, part of each actor's outbox total, kept.
 
 Each is stored once, however many inboxes it goes to, so that it dereferences at its
 id and every delivery signs the same bytes. What an activity carried being deleted
@@ -37,7 +37,8 @@ from server.types import utcnow
 
 # How long after its ``created_at`` an inserted row may still be uncommitted. ``settle`` moves
 # ``upto`` only past rows older than this: a row with a lower id that committed later would be
-# neither in ``n`` nor live. Intake's transactions last milliseconds; this is a wide margin.
+# neither in ``n`` nor live. Every transaction that writes outbox rows lasts milliseconds (and
+# the hosts' clocks must agree within this): a wide margin.
 SETTLE_AFTER = timedelta(minutes=10)
 OUTBOX_TYPES = ("Announce", "Create")  # its redistributions, and what it posted itself
 
