@@ -272,3 +272,25 @@ async def test_a_removed_group_post_is_deleted_by_the_group_and_answers_410(worl
         assert got.signer == GROUP and delete["type"] == "Delete" and delete["actor"] == GROUP
         assert delete["object"]["id"] == post.uri and delete["object"]["type"] == "Tombstone"
     assert (await client.get(post.uri, headers=AS_JSON)).status_code == 410
+
+
+def test_credit_group_names_the_group_in_its_posts_replies_and_in_reply_to_labels():
+    from markupsafe import Markup
+
+    from server.web.views import PostView, credit_group
+
+    def view(pid: int, author: str, **extra) -> PostView:
+        return PostView(
+            id=pid, state="visible", removed_reason=None, author_uri=author, author_label=author, handle=author,
+            link=author, published_iso="", published_text="", title=None, summary=None, content=Markup(""), poll=[],
+            likes=0, dislikes=0, pinned=False, locked=False, reply_count=0, **extra,
+        )  # fmt: skip
+
+    alice = "https://mastodon.example/users/alice"
+    reply = view(3, alice, reply_to=(GROUP, 2))
+    nested = view(2, GROUP, children=[reply])
+    root = view(1, alice, children=[nested])
+    credit_group([root], uri=GROUP, label="Book Club", handle=f"@{NAME}@kith.test")
+    assert (nested.author_label, nested.handle) == ("Book Club", f"@{NAME}@kith.test")
+    assert reply.reply_to == ("Book Club", 2)
+    assert (root.author_label, reply.author_label) == (alice, alice)  # others keep their names

@@ -147,6 +147,8 @@ def credit_group(views: list[PostView], *, uri: str, label: str, handle: str) ->
         view = stack.pop()
         if view.author_uri == uri:
             view.author_label, view.handle = label, handle
+        if view.reply_to is not None and view.reply_to[0] == uri:  # "in reply to" a group post, named before
+            view.reply_to = (label, view.reply_to[1])
         stack.extend(view.children)
 
 
