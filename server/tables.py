@@ -209,13 +209,13 @@ membership_events = sa.Table(
     sa.Index("ix_membership_events_group", "group_id", "created_at"),
 )
 
-# Activities we authored (Accept, Reject, Announce ...): dereferenceable by id and
-# stored once however many inboxes they go to.
 # An outbound activity gone from its outbox: tombstoned or hidden. Written once, as text, for
 # the partial index below and the query that counts through it (``federation/outbound.py``):
 # SQLite uses a partial index only for a query that says its predicate as the index does.
 OUTBOX_GONE = sa.text("(deleted_at IS NOT NULL OR hidden IS true)")
 
+# Activities we authored (Accept, Reject, Announce ...): dereferenceable by id and
+# stored once however many inboxes they go to.
 outbound_activities = sa.Table(
     "outbound_activities",
     metadata,
